@@ -1,0 +1,160 @@
+//! Application assembly: shared state, the router with its layers, and start-up.
+//!
+//! Start-up order (each step refuses to continue on failure): connect (creating the database
+//! if configured) → migrate → self-check (RLS would hold) → apply `tenants/` if configured →
+//! bind → serve.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use metrics_exporter_prometheus::PrometheusHandle;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tower_http::catch_panic::CatchPanicLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::db::Db;
+use crate::http::middleware::{self, Limits};
+use crate::http::server::{self, ServerOptions};
+use crate::tenants::resolve::TenantDirectory;
+
+/// State shared by every handler.
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub db: Db,
+    pub clock: Clock,
+    pub tenants: TenantDirectory,
+    pub limits: Limits,
+    pub metrics: Option<PrometheusHandle>,
+}
+
+/// The OpenAPI document's frame; paths are added by each feature's router.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Serein API",
+        description = "Multi-tenant employee mental-health platform. Every /api/v1 route is \
+                       served on a tenant host `{slug}.{BASE_DOMAIN}` (or the platform host); \
+                       errors are RFC 9457 problem+json with a stable `code`."
+    ),
+    tags(
+        (name = "health", description = "Probes and metrics"),
+        (name = "tenant", description = "The tenant of the request's host"),
+    )
+)]
+pub struct ApiDoc;
+
+/// Every feature's routes, with their OpenAPI paths.
+pub fn api_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(crate::health::router())
+        .merge(crate::tenants::router())
+}
+
+/// A built application: state plus router, ready to serve.
+pub struct App {
+    pub state: AppState,
+    pub router: Router,
+    pub openapi: utoipa::openapi::OpenApi,
+}
+
+impl App {
+    /// Connect, migrate, check, and assemble.
+    pub async fn build(config: Config, clock: Clock) -> anyhow::Result<Self> {
+        let db = Db::connect(&config).await?;
+        db.migrate().await?;
+        crate::db::selfcheck::run(&db).await?;
+        if let Some(dir) = &config.tenants_dir {
+            if dir.is_dir() {
+                let specs = crate::tenants::file::load_dir(dir)?;
+                let mut conn = db.admin_conn().await?;
+                let report = crate::tenants::repo::apply(&mut conn, &specs).await?;
+                tracing::info!(
+                    dir = %dir.display(),
+                    created = report.created.len(),
+                    updated = report.updated.len(),
+                    suspended = report.suspended.len(),
+                    unchanged = report.unchanged.len(),
+                    "tenant files applied"
+                );
+            } else {
+                tracing::info!(dir = %dir.display(), "no tenants directory; skipping apply");
+            }
+        }
+        Ok(Self::assemble(config, db, clock, None))
+    }
+
+    /// Assemble state and router on an already prepared database. `extra` routes (used by the
+    /// test suite to exercise the pipeline) get the same layers as the product's routes.
+    pub fn assemble(
+        config: Config,
+        db: Db,
+        clock: Clock,
+        extra: Option<OpenApiRouter<AppState>>,
+    ) -> Self {
+        let limits = Limits {
+            in_flight: Arc::new(Semaphore::new(config.max_in_flight)),
+            max_body_bytes: config.max_body_bytes,
+            request_timeout: config.request_timeout,
+        };
+        let state = AppState {
+            tenants: TenantDirectory::new(db.clone(), clock.clone(), config.tenant_cache_ttl),
+            config: Arc::new(config),
+            db,
+            clock,
+            limits,
+            metrics: crate::telemetry::prometheus(),
+        };
+        let mut routes = api_routes();
+        if let Some(extra) = extra {
+            routes = routes.merge(extra);
+        }
+        let (router, openapi) = routes.split_for_parts();
+        let router = router
+            .merge(SwaggerUi::new("/docs").url("/api/v1/openapi.json", openapi.clone()))
+            .fallback(middleware::not_found)
+            .method_not_allowed_fallback(middleware::method_not_allowed)
+            .layer(CatchPanicLayer::custom(middleware::panic_response))
+            .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
+            .layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                crate::tenants::resolve::resolve_tenant,
+            ))
+            .layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                middleware::observe,
+            ))
+            .with_state(state.clone());
+        Self {
+            state,
+            router,
+            openapi,
+        }
+    }
+
+    /// Bind and serve until `shutdown` resolves; then close the pool.
+    pub async fn run(
+        self,
+        listener: TcpListener,
+        shutdown: impl std::future::Future<Output = ()> + Send,
+    ) -> anyhow::Result<()> {
+        let cfg = self.state.config.clone();
+        let opts = ServerOptions {
+            header_read_timeout: cfg.header_read_timeout,
+            max_connections: cfg.max_in_flight.saturating_mul(4).max(256),
+            shutdown_grace: cfg.shutdown_grace,
+        };
+        let addr: Option<SocketAddr> = listener.local_addr().ok();
+        tracing::info!(?addr, base_domain = %cfg.base_domain, "serving");
+        server::serve(listener, self.router, opts, shutdown).await;
+        self.state.db.close().await;
+        Ok(())
+    }
+}

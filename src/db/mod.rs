@@ -1,0 +1,152 @@
+//! Database access: the pool, migrations, the start-up self-check and the two doors to data.
+//!
+//! Invariants:
+//! - Feature code reaches tenant data only through [`TenantTx`] (RLS-scoped, transaction-local
+//!   context); pre-authentication look-ups use [`SystemTx`] (the same unprivileged role, no
+//!   tenant). Both live in [`tenancy`].
+//! - The pool itself is private to this module. The only raw uses are migrations, the self-check,
+//!   the readiness probe and operator commands of the CLI ([`Db::admin_conn`]), all of which run
+//!   as the login role and none of which serves a request's data.
+
+pub mod ids;
+pub mod selfcheck;
+pub mod tenancy;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use sqlx::migrate::MigrateDatabase;
+use sqlx::pool::PoolConnection;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{PgPool, Postgres};
+
+use crate::config::Config;
+
+pub use ids::{MembershipId, TenantId, UserId};
+pub use tenancy::{SystemTx, TenantTx};
+
+/// The embedded migrations (`migrations/`).
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// Shared database handle: the pool plus what every transaction needs to scope itself.
+#[derive(Clone)]
+pub struct Db {
+    pool: PgPool,
+    app_role: Arc<str>,
+    waiting: Arc<AtomicI64>,
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Db")
+            .field("app_role", &self.app_role)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Pool statistics for `/metrics`.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolStats {
+    pub size: u32,
+    pub idle: usize,
+    pub waiting: i64,
+    pub max: u32,
+}
+
+impl Db {
+    /// Connect (creating the database first when configured and missing).
+    pub async fn connect(cfg: &Config) -> anyhow::Result<Self> {
+        let url = cfg.database_url();
+        if cfg.create_database && !Postgres::database_exists(url).await? {
+            tracing::info!("database does not exist; creating it");
+            if let Err(e) = Postgres::create_database(url).await {
+                // Another process may have created it meanwhile.
+                if !Postgres::database_exists(url).await? {
+                    return Err(e.into());
+                }
+            }
+        }
+        let options: PgConnectOptions = url.parse()?;
+        let options = options.application_name("serein");
+        let pool = PgPoolOptions::new()
+            .max_connections(cfg.db_max_connections)
+            .min_connections(cfg.db_min_connections)
+            .acquire_timeout(cfg.db_acquire_timeout)
+            // No ping before every acquire: a dead connection surfaces as an I/O error on the
+            // first statement of a transaction, which `tenancy::begin` retries on another
+            // connection (nothing has been done yet, so the retry is safe). Saves a round trip
+            // per request.
+            .test_before_acquire(false)
+            .idle_timeout(Some(std::time::Duration::from_secs(600)))
+            .max_lifetime(Some(std::time::Duration::from_secs(1800)))
+            .connect_with(options)
+            .await?;
+        Ok(Self {
+            pool,
+            app_role: Arc::from(cfg.app_role.as_str()),
+            waiting: Arc::new(AtomicI64::new(0)),
+        })
+    }
+
+    /// Apply pending migrations (as the login role, which owns the schema).
+    pub async fn migrate(&self) -> anyhow::Result<()> {
+        MIGRATOR.run(&self.pool).await?;
+        Ok(())
+    }
+
+    /// The role request transactions drop to.
+    pub fn app_role(&self) -> &str {
+        &self.app_role
+    }
+
+    /// A connection as the login role, for operator commands (CLI) only. Never used to serve
+    /// a request: it bypasses the request role and therefore row-level security.
+    pub async fn admin_conn(&self) -> Result<PoolConnection<Postgres>, sqlx::Error> {
+        self.pool.acquire().await
+    }
+
+    /// Readiness: the database answers and every embedded migration has been applied.
+    pub async fn readiness(&self) -> Result<(), String> {
+        let applied: Vec<i64> = sqlx::query_scalar!(
+            r#"SELECT version AS "version!" FROM _sqlx_migrations WHERE success ORDER BY version"#
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| match e {
+            sqlx::Error::PoolTimedOut => "database pool exhausted".to_owned(),
+            _ => "database unreachable".to_owned(),
+        })?;
+        let missing = MIGRATOR
+            .iter()
+            .filter(|m| !m.migration_type.is_down_migration())
+            .filter(|m| !applied.contains(&m.version))
+            .count();
+        if missing > 0 {
+            return Err(format!("{missing} migration(s) pending"));
+        }
+        Ok(())
+    }
+
+    /// Size, idle and waiting counts of the pool.
+    pub fn stats(&self) -> PoolStats {
+        PoolStats {
+            size: self.pool.size(),
+            idle: self.pool.num_idle(),
+            waiting: self.waiting.load(Ordering::Relaxed),
+            max: self.pool.options().get_max_connections(),
+        }
+    }
+
+    /// Close every connection (graceful shutdown).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    pub(crate) fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    pub(crate) fn waiting_counter(&self) -> &AtomicI64 {
+        &self.waiting
+    }
+}

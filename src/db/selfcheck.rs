@@ -1,0 +1,113 @@
+//! The start-up self-check: the server refuses to run on a database where row-level security
+//! would not hold.
+//!
+//! Checked, as the login role, against the catalogue:
+//! - the request role exists, is not superuser, has no BYPASSRLS, and is not a member of any
+//!   role that is (membership would let it `SET ROLE` its way out);
+//! - the request role owns nothing in this database (owners bypass non-forced RLS and can
+//!   disable it);
+//! - the login role can become the request role;
+//! - every table with a `tenant_id` column has row-level security ENABLED and FORCED.
+
+use super::Db;
+
+/// Every violation found, as human-readable lines.
+#[derive(Debug, thiserror::Error)]
+#[error("database self-check failed; refusing to serve:\n  - {}", .0.join("\n  - "))]
+pub struct SelfCheckError(pub Vec<String>);
+
+/// Run every check; collect all violations rather than stopping at the first.
+pub async fn run(db: &Db) -> Result<(), anyhow::Error> {
+    let role = db.app_role();
+    let mut problems = Vec::new();
+    let mut conn = db.admin_conn().await?;
+
+    let attrs = sqlx::query!(
+        r#"SELECT rolsuper AS "rolsuper!", rolbypassrls AS "rolbypassrls!" FROM pg_catalog.pg_roles WHERE rolname = $1"#,
+        role
+    )
+    .fetch_optional(&mut *conn)
+    .await?;
+    match attrs {
+        None => problems.push(format!("request role {role:?} does not exist")),
+        Some(a) => {
+            if a.rolsuper {
+                problems.push(format!("request role {role:?} is a superuser"));
+            }
+            if a.rolbypassrls {
+                problems.push(format!("request role {role:?} has BYPASSRLS"));
+            }
+            let privileged: Vec<String> = sqlx::query_scalar!(
+                r#"SELECT r.rolname AS "rolname!" FROM pg_catalog.pg_roles r
+                   WHERE r.rolname <> $1 AND (r.rolsuper OR r.rolbypassrls)
+                     AND pg_catalog.pg_has_role($1, r.oid, 'MEMBER')"#,
+                role
+            )
+            .fetch_all(&mut *conn)
+            .await?;
+            for p in privileged {
+                problems.push(format!(
+                    "request role {role:?} is a member of privileged role {p:?}"
+                ));
+            }
+            let owned: Vec<String> = sqlx::query_scalar!(
+                r#"SELECT n.nspname || '.' || c.relname AS "name!"
+                   FROM pg_catalog.pg_class c
+                   JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+                   JOIN pg_catalog.pg_roles r ON r.oid = c.relowner
+                   WHERE r.rolname = $1
+                   UNION ALL
+                   SELECT 'schema ' || n.nspname FROM pg_catalog.pg_namespace n
+                   JOIN pg_catalog.pg_roles r ON r.oid = n.nspowner WHERE r.rolname = $1
+                   UNION ALL
+                   SELECT 'function ' || p.proname FROM pg_catalog.pg_proc p
+                   JOIN pg_catalog.pg_roles r ON r.oid = p.proowner WHERE r.rolname = $1
+                   ORDER BY 1"#,
+                role
+            )
+            .fetch_all(&mut *conn)
+            .await?;
+            for o in owned {
+                problems.push(format!("request role {role:?} owns {o}"));
+            }
+            let can_become: bool = sqlx::query_scalar!(
+                r#"SELECT (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user)
+                          OR pg_catalog.pg_has_role(current_user, $1, 'MEMBER') AS "ok!""#,
+                role
+            )
+            .fetch_one(&mut *conn)
+            .await?;
+            if !can_become {
+                problems.push(format!(
+                    "the login role cannot SET ROLE {role:?} (GRANT {role} TO <login role>)"
+                ));
+            }
+        }
+    }
+
+    let unprotected: Vec<String> = sqlx::query_scalar!(
+        r#"SELECT n.nspname || '.' || c.relname || CASE
+                    WHEN NOT c.relrowsecurity THEN ' has row-level security disabled'
+                    ELSE ' does not FORCE row-level security' END AS "msg!"
+           FROM pg_catalog.pg_class c
+           JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+           JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid
+           WHERE a.attname = 'tenant_id' AND NOT a.attisdropped
+             AND c.relkind IN ('r', 'p')
+             AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+             AND n.nspname NOT LIKE 'pg_toast%'
+             AND NOT (c.relrowsecurity AND c.relforcerowsecurity)
+           ORDER BY 1"#
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    for u in unprotected {
+        problems.push(format!("table {u}"));
+    }
+
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(SelfCheckError(problems).into())
+    }
+}

@@ -1,0 +1,203 @@
+//! The two doors to data: [`TenantTx`] (a request's RLS-scoped transaction) and [`SystemTx`]
+//! (pre-authentication look-ups through `app_private` definer functions).
+//!
+//! Invariants:
+//! - The context is set by ONE statement sent with the `BEGIN` in one round trip:
+//!   `BEGIN; SELECT set_config('role', …, true), set_config('app.tenant_id', …, true),
+//!   set_config('app.user_id', …, true), set_config('app.roles', …, true)`.
+//!   Every setting is transaction-local (`true`), so nothing survives COMMIT or ROLLBACK and a
+//!   pooled connection never carries one request's tenant into the next.
+//! - The values are placed as literals (the simple protocol cannot bind parameters, and a
+//!   separate round trip costs ~15 % of throughput). That is safe only because every value is
+//!   typed: the role is a validated identifier (config), ids are `Uuid`s whose `Display` emits
+//!   only hex digits and hyphens, and roles come from the closed [`Role`] enum.
+//! - Dropping a transaction without `commit()` rolls it back before the connection is reused;
+//!   any failure while beginning or committing closes the connection instead of reusing it.
+//! - A dead pooled connection (database restarted) fails the BEGIN with an I/O error before
+//!   anything ran, so `begin` retries on another connection: clients see 503 only while the
+//!   database is actually down, without paying a ping per request.
+
+use std::fmt::Write as _;
+use std::ops::{Deref, DerefMut};
+use std::sync::atomic::Ordering;
+
+use sqlx::pool::PoolConnection;
+use sqlx::postgres::PgTransactionManager;
+use sqlx::{AssertSqlSafe, PgConnection, Postgres, SqlSafeStr};
+use sqlx_core::transaction::TransactionManager;
+
+use super::{Db, TenantId, UserId};
+use crate::error::AppError;
+use crate::rbac::Role;
+
+/// The verified actor of a request, as the database sees it.
+#[derive(Debug, Clone)]
+pub struct DbActor {
+    pub user: UserId,
+    pub roles: Vec<Role>,
+}
+
+/// A transaction scoped to one tenant (and actor), running as the unprivileged app role.
+pub struct TenantTx {
+    inner: ScopedConn,
+    tenant: TenantId,
+}
+
+/// A transaction as the unprivileged app role with no tenant: tenant tables show no rows; only
+/// the `app_private` definer functions granted to the role answer.
+pub struct SystemTx {
+    inner: ScopedConn,
+}
+
+/// A pooled connection inside a transaction we opened ourselves.
+///
+/// sqlx's `Transaction` is not used because, when a custom BEGIN statement fails after `BEGIN`
+/// has run (a failed `set_config`), it hands the connection back to the pool inside an aborted
+/// transaction. Here every failure to begin or commit closes the connection; a drop without
+/// `commit()` queues a ROLLBACK, which the pool flushes before the connection is reused.
+struct ScopedConn {
+    conn: PoolConnection<Postgres>,
+    open: bool,
+}
+
+impl ScopedConn {
+    async fn commit(mut self) -> Result<(), AppError> {
+        match PgTransactionManager::commit(&mut self.conn).await {
+            Ok(()) => {
+                self.open = false;
+                Ok(())
+            }
+            Err(e) => {
+                self.open = false;
+                self.conn.close_on_drop();
+                Err(e.into())
+            }
+        }
+    }
+}
+
+impl Drop for ScopedConn {
+    fn drop(&mut self) {
+        if self.open {
+            PgTransactionManager::start_rollback(&mut self.conn);
+        }
+    }
+}
+
+/// Build the context statement. Only typed values reach the string (see module header).
+fn context_statement(
+    role: &str,
+    tenant: Option<TenantId>,
+    actor: Option<&DbActor>,
+) -> String {
+    let mut s = String::with_capacity(256);
+    s.push_str("BEGIN; SELECT set_config('role', '");
+    s.push_str(role);
+    s.push_str("', true)");
+    if let Some(t) = tenant {
+        let _ = write!(s, ", set_config('app.tenant_id', '{}', true)", t.as_uuid());
+        let (user, roles) = match actor {
+            Some(a) => (
+                a.user.as_uuid().to_string(),
+                a.roles.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(","),
+            ),
+            None => (String::new(), String::new()),
+        };
+        let _ = write!(
+            s,
+            ", set_config('app.user_id', '{user}', true), set_config('app.roles', '{roles}', true)"
+        );
+    }
+    s
+}
+
+/// Is this error a broken connection (so the statement certainly did not run)?
+fn is_connection_error(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Io(_) | sqlx::Error::Protocol(_))
+        || matches!(e, sqlx::Error::Database(db) if db.code().is_some_and(|c| c.starts_with("57P") || c.starts_with("08")))
+}
+
+async fn begin(db: &Db, statement: String) -> Result<ScopedConn, AppError> {
+    // A pooled connection may have died with the server (restart, failover). Nothing has run
+    // yet, so retrying on another connection is safe; bound the retries by the pool size.
+    let attempts = db.pool().options().get_max_connections().saturating_add(1);
+    let mut last = None;
+    for _ in 0..attempts {
+        db.waiting_counter().fetch_add(1, Ordering::Relaxed);
+        let acquired = db.pool().acquire().await;
+        db.waiting_counter().fetch_sub(1, Ordering::Relaxed);
+        let mut conn = acquired?;
+        match PgTransactionManager::begin(&mut conn, Some(AssertSqlSafe(statement.clone()).into_sql_str())).await {
+            Ok(()) => return Ok(ScopedConn { conn, open: true }),
+            Err(e) => {
+                // Whatever failed, this connection may sit in an aborted transaction: never
+                // hand it to anyone else.
+                conn.close_on_drop();
+                if is_connection_error(&e) {
+                    last = Some(e);
+                    continue;
+                }
+                return Err(e.into());
+            }
+        }
+    }
+    Err(last.map_or(
+        AppError::Unavailable {
+            code: "database_unavailable",
+            retry_after_secs: 2,
+        },
+        AppError::from,
+    ))
+}
+
+impl TenantTx {
+    /// Begin a transaction for `tenant`, as `actor` (or anonymous).
+    pub async fn begin(db: &Db, tenant: TenantId, actor: Option<&DbActor>) -> Result<Self, AppError> {
+        let inner = begin(db, context_statement(db.app_role(), Some(tenant), actor)).await?;
+        Ok(Self { inner, tenant })
+    }
+
+    /// The tenant this transaction is bound to.
+    pub fn tenant(&self) -> TenantId {
+        self.tenant
+    }
+
+    /// Commit. Dropping instead rolls back.
+    pub async fn commit(self) -> Result<(), AppError> {
+        self.inner.commit().await
+    }
+}
+
+impl SystemTx {
+    pub async fn begin(db: &Db) -> Result<Self, AppError> {
+        let inner = begin(db, context_statement(db.app_role(), None, None)).await?;
+        Ok(Self { inner })
+    }
+
+    pub async fn commit(self) -> Result<(), AppError> {
+        self.inner.commit().await
+    }
+}
+
+impl Deref for TenantTx {
+    type Target = PgConnection;
+    fn deref(&self) -> &PgConnection {
+        &self.inner.conn
+    }
+}
+impl DerefMut for TenantTx {
+    fn deref_mut(&mut self) -> &mut PgConnection {
+        &mut self.inner.conn
+    }
+}
+impl Deref for SystemTx {
+    type Target = PgConnection;
+    fn deref(&self) -> &PgConnection {
+        &self.inner.conn
+    }
+}
+impl DerefMut for SystemTx {
+    fn deref_mut(&mut self) -> &mut PgConnection {
+        &mut self.inner.conn
+    }
+}

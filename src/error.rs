@@ -1,0 +1,233 @@
+//! The one error type of the HTTP layer, rendered as RFC 9457 `application/problem+json`.
+//!
+//! Invariants: every failure a client can see carries a stable, greppable `code`; 5xx bodies
+//! never contain internal detail (no SQL, no stack traces): the cause is logged once, here, and
+//! the client gets the request id to quote instead.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+/// One invalid field of a request body or query.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct FieldError {
+    /// JSON pointer-ish path of the field (`name`, `branding.primary_color`).
+    pub field: String,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+/// Problem details (RFC 9457) as sent on the wire.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Problem {
+    /// `urn:serein:problem:{code}`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: &'static str,
+    pub status: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// Stable machine-readable code, e.g. `tenant_not_found`.
+    pub code: &'static str,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+}
+
+/// Everything a handler or middleware can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("not found")]
+    NotFound,
+    #[error("no tenant for this host")]
+    TenantNotFound,
+    #[error("tenant suspended")]
+    TenantSuspended,
+    #[error("this route needs a tenant host")]
+    TenantRequired,
+    #[error("invalid host: {0}")]
+    InvalidHost(&'static str),
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("bad request: {detail}")]
+    BadRequest { code: &'static str, detail: String },
+    #[error("validation failed")]
+    Validation(Vec<FieldError>),
+    #[error("unsupported media type")]
+    UnsupportedMediaType,
+    #[error("payload too large")]
+    PayloadTooLarge,
+    #[error("unauthorized")]
+    Unauthorized,
+    #[error("forbidden")]
+    Forbidden,
+    #[error("conflict: {detail}")]
+    Conflict { code: &'static str, detail: String },
+    #[error("service unavailable: {code}")]
+    Unavailable {
+        code: &'static str,
+        retry_after_secs: u32,
+    },
+    #[error("request timed out")]
+    Timeout,
+    #[error("database error: {0}")]
+    Database(#[source] sqlx::Error),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl AppError {
+    /// A 400 with a stable code.
+    pub fn bad_request(code: &'static str, detail: impl Into<String>) -> Self {
+        Self::BadRequest {
+            code,
+            detail: detail.into(),
+        }
+    }
+
+    /// A 422 for one field.
+    pub fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self::Validation(vec![FieldError {
+            field: field.into(),
+            reason: reason.into(),
+        }])
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::NotFound | Self::TenantNotFound | Self::TenantRequired => StatusCode::NOT_FOUND,
+            Self::TenantSuspended | Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::InvalidHost(_) | Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::Conflict { .. } => StatusCode::CONFLICT,
+            Self::Unavailable { .. } | Self::Timeout => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Database(_) | Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::NotFound => "not_found",
+            Self::TenantNotFound => "tenant_not_found",
+            Self::TenantSuspended => "tenant_suspended",
+            Self::TenantRequired => "tenant_required",
+            Self::InvalidHost(_) => "invalid_host",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::BadRequest { code, .. } | Self::Conflict { code, .. } => code,
+            Self::Validation(_) => "validation_failed",
+            Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::PayloadTooLarge => "payload_too_large",
+            Self::Unauthorized => "unauthorized",
+            Self::Forbidden => "forbidden",
+            Self::Unavailable { code, .. } => code,
+            Self::Timeout => "request_timeout",
+            Self::Database(_) | Self::Internal(_) => "internal_error",
+        }
+    }
+
+    fn detail(&self) -> Option<String> {
+        match self {
+            Self::TenantNotFound => Some("No tenant is served at this host.".into()),
+            Self::TenantSuspended => Some("This organisation's access is suspended.".into()),
+            Self::TenantRequired => Some("This route is served on a tenant host only.".into()),
+            Self::InvalidHost(why) => Some((*why).into()),
+            Self::BadRequest { detail, .. } | Self::Conflict { detail, .. } => {
+                Some(detail.clone())
+            }
+            Self::Validation(_) => Some("One or more fields are invalid.".into()),
+            Self::UnsupportedMediaType => Some("Expected Content-Type: application/json.".into()),
+            Self::PayloadTooLarge => Some("The request body exceeds the size limit.".into()),
+            Self::Unavailable { .. } => Some("Temporarily unavailable; retry shortly.".into()),
+            Self::Timeout => Some("The request took too long and was abandoned.".into()),
+            _ => None,
+        }
+    }
+
+    /// The problem body for this error.
+    pub fn problem(&self) -> Problem {
+        let status = self.status();
+        let code = self.code();
+        Problem {
+            kind: format!("urn:serein:problem:{code}"),
+            title: status.canonical_reason().unwrap_or("Error"),
+            status: status.as_u16(),
+            detail: self.detail(),
+            code,
+            errors: match self {
+                Self::Validation(errors) => errors.clone(),
+                _ => Vec::new(),
+            },
+        }
+    }
+}
+
+impl From<sqlx::Error> for AppError {
+    fn from(e: sqlx::Error) -> Self {
+        match e {
+            sqlx::Error::PoolTimedOut => Self::Unavailable {
+                code: "database_busy",
+                retry_after_secs: 1,
+            },
+            sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_) => {
+                Self::Unavailable {
+                    code: "database_unavailable",
+                    retry_after_secs: 2,
+                }
+            }
+            // The server is shutting down or restarting (admin_shutdown, crash_shutdown,
+            // cannot_connect_now): the request did not commit; tell the client to retry.
+            sqlx::Error::Database(ref db)
+                if db.code().is_some_and(|c| c.starts_with("57P") || c.starts_with("08")) =>
+            {
+                Self::Unavailable {
+                    code: "database_unavailable",
+                    retry_after_secs: 2,
+                }
+            }
+            other => Self::Database(other),
+        }
+    }
+}
+
+/// Render a problem with an explicit status (used by middleware that has no `AppError`).
+pub fn problem_response(err: &AppError) -> Response {
+    let problem = err.problem();
+    let status = err.status();
+    let body = serde_json::to_vec(&problem).unwrap_or_default();
+    let mut res = (status, body).into_response();
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/problem+json"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if let AppError::Unavailable {
+        retry_after_secs, ..
+    } = err
+    {
+        h.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+    }
+    if let AppError::Timeout = err {
+        h.insert(header::RETRY_AFTER, HeaderValue::from(1u32));
+    }
+    res
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        if self.status().is_server_error() {
+            match &self {
+                Self::Database(e) => tracing::error!(error = %e, "database error"),
+                Self::Internal(msg) => tracing::error!(error = %msg, "internal error"),
+                other => tracing::warn!(code = other.code(), "unavailable"),
+            }
+        }
+        problem_response(&self)
+    }
+}
+
+/// Result alias for handlers.
+pub type AppResult<T> = Result<T, AppError>;

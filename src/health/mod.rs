@@ -1,0 +1,70 @@
+//! Liveness, readiness and metrics. Served on any Host (probes use the pod address).
+//!
+//! `/health/live` answers as long as the process serves HTTP; `/health/ready` only when the
+//! database answers and every migration is applied; `/metrics` renders Prometheus text.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::app::AppState;
+use crate::error::{AppError, Problem};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(live))
+        .routes(routes!(ready))
+        .routes(routes!(metrics))
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Health {
+    status: &'static str,
+}
+
+/// The process is up.
+#[utoipa::path(get, path = "/health/live", tag = "health",
+    responses((status = 200, body = Health)))]
+pub async fn live() -> Json<Health> {
+    Json(Health { status: "ok" })
+}
+
+/// The database answers and the schema is current.
+#[utoipa::path(get, path = "/health/ready", tag = "health",
+    responses((status = 200, body = Health),
+              (status = 503, body = Problem, content_type = "application/problem+json")))]
+pub async fn ready(State(state): State<AppState>) -> Response {
+    match state.db.readiness().await {
+        Ok(()) => Json(Health { status: "ok" }).into_response(),
+        Err(reason) => {
+            tracing::warn!(%reason, "not ready");
+            AppError::Unavailable {
+                code: "not_ready",
+                retry_after_secs: 1,
+            }
+            .into_response()
+        }
+    }
+}
+
+/// Prometheus metrics: requests by route and status, latency histogram, pool gauges.
+#[utoipa::path(get, path = "/metrics", tag = "health",
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    let stats = state.db.stats();
+    metrics::gauge!("db_pool_connections").set(f64::from(stats.size));
+    metrics::gauge!("db_pool_idle").set(stats.idle as f64);
+    metrics::gauge!("db_pool_waiting").set(stats.waiting as f64);
+    metrics::gauge!("db_pool_max").set(f64::from(stats.max));
+    let body = state.metrics.as_ref().map(|h| h.render()).unwrap_or_default();
+    let mut res = (StatusCode::OK, body).into_response();
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4"),
+    );
+    res
+}

@@ -1,0 +1,144 @@
+//! The request pipeline around every route (outermost first):
+//! request id → tracing span → metrics → load shedding (in-flight cap → 503 + Retry-After) →
+//! early 413 on a declared oversized body → request timeout (503 `request_timeout`) →
+//! security headers. Tenant resolution follows (`tenants::resolve`).
+//!
+//! Invariants: the span carries request id, method, route template, tenant and status, and
+//! nothing from headers or bodies (no tokens, no content); metrics are labelled by route
+//! template, never by raw path (bounded cardinality).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderValue, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use tokio::sync::Semaphore;
+use tracing::Instrument;
+
+use crate::app::AppState;
+use crate::error::{AppError, problem_response};
+
+/// Header carrying the request id, in and out.
+pub const REQUEST_ID: &str = "x-request-id";
+
+/// Shared limits of the pipeline.
+#[derive(Clone)]
+pub struct Limits {
+    pub in_flight: Arc<Semaphore>,
+    pub max_body_bytes: usize,
+    pub request_timeout: std::time::Duration,
+}
+
+/// Accept a caller's request id only if it is short and boring; otherwise make one.
+fn request_id(req: &Request) -> String {
+    req.headers()
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|s| {
+            !s.is_empty()
+                && s.len() <= 64
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+        .map_or_else(|| uuid::Uuid::now_v7().to_string(), str::to_owned)
+}
+
+/// The outermost middleware; see the module header.
+pub async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let id = request_id(&req);
+    let route: Arc<str> = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| Arc::from("unmatched"), |m| Arc::from(m.as_str()));
+    let method = req.method().clone();
+    let span = tracing::info_span!(
+        "request",
+        request_id = %id,
+        method = %method,
+        route = %route,
+        tenant = tracing::field::Empty,
+        status = tracing::field::Empty,
+    );
+    let limits = state.limits.clone();
+    async move {
+        let mut res = guarded(&limits, &route, req, next).await;
+        let status = res.status();
+        let h = res.headers_mut();
+        if let Ok(v) = HeaderValue::from_str(&id) {
+            h.insert(REQUEST_ID, v);
+        }
+        h.insert(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        );
+        if !h.contains_key(header::CACHE_CONTROL) {
+            h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        }
+        let elapsed = start.elapsed().as_secs_f64();
+        let labels = [
+            ("method", method.as_str().to_owned()),
+            ("route", route.to_string()),
+            ("status", status.as_u16().to_string()),
+        ];
+        metrics::counter!("http_requests_total", &labels).increment(1);
+        metrics::histogram!("http_request_duration_seconds", &labels).record(elapsed);
+        tracing::Span::current().record("status", status.as_u16());
+        if status.is_server_error() {
+            tracing::warn!(latency_ms = elapsed * 1000.0, "request failed");
+        } else {
+            tracing::debug!(latency_ms = elapsed * 1000.0, "request served");
+        }
+        res
+    }
+    .instrument(span)
+    .await
+}
+
+async fn guarded(limits: &Limits, route: &str, req: Request, next: Next) -> Response {
+    // Liveness must answer even when the pod is saturated, or the orchestrator kills it.
+    let _permit = if route == "/health/live" {
+        None
+    } else {
+        match limits.in_flight.clone().try_acquire_owned() {
+            Ok(p) => Some(p),
+            Err(_) => {
+                metrics::counter!("http_requests_shed_total").increment(1);
+                return problem_response(&AppError::Unavailable {
+                    code: "overloaded",
+                    retry_after_secs: 1,
+                });
+            }
+        }
+    };
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limits.max_body_bytes as u64) {
+        return problem_response(&AppError::PayloadTooLarge);
+    }
+    match tokio::time::timeout(limits.request_timeout, next.run(req)).await {
+        Ok(res) => res,
+        Err(_) => problem_response(&AppError::Timeout),
+    }
+}
+
+/// Fallback for unknown routes.
+pub async fn not_found() -> Response {
+    AppError::NotFound.into_response()
+}
+
+/// Fallback for a known path with the wrong method.
+pub async fn method_not_allowed() -> Response {
+    AppError::MethodNotAllowed.into_response()
+}
+
+/// A panic in a handler becomes a 500 problem (the panic message is not sent).
+pub fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    tracing::error!("handler panicked");
+    problem_response(&AppError::Internal("panic".into()))
+}

@@ -1,0 +1,8 @@
+//! HTTP plumbing shared by every feature: extractors that speak our error format, the request
+//! middleware, and the server loop.
+
+pub mod extract;
+pub mod middleware;
+pub mod server;
+
+pub use extract::{AppJson, AppPath, AppQuery};

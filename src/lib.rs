@@ -1,0 +1,28 @@
+//! Serein: the backend of a multi-tenant employee mental-health platform.
+//!
+//! Every request resolves its tenant from the Host and runs inside a PostgreSQL transaction
+//! that has dropped to the unprivileged `serein_app` role with the tenant set, so row-level
+//! security isolates the data even where application code would forget a `WHERE`.
+
+/// Application state, router assembly and start-up.
+pub mod app;
+/// The command line (`serein serve|migrate|tenants …`).
+pub mod cli;
+/// Injected time.
+pub mod clock;
+/// Validated configuration from environment and file.
+pub mod config;
+/// Pool, migrations, self-check, and the RLS-scoped transactions.
+pub mod db;
+/// The problem+json error type.
+pub mod error;
+/// Liveness, readiness, metrics.
+pub mod health;
+/// Extractors, middleware, and the server loop.
+pub mod http;
+/// Roles shared by RBAC and row-level security.
+pub mod rbac;
+/// Logs and metrics set-up.
+pub mod telemetry;
+/// Tenant resolution, profile, and declarative tenant files.
+pub mod tenants;

@@ -1,0 +1,213 @@
+//! Tenant persistence: host resolution (definer function), the public profile (RLS-scoped),
+//! and the operator's declarative apply/list (login role, CLI only).
+
+use sqlx::PgConnection;
+
+use super::model::{Branding, TenantProfile, TenantSpec, TenantStatus};
+use crate::db::TenantId;
+
+/// What routing needs to know about a slug.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    pub id: TenantId,
+    pub status: TenantStatus,
+    pub web_origins: Vec<String>,
+}
+
+/// Look a slug up through `app_private.resolve_tenant` (runs in a `SystemTx`).
+pub async fn resolve(conn: &mut PgConnection, slug: &str) -> Result<Option<Resolved>, sqlx::Error> {
+    let row = sqlx::query!(
+        r#"SELECT id AS "id!: TenantId", status AS "status!", web_origins AS "web_origins!"
+           FROM app_private.resolve_tenant($1)"#,
+        slug
+    )
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.map(|r| Resolved {
+        id: r.id,
+        // An unknown status (newer schema) is treated as suspended: fail closed.
+        status: TenantStatus::parse(&r.status).unwrap_or(TenantStatus::Suspended),
+        web_origins: r.web_origins,
+    }))
+}
+
+/// The public profile of the current tenant (runs in a `TenantTx`; RLS shows only that row).
+pub async fn profile(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+) -> Result<Option<TenantProfile>, sqlx::Error> {
+    let row = sqlx::query!(
+        r#"SELECT slug, name, locale, time_zone, branding,
+                  cardinality(allowed_email_domains) > 0 AS "self_signup!"
+           FROM tenants WHERE id = $1"#,
+        tenant as TenantId
+    )
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.map(|r| TenantProfile {
+        slug: r.slug,
+        name: r.name,
+        locale: r.locale,
+        time_zone: r.time_zone,
+        branding: serde_json::from_value::<Branding>(r.branding).unwrap_or_default(),
+        self_signup: r.self_signup,
+    }))
+}
+
+/// Outcome of a declarative apply.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ApplyReport {
+    pub created: Vec<String>,
+    pub updated: Vec<String>,
+    pub suspended: Vec<String>,
+    pub unchanged: Vec<String>,
+}
+
+impl ApplyReport {
+    pub fn changed(&self) -> bool {
+        !(self.created.is_empty() && self.updated.is_empty() && self.suspended.is_empty())
+    }
+}
+
+/// Why an apply was refused (nothing was written).
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+/// Make the database match `specs` for file-managed tenants, in one transaction: create what is
+/// missing, update what differs, suspend file-managed tenants that no longer have a file.
+/// Idempotent: a second run reports everything unchanged and writes nothing.
+pub async fn apply(conn: &mut PgConnection, specs: &[TenantSpec]) -> Result<ApplyReport, ApplyError> {
+    let mut tx = sqlx::Connection::begin(conn).await?;
+    // One apply at a time (two replicas starting together, or an operator and a replica).
+    sqlx::query!("SELECT pg_advisory_xact_lock(hashtext('serein.tenants.apply')::bigint)")
+        .execute(&mut *tx)
+        .await?;
+
+    let mut problems = Vec::new();
+    for s in specs {
+        let known: bool = sqlx::query_scalar!(
+            r#"SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_timezone_names WHERE name = $1) AS "known!""#,
+            s.time_zone
+        )
+        .fetch_one(&mut *tx)
+        .await?;
+        if !known {
+            problems.push(format!(
+                "{}.toml: field `time_zone`: {:?} is not a time zone PostgreSQL knows",
+                s.slug, s.time_zone
+            ));
+        }
+        let managed_by: Option<String> =
+            sqlx::query_scalar!("SELECT managed_by FROM tenants WHERE slug = $1", s.slug)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if managed_by.as_deref() == Some("api") {
+            problems.push(format!(
+                "{}.toml: field `slug`: tenant {:?} is managed through the platform API, not by files",
+                s.slug, s.slug
+            ));
+        }
+    }
+    if !problems.is_empty() {
+        return Err(ApplyError::Invalid(problems.join("\n")));
+    }
+
+    let mut report = ApplyReport::default();
+    for s in specs {
+        let branding = serde_json::to_value(&s.branding)
+            .map_err(|e| ApplyError::Invalid(format!("{}.toml: branding: {e}", s.slug)))?;
+        let inserted = sqlx::query!(
+            r#"INSERT INTO tenants (id, slug, name, plan, status, locale, time_zone, allowance,
+                                    min_cohort, allowed_email_domains, web_origins, branding, managed_by)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'file')
+               ON CONFLICT (slug) DO NOTHING"#,
+            TenantId::new() as TenantId,
+            s.slug,
+            s.name,
+            s.plan.as_str(),
+            s.status.as_str(),
+            s.locale.as_str(),
+            s.time_zone,
+            s.allowance,
+            s.min_cohort,
+            &s.allowed_email_domains,
+            &s.web_origins,
+            branding,
+        )
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if inserted == 1 {
+            report.created.push(s.slug.clone());
+            continue;
+        }
+        let updated = sqlx::query!(
+            r#"UPDATE tenants SET name = $2, plan = $3, status = $4, locale = $5, time_zone = $6,
+                      allowance = $7, min_cohort = $8, allowed_email_domains = $9,
+                      web_origins = $10, branding = $11, updated_at = now()
+               WHERE slug = $1 AND managed_by = 'file'
+                 AND (name, plan, status, locale, time_zone, allowance, min_cohort,
+                      allowed_email_domains, web_origins, branding)
+                     IS DISTINCT FROM ($2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"#,
+            s.slug,
+            s.name,
+            s.plan.as_str(),
+            s.status.as_str(),
+            s.locale.as_str(),
+            s.time_zone,
+            s.allowance,
+            s.min_cohort,
+            &s.allowed_email_domains,
+            &s.web_origins,
+            branding,
+        )
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if updated == 1 {
+            report.updated.push(s.slug.clone());
+        } else {
+            report.unchanged.push(s.slug.clone());
+        }
+    }
+
+    let slugs: Vec<String> = specs.iter().map(|s| s.slug.clone()).collect();
+    let suspended: Vec<String> = sqlx::query_scalar!(
+        r#"UPDATE tenants SET status = 'suspended', updated_at = now()
+           WHERE managed_by = 'file' AND status <> 'suspended' AND NOT (slug = ANY($1))
+           RETURNING slug"#,
+        &slugs
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    report.suspended = suspended;
+    tx.commit().await?;
+    Ok(report)
+}
+
+/// One line of `serein tenants list`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TenantRow {
+    pub id: TenantId,
+    pub slug: String,
+    pub name: String,
+    pub plan: String,
+    pub status: String,
+    pub managed_by: String,
+}
+
+/// Every tenant (operator view; login role).
+pub async fn list(conn: &mut PgConnection) -> Result<Vec<TenantRow>, sqlx::Error> {
+    sqlx::query_as!(
+        TenantRow,
+        r#"SELECT id AS "id: TenantId", slug, name, plan, status, managed_by
+           FROM tenants ORDER BY slug"#
+    )
+    .fetch_all(conn)
+    .await
+}
