@@ -68,6 +68,15 @@ pub struct App {
 impl App {
     /// Connect, migrate, check, and assemble.
     pub async fn build(config: Config, clock: Clock) -> anyhow::Result<Self> {
+        Self::build_with(config, clock, None).await
+    }
+
+    /// [`App::build`] with extra routes (the test suite mounts probes of the pipeline here).
+    pub async fn build_with(
+        config: Config,
+        clock: Clock,
+        extra: Option<Router<AppState>>,
+    ) -> anyhow::Result<Self> {
         let db = Db::connect(&config).await?;
         db.migrate().await?;
         crate::db::selfcheck::run(&db).await?;
@@ -88,17 +97,12 @@ impl App {
                 tracing::info!(dir = %dir.display(), "no tenants directory; skipping apply");
             }
         }
-        Ok(Self::assemble(config, db, clock, None))
+        Ok(Self::assemble(config, db, clock, extra))
     }
 
     /// Assemble state and router on an already prepared database. `extra` routes (used by the
     /// test suite to exercise the pipeline) get the same layers as the product's routes.
-    pub fn assemble(
-        config: Config,
-        db: Db,
-        clock: Clock,
-        extra: Option<OpenApiRouter<AppState>>,
-    ) -> Self {
+    pub fn assemble(config: Config, db: Db, clock: Clock, extra: Option<Router<AppState>>) -> Self {
         let limits = Limits {
             in_flight: Arc::new(Semaphore::new(config.max_in_flight)),
             max_body_bytes: config.max_body_bytes,
@@ -112,11 +116,10 @@ impl App {
             limits,
             metrics: crate::telemetry::prometheus(),
         };
-        let mut routes = api_routes();
+        let (mut router, openapi) = api_routes().split_for_parts();
         if let Some(extra) = extra {
-            routes = routes.merge(extra);
+            router = router.merge(extra);
         }
-        let (router, openapi) = routes.split_for_parts();
         let router = router
             .merge(SwaggerUi::new("/docs").url("/api/v1/openapi.json", openapi.clone()))
             .fallback(middleware::not_found)

@@ -15,7 +15,11 @@ use crate::config::Config;
 use crate::db::Db;
 
 #[derive(Debug, Parser)]
-#[command(name = "serein", version, about = "Serein: multi-tenant employee mental-health platform backend")]
+#[command(
+    name = "serein",
+    version,
+    about = "Serein: multi-tenant employee mental-health platform backend"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -84,7 +88,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(bind)
         .await
         .map_err(|e| anyhow::anyhow!("cannot bind {bind}: {e}"))?;
-    app.run(listener, crate::http::server::shutdown_signal()).await
+    app.run(listener, crate::http::server::shutdown_signal())
+        .await
 }
 
 async fn migrate(config: Config) -> anyhow::Result<()> {
@@ -135,7 +140,10 @@ async fn tenants(config: Config, command: TenantsCommand) -> anyhow::Result<()> 
                     println!("{}", serde_json::to_string(&r)?);
                 }
             } else {
-                println!("{:<24} {:<32} {:<10} {:<10} {:<5} ID", "SLUG", "NAME", "PLAN", "STATUS", "BY");
+                println!(
+                    "{:<24} {:<32} {:<10} {:<10} {:<5} ID",
+                    "SLUG", "NAME", "PLAN", "STATUS", "BY"
+                );
                 for r in rows {
                     println!(
                         "{:<24} {:<32} {:<10} {:<10} {:<5} {}",

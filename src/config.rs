@@ -252,13 +252,9 @@ impl Config {
                 format!("not a valid DNS name: {base_domain:?}"),
             ));
         }
-        let bind = pick(
-            src,
-            "BIND",
-            file.bind,
-            "0.0.0.0:8080".to_owned(),
-            |s| Ok(s.to_owned()),
-        )?;
+        let bind = pick(src, "BIND", file.bind, "0.0.0.0:8080".to_owned(), |s| {
+            Ok(s.to_owned())
+        })?;
         let bind: SocketAddr = bind
             .parse()
             .map_err(|_| err("BIND", format!("expected host:port, got {bind:?}")))?;
@@ -297,15 +293,16 @@ impl Config {
             |s| parse_u64(s).map(|v| u32::try_from(v).unwrap_or(u32::MAX)),
         )?;
         let db_max_connections = in_range("DB_MAX_CONNECTIONS", db_max_connections, 1, 1000)?;
-        let db_min_connections = pick(
-            src,
-            "DB_MIN_CONNECTIONS",
-            file.db_min_connections,
-            0,
-            |s| parse_u64(s).map(|v| u32::try_from(v).unwrap_or(u32::MAX)),
-        )?;
         let db_min_connections =
-            in_range("DB_MIN_CONNECTIONS", db_min_connections, 0, db_max_connections)?;
+            pick(src, "DB_MIN_CONNECTIONS", file.db_min_connections, 0, |s| {
+                parse_u64(s).map(|v| u32::try_from(v).unwrap_or(u32::MAX))
+            })?;
+        let db_min_connections = in_range(
+            "DB_MIN_CONNECTIONS",
+            db_min_connections,
+            0,
+            db_max_connections,
+        )?;
         let ms = |name: &str, file: Option<u64>, default: u64, lo: u64, hi: u64| {
             let v = pick(src, name, file, default, parse_u64)?;
             in_range(name, v, lo, hi).map(Duration::from_millis)
@@ -353,13 +350,9 @@ impl Config {
             |s| parse_u64(s).map(|v| usize::try_from(v).unwrap_or(usize::MAX)),
         )?;
         let max_body_bytes = in_range("MAX_BODY_BYTES", max_body_bytes, 1024, 1 << 30)?;
-        let max_in_flight = pick(
-            src,
-            "MAX_IN_FLIGHT",
-            file.max_in_flight,
-            1024,
-            |s| parse_u64(s).map(|v| usize::try_from(v).unwrap_or(usize::MAX)),
-        )?;
+        let max_in_flight = pick(src, "MAX_IN_FLIGHT", file.max_in_flight, 1024, |s| {
+            parse_u64(s).map(|v| usize::try_from(v).unwrap_or(usize::MAX))
+        })?;
         let max_in_flight = in_range("MAX_IN_FLIGHT", max_in_flight, 1, 1_000_000)?;
         let tenants_dir = pick(
             src,

@@ -134,9 +134,7 @@ impl AppError {
             Self::TenantSuspended => Some("This organisation's access is suspended.".into()),
             Self::TenantRequired => Some("This route is served on a tenant host only.".into()),
             Self::InvalidHost(why) => Some((*why).into()),
-            Self::BadRequest { detail, .. } | Self::Conflict { detail, .. } => {
-                Some(detail.clone())
-            }
+            Self::BadRequest { detail, .. } | Self::Conflict { detail, .. } => Some(detail.clone()),
             Self::Validation(_) => Some("One or more fields are invalid.".into()),
             Self::UnsupportedMediaType => Some("Expected Content-Type: application/json.".into()),
             Self::PayloadTooLarge => Some("The request body exceeds the size limit.".into()),
@@ -180,7 +178,9 @@ impl From<sqlx::Error> for AppError {
             // The server is shutting down or restarting (admin_shutdown, crash_shutdown,
             // cannot_connect_now): the request did not commit; tell the client to retry.
             sqlx::Error::Database(ref db)
-                if db.code().is_some_and(|c| c.starts_with("57P") || c.starts_with("08")) =>
+                if db
+                    .code()
+                    .is_some_and(|c| c.starts_with("57P") || c.starts_with("08")) =>
             {
                 Self::Unavailable {
                     code: "database_unavailable",

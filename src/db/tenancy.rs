@@ -85,11 +85,7 @@ impl Drop for ScopedConn {
 }
 
 /// Build the context statement. Only typed values reach the string (see module header).
-fn context_statement(
-    role: &str,
-    tenant: Option<TenantId>,
-    actor: Option<&DbActor>,
-) -> String {
+fn context_statement(role: &str, tenant: Option<TenantId>, actor: Option<&DbActor>) -> String {
     let mut s = String::with_capacity(256);
     s.push_str("BEGIN; SELECT set_config('role', '");
     s.push_str(role);
@@ -99,7 +95,11 @@ fn context_statement(
         let (user, roles) = match actor {
             Some(a) => (
                 a.user.as_uuid().to_string(),
-                a.roles.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(","),
+                a.roles
+                    .iter()
+                    .map(|r| r.as_str())
+                    .collect::<Vec<_>>()
+                    .join(","),
             ),
             None => (String::new(), String::new()),
         };
@@ -127,7 +127,12 @@ async fn begin(db: &Db, statement: String) -> Result<ScopedConn, AppError> {
         let acquired = db.pool().acquire().await;
         db.waiting_counter().fetch_sub(1, Ordering::Relaxed);
         let mut conn = acquired?;
-        match PgTransactionManager::begin(&mut conn, Some(AssertSqlSafe(statement.clone()).into_sql_str())).await {
+        match PgTransactionManager::begin(
+            &mut conn,
+            Some(AssertSqlSafe(statement.clone()).into_sql_str()),
+        )
+        .await
+        {
             Ok(()) => return Ok(ScopedConn { conn, open: true }),
             Err(e) => {
                 // Whatever failed, this connection may sit in an aborted transaction: never
@@ -152,7 +157,11 @@ async fn begin(db: &Db, statement: String) -> Result<ScopedConn, AppError> {
 
 impl TenantTx {
     /// Begin a transaction for `tenant`, as `actor` (or anonymous).
-    pub async fn begin(db: &Db, tenant: TenantId, actor: Option<&DbActor>) -> Result<Self, AppError> {
+    pub async fn begin(
+        db: &Db,
+        tenant: TenantId,
+        actor: Option<&DbActor>,
+    ) -> Result<Self, AppError> {
         let inner = begin(db, context_statement(db.app_role(), Some(tenant), actor)).await?;
         Ok(Self { inner, tenant })
     }

@@ -60,7 +60,11 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     metrics::gauge!("db_pool_idle").set(stats.idle as f64);
     metrics::gauge!("db_pool_waiting").set(stats.waiting as f64);
     metrics::gauge!("db_pool_max").set(f64::from(stats.max));
-    let body = state.metrics.as_ref().map(|h| h.render()).unwrap_or_default();
+    let body = state
+        .metrics
+        .as_ref()
+        .map(|h| h.render())
+        .unwrap_or_default();
     let mut res = (StatusCode::OK, body).into_response();
     res.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -70,7 +70,10 @@ where
             Err(QueryRejection::FailedToDeserializeQueryString(e)) => {
                 Err(AppError::bad_request("invalid_query", body_text(&e)))
             }
-            Err(_) => Err(AppError::bad_request("invalid_query", "Invalid query string.")),
+            Err(_) => Err(AppError::bad_request(
+                "invalid_query",
+                "Invalid query string.",
+            )),
         }
     }
 }

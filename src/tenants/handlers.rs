@@ -24,7 +24,10 @@ use crate::error::{AppError, AppResult, Problem};
     )
 )]
 #[tracing::instrument(skip_all)]
-pub async fn profile(State(state): State<AppState>, tenant: Tenant) -> AppResult<Json<TenantProfile>> {
+pub async fn profile(
+    State(state): State<AppState>,
+    tenant: Tenant,
+) -> AppResult<Json<TenantProfile>> {
     let mut tx = TenantTx::begin(&state.db, tenant.id, None).await?;
     let profile = repo::profile(&mut tx, tenant.id)
         .await?

@@ -246,10 +246,7 @@ impl TenantSpec {
         }
         let name = f.name.trim().to_owned();
         if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
-            errs.push(spec_err(
-                "name",
-                "must be 1-200 printable characters",
-            ));
+            errs.push(spec_err("name", "must be 1-200 printable characters"));
         }
         if f.time_zone.is_empty()
             || f.time_zone.len() > 64
@@ -353,7 +350,17 @@ mod tests {
     fn slugs() {
         assert!(parse_slug("acme").is_ok());
         assert!(parse_slug("acme-2").is_ok());
-        for bad in ["", "-a", "a-", "Acme", "a.b", "a_b", "www", "api", &"a".repeat(64)] {
+        for bad in [
+            "",
+            "-a",
+            "a-",
+            "Acme",
+            "a.b",
+            "a_b",
+            "www",
+            "api",
+            &"a".repeat(64),
+        ] {
             assert!(parse_slug(bad).is_err(), "{bad}");
         }
     }
@@ -375,7 +382,12 @@ primary_color = "red"
         let fields: Vec<_> = errs.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(
             fields,
-            ["allowance", "privacy.min_cohort", "web_origins[0]", "branding.primary_color"]
+            [
+                "allowance",
+                "privacy.min_cohort",
+                "web_origins[0]",
+                "branding.primary_color"
+            ]
         );
     }
 

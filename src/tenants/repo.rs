@@ -81,7 +81,10 @@ pub enum ApplyError {
 /// Make the database match `specs` for file-managed tenants, in one transaction: create what is
 /// missing, update what differs, suspend file-managed tenants that no longer have a file.
 /// Idempotent: a second run reports everything unchanged and writes nothing.
-pub async fn apply(conn: &mut PgConnection, specs: &[TenantSpec]) -> Result<ApplyReport, ApplyError> {
+pub async fn apply(
+    conn: &mut PgConnection,
+    specs: &[TenantSpec],
+) -> Result<ApplyReport, ApplyError> {
     let mut tx = sqlx::Connection::begin(conn).await?;
     // One apply at a time (two replicas starting together, or an operator and a replica).
     sqlx::query!("SELECT pg_advisory_xact_lock(hashtext('serein.tenants.apply')::bigint)")

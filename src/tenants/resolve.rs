@@ -59,16 +59,23 @@ pub enum HostClass {
 pub fn classify_host(raw: &str, base_domain: &str) -> Result<HostClass, AppError> {
     let raw = raw.trim();
     if raw.is_empty() || raw.len() > 260 {
-        return Err(AppError::InvalidHost("The Host header is missing or too long."));
+        return Err(AppError::InvalidHost(
+            "The Host header is missing or too long.",
+        ));
     }
     let (host, port) = match raw.rsplit_once(':') {
         Some((h, p)) => (h, Some(p)),
         None => (raw, None),
     };
     if let Some(p) = port
-        && (p.is_empty() || p.len() > 5 || !p.bytes().all(|b| b.is_ascii_digit()) || p.parse::<u32>().map_or(true, |n| n > 65_535))
+        && (p.is_empty()
+            || p.len() > 5
+            || !p.bytes().all(|b| b.is_ascii_digit())
+            || p.parse::<u32>().map_or(true, |n| n > 65_535))
     {
-        return Err(AppError::InvalidHost("The Host header has an invalid port."));
+        return Err(AppError::InvalidHost(
+            "The Host header has an invalid port.",
+        ));
     }
     let host = host.strip_suffix('.').unwrap_or(host).to_ascii_lowercase();
     let well_formed = !host.is_empty()
@@ -78,7 +85,9 @@ pub fn classify_host(raw: &str, base_domain: &str) -> Result<HostClass, AppError
                 && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
         });
     if !well_formed {
-        return Err(AppError::InvalidHost("The Host header is not a valid host name."));
+        return Err(AppError::InvalidHost(
+            "The Host header is not a valid host name.",
+        ));
     }
     if host == base_domain {
         return Ok(HostClass::Platform);
@@ -175,7 +184,11 @@ fn host_of(req: &Request) -> Option<&str> {
 
 /// Middleware: resolve the tenant of the Host, refuse unknown or suspended tenants, answer
 /// CORS for the tenant's web origins.
-pub async fn resolve_tenant(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+pub async fn resolve_tenant(
+    State(state): State<AppState>,
+    mut req: Request,
+    next: Next,
+) -> Response {
     if is_host_independent(req.uri().path()) {
         return next.run(req).await;
     }
@@ -205,7 +218,11 @@ pub async fn resolve_tenant(State(state): State<AppState>, mut req: Request, nex
     };
 
     let origin = allowed_origin(req.headers(), &tenancy);
-    if req.method() == Method::OPTIONS && req.headers().contains_key(header::ACCESS_CONTROL_REQUEST_METHOD) {
+    if req.method() == Method::OPTIONS
+        && req
+            .headers()
+            .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
+    {
         return preflight(origin);
     }
     req.extensions_mut().insert(tenancy);
@@ -214,7 +231,10 @@ pub async fn resolve_tenant(State(state): State<AppState>, mut req: Request, nex
     h.append(header::VARY, HeaderValue::from_static("Origin"));
     if let Some(o) = origin {
         h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, o);
-        h.insert(header::ACCESS_CONTROL_ALLOW_CREDENTIALS, HeaderValue::from_static("true"));
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+            HeaderValue::from_static("true"),
+        );
         h.insert(
             header::ACCESS_CONTROL_EXPOSE_HEADERS,
             HeaderValue::from_static("x-request-id, retry-after"),
@@ -239,7 +259,10 @@ fn preflight(origin: Option<HeaderValue>) -> Response {
     h.insert(header::VARY, HeaderValue::from_static("Origin"));
     if let Some(o) = origin {
         h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, o);
-        h.insert(header::ACCESS_CONTROL_ALLOW_CREDENTIALS, HeaderValue::from_static("true"));
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+            HeaderValue::from_static("true"),
+        );
         h.insert(
             header::ACCESS_CONTROL_ALLOW_METHODS,
             HeaderValue::from_static("GET, POST, PUT, PATCH, DELETE"),
@@ -248,7 +271,10 @@ fn preflight(origin: Option<HeaderValue>) -> Response {
             header::ACCESS_CONTROL_ALLOW_HEADERS,
             HeaderValue::from_static("authorization, content-type, idempotency-key, x-request-id"),
         );
-        h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
+        h.insert(
+            header::ACCESS_CONTROL_MAX_AGE,
+            HeaderValue::from_static("600"),
+        );
     }
     res
 }
@@ -288,12 +314,37 @@ mod tests {
     fn hosts() {
         let b = "localhost";
         assert_eq!(classify_host("localhost", b).unwrap(), HostClass::Platform);
-        assert_eq!(classify_host("localhost:8080", b).unwrap(), HostClass::Platform);
-        assert_eq!(classify_host("ACME.localhost:8080", b).unwrap(), HostClass::Tenant("acme".into()));
-        assert_eq!(classify_host("acme.localhost.", b).unwrap(), HostClass::Tenant("acme".into()));
-        assert_eq!(classify_host("a.b.localhost", b).unwrap(), HostClass::NoSuchTenant);
-        assert_eq!(classify_host("www.localhost", b).unwrap(), HostClass::NoSuchTenant);
-        for bad in ["", "acme.localhost:99999", "acme.localhost:x", "ac me.localhost", "acme..localhost", "[::1]:80", "evil.com", "acme.localhost.evil.com", "a_b.localhost"] {
+        assert_eq!(
+            classify_host("localhost:8080", b).unwrap(),
+            HostClass::Platform
+        );
+        assert_eq!(
+            classify_host("ACME.localhost:8080", b).unwrap(),
+            HostClass::Tenant("acme".into())
+        );
+        assert_eq!(
+            classify_host("acme.localhost.", b).unwrap(),
+            HostClass::Tenant("acme".into())
+        );
+        assert_eq!(
+            classify_host("a.b.localhost", b).unwrap(),
+            HostClass::NoSuchTenant
+        );
+        assert_eq!(
+            classify_host("www.localhost", b).unwrap(),
+            HostClass::NoSuchTenant
+        );
+        for bad in [
+            "",
+            "acme.localhost:99999",
+            "acme.localhost:x",
+            "ac me.localhost",
+            "acme..localhost",
+            "[::1]:80",
+            "evil.com",
+            "acme.localhost.evil.com",
+            "a_b.localhost",
+        ] {
             assert!(classify_host(bad, b).is_err(), "{bad}");
         }
     }

@@ -1,1 +1,17 @@
+//! The integration suite: one binary, real PostgreSQL, a fresh database per test (cloned from a
+//! migrated template), every request and every DB-level check running as `serein_app`.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
+mod cli;
+mod health;
+mod helpers;
+mod isolation;
+mod openapi;
+mod pipeline;
+mod selfcheck;
+mod tenancy;

@@ -1,0 +1,41 @@
+# syntax=docker/dockerfile:1
+#
+# Serein container image.
+#   docker build -t serein:dev .
+#   docker run --rm -p 8080:8080 -e DATABASE_URL=postgres://… serein:dev            # serve
+#   docker run --rm -e DATABASE_URL=postgres://… serein:dev migrate                  # migrate
+#
+# Builds need no database: compile-checked queries read the committed `.sqlx/` (SQLX_OFFLINE).
+# The runtime image is distroless (no shell, no package manager) and runs as uid 65532.
+
+# ---- build ------------------------------------------------------------------------------------
+FROM rust:1-bookworm AS builder
+WORKDIR /src
+ENV SQLX_OFFLINE=true \
+    CARGO_TERM_COLOR=never \
+    CARGO_INCREMENTAL=0
+COPY . .
+# Cache mounts keep the registry and target/ between builds (BuildKit); the binary is copied out
+# of the cached target/ because cache mounts are not part of the layer.
+RUN --mount=type=cache,target=/usr/local/cargo/registry \
+    --mount=type=cache,target=/usr/local/cargo/git \
+    --mount=type=cache,target=/src/target \
+    cargo build --release --locked --bin serein \
+ && install -D -m 0755 target/release/serein /out/serein
+
+# ---- runtime ----------------------------------------------------------------------------------
+# cc: glibc + libgcc (Rust's std needs them); same Debian release as the builder.
+FROM gcr.io/distroless/cc-debian12:nonroot
+LABEL org.opencontainers.image.title="serein" \
+      org.opencontainers.image.description="Multi-tenant employee mental-health platform backend" \
+      org.opencontainers.image.licenses="UNLICENSED"
+COPY --from=builder /out/serein /usr/local/bin/serein
+# Example tenant files, NOT applied by default: SEREIN_TENANTS_DIR defaults to the relative
+# "tenants", which does not exist in the working directory (/home/nonroot). To apply them:
+#   -e SEREIN_TENANTS_DIR=/usr/share/serein/tenants
+# The Helm chart mounts real tenant files from a ConfigMap instead.
+COPY --chown=0:0 tenants/ /usr/share/serein/tenants/
+USER 65532:65532
+EXPOSE 8080
+ENTRYPOINT ["/usr/local/bin/serein"]
+CMD ["serve"]

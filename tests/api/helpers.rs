@@ -1,0 +1,321 @@
+//! Test harness: a fresh database per test, the app served on a random port, tenants A and B.
+//!
+//! Databases: a template `serein_tpl_<hash of the migrations>` is migrated once (under an
+//! advisory lock, so parallel test processes agree), and each test clones it with
+//! `CREATE DATABASE … TEMPLATE`, which takes milliseconds. Test databases are named
+//! `serein_t_<pid>_<n>`; those left by dead processes are dropped at start.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use axum::Router;
+use serein::app::{App, AppState};
+use serein::clock::Clock;
+use serein::config::Config;
+use serein::db::{Db, TenantId, UserId};
+use sqlx::{Connection, Executor, PgConnection};
+use tokio::sync::{OnceCell, oneshot};
+
+/// The server the tests use; override with `SEREIN_TEST_DATABASE_URL` (any database on it).
+pub fn server_url() -> String {
+    std::env::var("SEREIN_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+pub fn db_url(name: &str) -> String {
+    let mut u = url::Url::parse(&server_url()).unwrap();
+    u.set_path(&format!("/{name}"));
+    u.to_string()
+}
+
+static TEMPLATE: OnceCell<String> = OnceCell::const_new();
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+async fn maintenance() -> PgConnection {
+    PgConnection::connect(&db_url("postgres")).await.unwrap()
+}
+
+async fn template() -> &'static str {
+    TEMPLATE
+        .get_or_init(|| async {
+            let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+            for m in serein::db::MIGRATOR.iter() {
+                for b in m.checksum.iter().chain(m.version.to_le_bytes().iter()) {
+                    hash ^= u64::from(*b);
+                    hash = hash.wrapping_mul(0x100_0000_01b3);
+                }
+            }
+            let name = format!("serein_tpl_{hash:016x}");
+            let mut conn = maintenance().await;
+            conn.execute("SELECT pg_advisory_lock(727272)").await.unwrap();
+            drop_stale(&mut conn).await;
+            // Templates of other migration sets (earlier checkouts) are dead weight.
+            let old: Vec<String> = sqlx::query_scalar(
+                "SELECT datname FROM pg_database WHERE datname LIKE 'serein\\_tpl\\_%' AND datname <> $1",
+            )
+            .bind(&name)
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+            for o in old {
+                let _ = conn
+                    .execute(sqlx::AssertSqlSafe(format!("ALTER DATABASE {o} WITH IS_TEMPLATE false")))
+                    .await;
+                let _ = conn
+                    .execute(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {o} WITH (FORCE)")))
+                    .await;
+            }
+            let ready: Option<bool> =
+                sqlx::query_scalar("SELECT datistemplate FROM pg_database WHERE datname = $1")
+                    .bind(&name)
+                    .fetch_optional(&mut conn)
+                    .await
+                    .unwrap();
+            if ready != Some(true) {
+                if ready.is_some() {
+                    conn.execute(sqlx::AssertSqlSafe(format!(
+                        "DROP DATABASE {name} WITH (FORCE)"
+                    )))
+                    .await
+                    .unwrap();
+                }
+                conn.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                    .await
+                    .unwrap();
+                let mut t = PgConnection::connect(&db_url(&name)).await.unwrap();
+                serein::db::MIGRATOR.run(&mut t).await.unwrap();
+                t.close().await.unwrap();
+                conn.execute(sqlx::AssertSqlSafe(format!(
+                    "ALTER DATABASE {name} WITH IS_TEMPLATE true"
+                )))
+                .await
+                .unwrap();
+            }
+            conn.execute("SELECT pg_advisory_unlock(727272)")
+                .await
+                .unwrap();
+            name
+        })
+        .await
+}
+
+/// Drop test databases whose creating process is gone.
+async fn drop_stale(conn: &mut PgConnection) {
+    let names: Vec<String> =
+        sqlx::query_scalar("SELECT datname FROM pg_database WHERE datname LIKE 'serein\\_t\\_%'")
+            .fetch_all(&mut *conn)
+            .await
+            .unwrap();
+    for n in names {
+        let pid = n.split('_').nth(2).and_then(|p| p.parse::<u32>().ok());
+        if let Some(pid) = pid
+            && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+        {
+            let _ = conn
+                .execute(sqlx::AssertSqlSafe(format!(
+                    "DROP DATABASE IF EXISTS {n} WITH (FORCE)"
+                )))
+                .await;
+        }
+    }
+}
+
+/// A fresh, migrated database; returns its name.
+pub async fn fresh_database() -> String {
+    let tpl = template().await;
+    let name = format!(
+        "serein_t_{}_{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    );
+    let mut conn = maintenance().await;
+    conn.execute(sqlx::AssertSqlSafe(format!(
+        "CREATE DATABASE {name} TEMPLATE {tpl}"
+    )))
+    .await
+    .unwrap();
+    name
+}
+
+/// Base configuration of a test app on database `name`.
+pub fn test_env(name: &str) -> HashMap<String, String> {
+    let mut env = HashMap::new();
+    env.insert("DATABASE_URL".into(), db_url(name));
+    env.insert("SEREIN_CREATE_DATABASE".into(), "false".into());
+    env.insert("SEREIN_TENANTS_DIR".into(), String::new());
+    env.insert("BIND".into(), "127.0.0.1:0".into());
+    env.insert("DB_MAX_CONNECTIONS".into(), "4".into());
+    env.insert("RUST_LOG".into(), "warn".into());
+    env
+}
+
+/// A running app on its own database, with tenants `alpha` (A) and `bravo` (B).
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub db_name: String,
+    pub db: Db,
+    pub clock: Clock,
+    pub client: reqwest::Client,
+    pub tenant_a: TenantId,
+    pub tenant_b: TenantId,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<()>>,
+}
+
+pub struct Spawn {
+    pub env: HashMap<String, String>,
+    pub extra: Option<Router<AppState>>,
+}
+
+impl TestApp {
+    pub async fn spawn() -> Self {
+        Self::spawn_with(|_| {}).await
+    }
+
+    pub async fn spawn_with(f: impl FnOnce(&mut Spawn)) -> Self {
+        let db_name = fresh_database().await;
+        let mut s = Spawn {
+            env: test_env(&db_name),
+            extra: None,
+        };
+        f(&mut s);
+        let config = Config::load(&s.env).unwrap();
+        let clock = Clock::manual(time::OffsetDateTime::now_utc());
+        let mut owner = PgConnection::connect(&db_url(&db_name)).await.unwrap();
+        let tenant_a = create_tenant(&mut owner, "alpha").await;
+        let tenant_b = create_tenant(&mut owner, "bravo").await;
+        let app = App::build_with(config, clock.clone(), s.extra)
+            .await
+            .unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = oneshot::channel::<()>();
+        let state = app.state.clone();
+        let server = tokio::spawn(async move {
+            app.run(listener, async {
+                let _ = rx.await;
+            })
+            .await
+            .unwrap();
+        });
+        Self {
+            addr,
+            db: state.db.clone(),
+            db_name,
+            clock,
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            tenant_a,
+            tenant_b,
+            shutdown: Some(tx),
+            server: Some(server),
+        }
+    }
+
+    /// A request to `path` with `Host: {host}` (port appended like a browser would).
+    pub fn req(&self, method: reqwest::Method, host: &str, path: &str) -> reqwest::RequestBuilder {
+        self.client
+            .request(method, format!("http://{}{path}", self.addr))
+            .header("host", format!("{host}:{}", self.addr.port()))
+    }
+
+    pub async fn get(&self, host: &str, path: &str) -> reqwest::Response {
+        self.req(reqwest::Method::GET, host, path)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// A superuser connection to this test's database (bypasses RLS: for arranging and
+    /// inspecting only).
+    pub async fn owner(&self) -> PgConnection {
+        PgConnection::connect(&db_url(&self.db_name)).await.unwrap()
+    }
+
+    /// Stop the server gracefully and wait for it.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(s) = self.server.take() {
+            let _ = s.await;
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// Insert an active tenant directly (as the owner).
+pub async fn create_tenant(owner: &mut PgConnection, slug: &str) -> TenantId {
+    let id = TenantId::new();
+    sqlx::query(
+        "INSERT INTO tenants (id, slug, name, plan, web_origins) VALUES ($1, $2, $3, 'standard', $4)",
+    )
+    .bind(id.as_uuid())
+    .bind(slug)
+    .bind(format!("Tenant {slug}"))
+    .bind(vec![format!("https://{slug}.example")])
+    .execute(owner)
+    .await
+    .unwrap();
+    id
+}
+
+/// Seed one row of every tenant-scoped table for `tenant`, as the owner. Every table with a
+/// `tenant_id` must get rows here: the catalogue-driven isolation test fails, naming the
+/// table, when a tenant has none (so a new table can never pass untested).
+pub async fn seed_world(owner: &mut PgConnection, tenant: TenantId, tag: &str) -> UserId {
+    let user = UserId::new();
+    sqlx::query("INSERT INTO users (id, email, display_name) VALUES ($1, $2, $3)")
+        .bind(user.as_uuid())
+        .bind(format!("{tag}-{}@example.test", user.as_uuid().simple()))
+        .bind(format!("Person {tag}"))
+        .execute(&mut *owner)
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO memberships (id, tenant_id, user_id, roles, department) VALUES ($1, $2, $3, $4, 'ops')",
+    )
+    .bind(uuid::Uuid::now_v7())
+    .bind(tenant.as_uuid())
+    .bind(user.as_uuid())
+    .bind(vec!["employee".to_owned()])
+    .execute(&mut *owner)
+    .await
+    .unwrap();
+    user
+}
+
+/// Begin a transaction on `conn` as the request role with the given context, exactly like
+/// `TenantTx` does (but with Casbin and handlers out of the picture).
+pub async fn as_app(conn: &mut PgConnection, tenant: Option<TenantId>, user: Option<UserId>) {
+    conn.execute("BEGIN").await.unwrap();
+    sqlx::query(
+        "SELECT set_config('role', 'serein_app', true), set_config('app.tenant_id', $1, true), set_config('app.user_id', $2, true)",
+    )
+    .bind(tenant.map(|t| t.to_string()).unwrap_or_default())
+    .bind(user.map(|u| u.to_string()).unwrap_or_default())
+    .execute(&mut *conn)
+    .await
+    .unwrap();
+}
+
+/// Problem body of a response, asserting its content type.
+pub async fn problem(res: reqwest::Response) -> serde_json::Value {
+    let ct = res
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    assert_eq!(ct, "application/problem+json", "content type");
+    res.json().await.unwrap()
+}

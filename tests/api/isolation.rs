@@ -1,0 +1,468 @@
+//! PROOF.md 1–4: the catalogue check, the database-level isolation matrix over every tenant
+//! table discovered from the catalogue, fail-closed without a tenant, and no context left on
+//! pooled connections. Plus the global tables (`tenants`, `users`), tested by name.
+//!
+//! These run as `serein_app` directly in SQL: the HTTP layer (and later Casbin) is out of the
+//! picture, so what is shown here is what row-level security alone guarantees.
+
+use sqlx::{Executor, PgConnection, Row};
+
+use crate::helpers::{TestApp, as_app, seed_world};
+use serein::db::TenantId;
+
+/// Every table with a `tenant_id` column (partitions included), as quoted names.
+async fn tenant_tables(owner: &mut PgConnection) -> Vec<String> {
+    sqlx::query_scalar(
+        "SELECT c.oid::regclass::text FROM pg_class c
+         JOIN pg_namespace n ON n.oid = c.relnamespace
+         JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped
+         WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+           AND n.nspname NOT LIKE 'pg_toast%'
+         ORDER BY 1",
+    )
+    .fetch_all(owner)
+    .await
+    .unwrap()
+}
+
+/// SQLSTATE of a failed statement inside a savepoint (rolled back), or None on success.
+async fn try_exec(
+    conn: &mut PgConnection,
+    sql: &str,
+    bind: Option<serde_json::Value>,
+) -> Result<u64, String> {
+    conn.execute("SAVEPOINT probe").await.unwrap();
+    let q = sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()));
+    let q = match bind {
+        Some(v) => q.bind(v),
+        None => q,
+    };
+    let r = q.execute(&mut *conn).await;
+    match r {
+        Ok(done) => {
+            conn.execute("RELEASE SAVEPOINT probe").await.unwrap();
+            Ok(done.rows_affected())
+        }
+        Err(e) => {
+            conn.execute("ROLLBACK TO SAVEPOINT probe").await.unwrap();
+            let code = e
+                .as_database_error()
+                .and_then(|d| d.code().map(|c| c.to_string()))
+                .unwrap_or_else(|| e.to_string());
+            Err(code)
+        }
+    }
+}
+
+async fn digest(owner: &mut PgConnection, table: &str, tenant: TenantId) -> (i64, Option<String>) {
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT count(*), md5(string_agg(t::text, ',' ORDER BY t::text)) FROM {table} t WHERE tenant_id = $1"
+    )))
+    .bind(tenant.as_uuid())
+    .fetch_one(owner)
+    .await
+    .unwrap();
+    (row.get(0), row.get(1))
+}
+
+/// Insertable columns of a table (not generated, not dropped).
+async fn insertable_columns(owner: &mut PgConnection, table: &str) -> Vec<String> {
+    sqlx::query_scalar(
+        "SELECT quote_ident(attname) FROM pg_attribute
+         WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped AND attgenerated = ''
+           AND attidentity <> 'a'
+         ORDER BY attnum",
+    )
+    .bind(table)
+    .fetch_all(owner)
+    .await
+    .unwrap()
+}
+
+/// Primary-key and unique uuid columns other than tenant_id: refreshed when cloning a row.
+async fn unique_uuid_columns(owner: &mut PgConnection, table: &str) -> Vec<String> {
+    sqlx::query_scalar(
+        "SELECT DISTINCT a.attname::text FROM pg_index i
+         JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)
+         WHERE i.indrelid = $1::regclass AND (i.indisprimary OR i.indisunique)
+           AND a.atttypid = 'uuid'::regtype AND a.attname <> 'tenant_id'",
+    )
+    .bind(table)
+    .fetch_all(owner)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn catalogue_every_tenant_table_forces_rls_and_app_role_is_unprivileged() {
+    let app = TestApp::spawn().await;
+    let mut owner = app.owner().await;
+    let tables = tenant_tables(&mut owner).await;
+    assert!(tables.iter().any(|t| t == "memberships"), "{tables:?}");
+    let unprotected: Vec<String> = sqlx::query_scalar(
+        "SELECT c.oid::regclass::text FROM pg_class c
+         JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'tenant_id'
+         JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE c.relkind IN ('r','p') AND n.nspname NOT IN ('pg_catalog','information_schema')
+           AND NOT (c.relrowsecurity AND c.relforcerowsecurity)",
+    )
+    .fetch_all(&mut owner)
+    .await
+    .unwrap();
+    assert!(
+        unprotected.is_empty(),
+        "without forced RLS: {unprotected:?}"
+    );
+    // Every tenant table has at least one policy, and every policy that applies to the app
+    // role mentions the tenant.
+    for t in &tables {
+        let policies: Vec<(String, String)> = sqlx::query_as(
+            "SELECT polname::text, coalesce(pg_get_expr(polqual, polrelid), '') || ' ' || coalesce(pg_get_expr(polwithcheck, polrelid), '')
+             FROM pg_policy WHERE polrelid = $1::regclass",
+        )
+        .bind(t)
+        .fetch_all(&mut owner)
+        .await
+        .unwrap();
+        assert!(!policies.is_empty(), "{t} has no policy");
+        for (name, expr) in policies {
+            assert!(
+                expr.contains("current_tenant()"),
+                "{t}.{name} does not check the tenant: {expr}"
+            );
+        }
+    }
+    let (sup, bypass): (bool, bool) =
+        sqlx::query_as("SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = 'serein_app'")
+            .fetch_one(&mut owner)
+            .await
+            .unwrap();
+    assert!(!sup && !bypass);
+    let owned: i64 = sqlx::query_scalar(
+        "SELECT (SELECT count(*) FROM pg_class WHERE relowner = 'serein_app'::regrole)
+              + (SELECT count(*) FROM pg_proc WHERE proowner = 'serein_app'::regrole)
+              + (SELECT count(*) FROM pg_namespace WHERE nspowner = 'serein_app'::regrole)",
+    )
+    .fetch_one(&mut owner)
+    .await
+    .unwrap();
+    assert_eq!(owned, 0);
+    // Every SECURITY DEFINER function lives in app_private, pins search_path, and is not
+    // executable by PUBLIC.
+    let definers: Vec<(String, String, bool, bool)> = sqlx::query_as(
+        "SELECT p.oid::regprocedure::text, n.nspname::text,
+                coalesce(array_to_string(p.proconfig, ',') LIKE '%search_path=%', false),
+                has_function_privilege('public', p.oid, 'EXECUTE') AND EXISTS (
+                    SELECT 1 FROM aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) x WHERE x.grantee = 0)
+         FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+         WHERE p.prosecdef AND n.nspname NOT IN ('pg_catalog', 'information_schema')",
+    )
+    .fetch_all(&mut owner)
+    .await
+    .unwrap();
+    assert!(!definers.is_empty());
+    for (f, schema, pinned, public) in definers {
+        assert_eq!(schema, "app_private", "{f}");
+        assert!(pinned, "{f} does not set search_path");
+        assert!(!public, "{f} is executable by PUBLIC");
+    }
+}
+
+#[tokio::test]
+async fn matrix_tenant_b_rows_are_invisible_and_unchangeable_from_tenant_a() {
+    let app = TestApp::spawn().await;
+    let (a, b) = (app.tenant_a, app.tenant_b);
+    let mut owner = app.owner().await;
+    seed_world(&mut owner, a, "a").await;
+    seed_world(&mut owner, b, "b").await;
+    let tables = tenant_tables(&mut owner).await;
+    assert!(!tables.is_empty());
+
+    for t in &tables {
+        let (a_rows, _) = digest(&mut owner, t, a).await;
+        let before_b = digest(&mut owner, t, b).await;
+        assert!(
+            a_rows > 0 && before_b.0 > 0,
+            "{t}: seed_world (tests/api/helpers.rs) must create rows for both tenants so the matrix can test this table"
+        );
+        let a_row: serde_json::Value = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT to_jsonb(t) FROM {t} t WHERE tenant_id = $1 LIMIT 1"
+        )))
+        .bind(a.as_uuid())
+        .fetch_one(&mut owner)
+        .await
+        .unwrap();
+        let cols = insertable_columns(&mut owner, t).await.join(", ");
+        let fresh = unique_uuid_columns(&mut owner, t).await;
+
+        let mut conn = app.owner().await;
+        as_app(&mut conn, Some(a), None).await;
+
+        // SELECT: only A's rows, all of them.
+        let seen = try_exec(&mut conn, &format!("SELECT 1 FROM {t}"), None).await;
+        let visible: Result<(i64, i64), String> = match seen {
+            Ok(_) => {
+                let r = sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "SELECT count(*), count(*) FILTER (WHERE tenant_id <> '{a}') FROM {t}"
+                )))
+                .fetch_one(&mut conn)
+                .await
+                .unwrap();
+                Ok((r.get(0), r.get(1)))
+            }
+            Err(code) => Err(code),
+        };
+        match visible {
+            Ok((all, foreign)) => {
+                assert_eq!(foreign, 0, "{t}: tenant A sees other tenants' rows");
+                assert_eq!(all, a_rows, "{t}: tenant A does not see exactly its rows");
+            }
+            Err(code) => assert_eq!(code, "42501", "{t}: unexpected error on SELECT"),
+        }
+        let explicit = try_exec(
+            &mut conn,
+            &format!("SELECT 1 FROM {t} WHERE tenant_id = '{b}'"),
+            None,
+        )
+        .await;
+        assert!(
+            matches!(explicit, Ok(0) | Err(_)),
+            "{t}: explicit filter on B returned rows"
+        );
+
+        // UPDATE B's rows: nothing matches.
+        let upd = try_exec(
+            &mut conn,
+            &format!("UPDATE {t} SET tenant_id = tenant_id WHERE tenant_id = '{b}'"),
+            None,
+        )
+        .await;
+        assert!(
+            matches!(upd, Ok(0)) || upd == Err("42501".into()),
+            "{t}: UPDATE of B rows: {upd:?}"
+        );
+        // Move A's row into B: WITH CHECK refuses.
+        let mv = try_exec(
+            &mut conn,
+            &format!("UPDATE {t} SET tenant_id = '{b}' WHERE tenant_id = '{a}'"),
+            None,
+        )
+        .await;
+        assert_eq!(
+            mv,
+            Err("42501".into()),
+            "{t}: moving a row to B was not refused"
+        );
+        // DELETE B's rows: nothing matches.
+        let del = try_exec(
+            &mut conn,
+            &format!("DELETE FROM {t} WHERE tenant_id = '{b}'"),
+            None,
+        )
+        .await;
+        assert!(
+            matches!(del, Ok(0)) || del == Err("42501".into()),
+            "{t}: DELETE of B rows: {del:?}"
+        );
+        // INSERT a row claiming tenant B: WITH CHECK refuses.
+        let mut forged = a_row.clone();
+        forged["tenant_id"] = serde_json::json!(b.to_string());
+        for c in &fresh {
+            forged[c] = serde_json::json!(uuid::Uuid::now_v7().to_string());
+        }
+        let ins = try_exec(
+            &mut conn,
+            &format!(
+                "INSERT INTO {t} ({cols}) SELECT {cols} FROM jsonb_populate_record(NULL::{t}, $1)"
+            ),
+            Some(forged),
+        )
+        .await;
+        assert_eq!(
+            ins,
+            Err("42501".into()),
+            "{t}: INSERT with tenant_id = B was not refused"
+        );
+        conn.execute("ROLLBACK").await.unwrap();
+
+        let after_b = digest(&mut owner, t, b).await;
+        assert_eq!(before_b, after_b, "{t}: tenant B's rows changed");
+    }
+}
+
+#[tokio::test]
+async fn fail_closed_without_tenant_every_tenant_table_is_empty() {
+    let app = TestApp::spawn().await;
+    let mut owner = app.owner().await;
+    seed_world(&mut owner, app.tenant_a, "a").await;
+    seed_world(&mut owner, app.tenant_b, "b").await;
+    let tables = tenant_tables(&mut owner).await;
+    for t in &tables {
+        for setting in [None, Some("")] {
+            let mut conn = app.owner().await;
+            conn.execute("BEGIN").await.unwrap();
+            conn.execute("SET LOCAL ROLE serein_app").await.unwrap();
+            if let Some(v) = setting {
+                sqlx::query("SELECT set_config('app.tenant_id', $1, true)")
+                    .bind(v)
+                    .execute(&mut conn)
+                    .await
+                    .unwrap();
+            }
+            let r = try_exec(&mut conn, &format!("SELECT 1 FROM {t}"), None).await;
+            assert!(
+                matches!(r, Ok(0)) || r == Err("42501".into()),
+                "{t} with tenant {setting:?}: {r:?}"
+            );
+        }
+    }
+    // A garbage tenant id is an error, never a match.
+    let mut conn = app.owner().await;
+    conn.execute("BEGIN").await.unwrap();
+    conn.execute("SET LOCAL ROLE serein_app").await.unwrap();
+    conn.execute("SELECT set_config('app.tenant_id', 'not-a-uuid', true)")
+        .await
+        .unwrap();
+    assert!(conn.execute("SELECT 1 FROM memberships").await.is_err());
+}
+
+#[tokio::test]
+async fn pooled_connections_carry_no_context_after_requests() {
+    let app = TestApp::spawn().await;
+    // Use several connections at once so more than one pooled connection has served a tenant.
+    let mut handles = Vec::new();
+    for _ in 0..8 {
+        let r = app.req(
+            reqwest::Method::GET,
+            "alpha.localhost",
+            "/api/v1/tenant/profile",
+        );
+        handles.push(tokio::spawn(r.send()));
+    }
+    for h in handles {
+        assert_eq!(h.await.unwrap().unwrap().status(), 200);
+    }
+    let mut conns = Vec::new();
+    for _ in 0..app.db.stats().max {
+        conns.push(app.db.admin_conn().await.unwrap());
+    }
+    for c in &mut conns {
+        let (user, tenant, uid, roles): (String, Option<String>, Option<String>, Option<String>) = sqlx::query_as(
+            "SELECT current_user::text, current_setting('app.tenant_id', true), current_setting('app.user_id', true), current_setting('app.roles', true)",
+        )
+        .fetch_one(&mut **c)
+        .await
+        .unwrap();
+        assert_eq!(user, "postgres");
+        assert_eq!(tenant.unwrap_or_default(), "");
+        assert_eq!(uid.unwrap_or_default(), "");
+        assert_eq!(roles.unwrap_or_default(), "");
+        // SAVEPOINT fails outside a transaction block: proof the connection is not in one.
+        assert!(
+            (&mut **c).execute("SAVEPOINT leak_probe").await.is_err(),
+            "a pooled connection was left inside a transaction"
+        );
+    }
+}
+
+#[tokio::test]
+async fn global_tenants_table_shows_only_the_current_tenant_and_is_read_only() {
+    let app = TestApp::spawn().await;
+    let mut conn = app.owner().await;
+    as_app(&mut conn, Some(app.tenant_a), None).await;
+    let ids: Vec<uuid::Uuid> = sqlx::query_scalar("SELECT id FROM tenants")
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(ids, vec![app.tenant_a.as_uuid()]);
+    for sql in [
+        "UPDATE tenants SET name = 'x'".to_owned(),
+        format!("DELETE FROM tenants WHERE id = '{}'", app.tenant_b),
+        "INSERT INTO tenants (id, slug, name, plan) VALUES (gen_random_uuid(), 'evil', 'Evil', 'standard')".to_owned(),
+    ] {
+        assert_eq!(try_exec(&mut conn, &sql, None).await, Err("42501".into()), "{sql}");
+    }
+    // The definer function answers for one slug and exposes only routing fields.
+    let cols: Vec<String> = sqlx::query_scalar(
+        "SELECT unnest(proargnames) FROM pg_proc WHERE proname = 'resolve_tenant'",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(cols, ["p_slug", "id", "status", "web_origins"]);
+}
+
+#[tokio::test]
+async fn global_users_table_shows_members_of_the_tenant_and_self_only() {
+    let app = TestApp::spawn().await;
+    let mut owner = app.owner().await;
+    let alice = seed_world(&mut owner, app.tenant_a, "alice").await;
+    let bob = seed_world(&mut owner, app.tenant_b, "bob").await;
+
+    let mut conn = app.owner().await;
+    as_app(&mut conn, Some(app.tenant_a), None).await;
+    let ids: Vec<uuid::Uuid> = sqlx::query_scalar("SELECT id FROM users")
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(ids, vec![alice.as_uuid()]);
+    // Credentials are not readable by the app role at all.
+    assert_eq!(
+        try_exec(&mut conn, "SELECT password_hash FROM users", None).await,
+        Err("42501".into())
+    );
+    // Another user's row cannot be changed; nor can privileged columns of one's own.
+    let n = try_exec(
+        &mut conn,
+        &format!("UPDATE users SET display_name = 'x' WHERE id = '{bob}'"),
+        None,
+    )
+    .await;
+    assert!(matches!(n, Ok(0)), "{n:?}");
+    conn.execute("ROLLBACK").await.unwrap();
+
+    as_app(&mut conn, Some(app.tenant_a), Some(alice)).await;
+    assert_eq!(
+        try_exec(
+            &mut conn,
+            &format!("UPDATE users SET display_name = 'Alice' WHERE id = '{alice}'"),
+            None
+        )
+        .await,
+        Ok(1)
+    );
+    assert_eq!(
+        try_exec(
+            &mut conn,
+            "UPDATE users SET platform_roles = '{platform_admin}'",
+            None
+        )
+        .await,
+        Err("42501".into())
+    );
+    assert_eq!(
+        try_exec(&mut conn, "UPDATE users SET email = 'x@evil.test'", None).await,
+        Err("42501".into())
+    );
+    conn.execute("ROLLBACK").await.unwrap();
+
+    // No tenant, no user: nobody is visible.
+    as_app(&mut conn, None, None).await;
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM users")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(n, 0);
+    conn.execute("ROLLBACK").await.unwrap();
+    // The self clause: a user sees their own row even in a tenant they do not belong to (the
+    // token layer decides whether they may act there); other rows only via A's memberships.
+    as_app(&mut conn, Some(app.tenant_a), Some(bob)).await;
+    let mut ids: Vec<uuid::Uuid> = sqlx::query_scalar("SELECT id FROM users")
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+    ids.sort();
+    let mut expected = vec![alice.as_uuid(), bob.as_uuid()];
+    expected.sort();
+    assert_eq!(ids, expected);
+}

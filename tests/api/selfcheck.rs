@@ -1,0 +1,102 @@
+//! The start-up self-check refuses a database where row-level security would not hold.
+
+use sqlx::{Connection, Executor, PgConnection};
+
+use crate::helpers::{db_url, fresh_database, test_env};
+use serein::app::App;
+use serein::clock::Clock;
+use serein::config::Config;
+
+/// Create a cluster-wide role if missing, tolerating a concurrent creator.
+async fn ensure_role(conn: &mut PgConnection, name: &str, attrs: &str) {
+    let sql = format!(
+        "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{name}') THEN
+           BEGIN CREATE ROLE {name} {attrs}; EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END;
+         END IF; END $$"
+    );
+    conn.execute(sqlx::AssertSqlSafe(sql)).await.unwrap();
+}
+
+async fn build_error(db: &str, role: Option<&str>) -> String {
+    let mut env = test_env(db);
+    if let Some(r) = role {
+        env.insert("SEREIN_APP_ROLE".into(), r.into());
+    }
+    match App::build(Config::load(&env).unwrap(), Clock::system()).await {
+        Ok(_) => String::new(),
+        Err(e) => format!("{e:#}"),
+    }
+}
+
+#[tokio::test]
+async fn refuses_a_superuser_request_role() {
+    let db = fresh_database().await;
+    let mut owner = PgConnection::connect(&db_url(&db)).await.unwrap();
+    ensure_role(&mut owner, "serein_test_super", "NOLOGIN SUPERUSER").await;
+    let err = build_error(&db, Some("serein_test_super")).await;
+    assert!(err.contains("is a superuser"), "{err}");
+    // The real role passes.
+    assert_eq!(build_error(&db, None).await, "");
+}
+
+#[tokio::test]
+async fn refuses_a_bypassrls_request_role_or_one_that_can_become_privileged() {
+    let db = fresh_database().await;
+    let mut owner = PgConnection::connect(&db_url(&db)).await.unwrap();
+    ensure_role(&mut owner, "serein_test_bypass", "NOLOGIN BYPASSRLS").await;
+    let err = build_error(&db, Some("serein_test_bypass")).await;
+    assert!(err.contains("has BYPASSRLS"), "{err}");
+    ensure_role(&mut owner, "serein_test_member", "NOLOGIN").await;
+    owner
+        .execute("GRANT serein_test_bypass TO serein_test_member")
+        .await
+        .unwrap();
+    let err = build_error(&db, Some("serein_test_member")).await;
+    assert!(err.contains("member of privileged role"), "{err}");
+}
+
+#[tokio::test]
+async fn refuses_when_the_request_role_owns_a_table() {
+    let db = fresh_database().await;
+    let mut owner = PgConnection::connect(&db_url(&db)).await.unwrap();
+    ensure_role(&mut owner, "serein_test_owner", "NOLOGIN").await;
+    owner
+        .execute("CREATE TABLE owned_by_app (id int)")
+        .await
+        .unwrap();
+    owner
+        .execute("ALTER TABLE owned_by_app OWNER TO serein_test_owner")
+        .await
+        .unwrap();
+    let err = build_error(&db, Some("serein_test_owner")).await;
+    assert!(err.contains("owns public.owned_by_app"), "{err}");
+}
+
+#[tokio::test]
+async fn refuses_a_tenant_table_without_forced_rls() {
+    let db = fresh_database().await;
+    let mut owner = PgConnection::connect(&db_url(&db)).await.unwrap();
+    owner
+        .execute("CREATE TABLE leaky (tenant_id uuid NOT NULL, body text)")
+        .await
+        .unwrap();
+    let err = build_error(&db, None).await;
+    assert!(
+        err.contains("public.leaky has row-level security disabled"),
+        "{err}"
+    );
+    owner
+        .execute("ALTER TABLE leaky ENABLE ROW LEVEL SECURITY")
+        .await
+        .unwrap();
+    let err = build_error(&db, None).await;
+    assert!(
+        err.contains("public.leaky does not FORCE row-level security"),
+        "{err}"
+    );
+    owner
+        .execute("ALTER TABLE leaky FORCE ROW LEVEL SECURITY")
+        .await
+        .unwrap();
+    assert_eq!(build_error(&db, None).await, "");
+}
