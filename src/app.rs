@@ -1,7 +1,7 @@
 //! Application assembly: shared state, the router with its layers, and start-up.
 //!
 //! Start-up order (each step refuses to continue on failure): connect (creating the database
-//! if configured) → migrate → self-check (RLS would hold) → apply `tenants/` if configured →
+//! if configured) → migrate (or, with `SEREIN_MIGRATE_ON_START=false`, verify) → self-check (RLS would hold) → apply `tenants/` if configured →
 //! bind → serve.
 
 use std::net::SocketAddr;
@@ -78,7 +78,11 @@ impl App {
         extra: Option<Router<AppState>>,
     ) -> anyhow::Result<Self> {
         let db = Db::connect(&config).await?;
-        db.migrate().await?;
+        if config.migrate_on_start {
+            db.migrate().await?;
+        } else if let Err(reason) = db.readiness().await {
+            anyhow::bail!("database schema is not current ({reason}); run `serein migrate` first");
+        }
         crate::db::selfcheck::run(&db).await?;
         if let Some(dir) = &config.tenants_dir {
             if dir.is_dir() {

@@ -30,6 +30,9 @@ pub struct Config {
     pub database_url: SecretString,
     /// Create the database named in `database_url` when it does not exist (dev convenience).
     pub create_database: bool,
+    /// Apply pending migrations when `serve` starts (dev default). In production a migration
+    /// job runs them as the owner role and pods only verify the schema is current.
+    pub migrate_on_start: bool,
     /// Role every request transaction drops to.
     pub app_role: String,
     pub base_domain: String,
@@ -39,6 +42,8 @@ pub struct Config {
     pub db_max_connections: u32,
     pub db_min_connections: u32,
     pub db_acquire_timeout: Duration,
+    pub db_statement_timeout: Duration,
+    pub db_idle_in_transaction_timeout: Duration,
     pub request_timeout: Duration,
     pub header_read_timeout: Duration,
     pub max_body_bytes: usize,
@@ -83,6 +88,7 @@ fn err(name: &str, reason: impl Into<String>) -> ConfigError {
 struct FileConfig {
     database_url: Option<String>,
     create_database: Option<bool>,
+    migrate_on_start: Option<bool>,
     app_role: Option<String>,
     base_domain: Option<String>,
     bind: Option<String>,
@@ -91,6 +97,8 @@ struct FileConfig {
     db_max_connections: Option<u32>,
     db_min_connections: Option<u32>,
     db_acquire_timeout_ms: Option<u64>,
+    db_statement_timeout_ms: Option<u64>,
+    db_idle_in_transaction_timeout_ms: Option<u64>,
     request_timeout_ms: Option<u64>,
     header_read_timeout_ms: Option<u64>,
     max_body_bytes: Option<usize>,
@@ -226,6 +234,13 @@ impl Config {
             true,
             parse_bool,
         )?;
+        let migrate_on_start = pick(
+            src,
+            "SEREIN_MIGRATE_ON_START",
+            file.migrate_on_start,
+            true,
+            parse_bool,
+        )?;
         let app_role = pick(
             src,
             "SEREIN_APP_ROLE",
@@ -314,6 +329,20 @@ impl Config {
             50,
             60_000,
         )?;
+        let db_statement_timeout = ms(
+            "DB_STATEMENT_TIMEOUT_MS",
+            file.db_statement_timeout_ms,
+            15_000,
+            100,
+            3_600_000,
+        )?;
+        let db_idle_in_transaction_timeout = ms(
+            "DB_IDLE_IN_TRANSACTION_TIMEOUT_MS",
+            file.db_idle_in_transaction_timeout_ms,
+            60_000,
+            1_000,
+            3_600_000,
+        )?;
         let request_timeout = ms(
             "REQUEST_TIMEOUT_MS",
             file.request_timeout_ms,
@@ -366,6 +395,7 @@ impl Config {
         Ok(Self {
             database_url: SecretString::from(database_url),
             create_database,
+            migrate_on_start,
             app_role,
             base_domain,
             bind,
@@ -374,6 +404,8 @@ impl Config {
             db_max_connections,
             db_min_connections,
             db_acquire_timeout,
+            db_statement_timeout,
+            db_idle_in_transaction_timeout,
             request_timeout,
             header_read_timeout,
             max_body_bytes,

@@ -67,7 +67,18 @@ impl Db {
             }
         }
         let options: PgConnectOptions = url.parse()?;
-        let options = options.application_name("serein");
+        // Server-side guards on every pooled connection: no statement runs away, and a
+        // transaction left open by a bug is killed rather than holding locks and snapshots.
+        let options = options.application_name("serein").options([
+            (
+                "statement_timeout",
+                cfg.db_statement_timeout.as_millis().to_string(),
+            ),
+            (
+                "idle_in_transaction_session_timeout",
+                cfg.db_idle_in_transaction_timeout.as_millis().to_string(),
+            ),
+        ]);
         let pool = PgPoolOptions::new()
             .max_connections(cfg.db_max_connections)
             .min_connections(cfg.db_min_connections)
@@ -88,9 +99,16 @@ impl Db {
         })
     }
 
-    /// Apply pending migrations (as the login role, which owns the schema).
+    /// Apply pending migrations (as the login role, which owns the schema), on a connection
+    /// of its own without the request statement timeout; the connection is then discarded so
+    /// the lifted timeout never reaches a request.
     pub async fn migrate(&self) -> anyhow::Result<()> {
-        MIGRATOR.run(&self.pool).await?;
+        let mut conn = self.pool.acquire().await?;
+        conn.close_on_drop();
+        sqlx::raw_sql("SET statement_timeout = 0")
+            .execute(&mut *conn)
+            .await?;
+        MIGRATOR.run(&mut *conn).await?;
         Ok(())
     }
 
@@ -105,17 +123,19 @@ impl Db {
         self.pool.acquire().await
     }
 
-    /// Readiness: the database answers and every embedded migration has been applied.
+    /// Readiness: the database answers (as the request role, like every request) and every
+    /// embedded migration has been applied.
     pub async fn readiness(&self) -> Result<(), String> {
+        let mut tx = SystemTx::begin(self)
+            .await
+            .map_err(|e| e.code().to_owned())?;
         let applied: Vec<i64> = sqlx::query_scalar!(
             r#"SELECT version AS "version!" FROM _sqlx_migrations WHERE success ORDER BY version"#
         )
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *tx)
         .await
-        .map_err(|e| match e {
-            sqlx::Error::PoolTimedOut => "database pool exhausted".to_owned(),
-            _ => "database unreachable".to_owned(),
-        })?;
+        .map_err(|_| "migration history unreadable".to_owned())?;
+        tx.commit().await.map_err(|e| e.code().to_owned())?;
         let missing = MIGRATOR
             .iter()
             .filter(|m| !m.migration_type.is_down_migration())

@@ -89,7 +89,7 @@ pub async fn observe(State(state): State<AppState>, req: Request, next: Next) ->
         if status.is_server_error() {
             tracing::warn!(latency_ms = elapsed * 1000.0, "request failed");
         } else {
-            tracing::debug!(latency_ms = elapsed * 1000.0, "request served");
+            tracing::info!(latency_ms = elapsed * 1000.0, "request served");
         }
         res
     }

@@ -100,3 +100,49 @@ async fn refuses_a_tenant_table_without_forced_rls() {
         .unwrap();
     assert_eq!(build_error(&db, None).await, "");
 }
+
+/// The production shape: a NOINHERIT login role that can only become `serein_app`, with
+/// migrations run beforehand by the owner. The server starts without migrating, serves, and is
+/// ready; with a migration missing it refuses to start.
+#[tokio::test]
+async fn serves_as_a_noinherit_authenticator_without_migrating() {
+    let mut maint = PgConnection::connect(&db_url("postgres")).await.unwrap();
+    ensure_role(&mut maint, "serein_test_authenticator", "LOGIN NOINHERIT").await;
+    maint
+        .execute("GRANT serein_app TO serein_test_authenticator")
+        .await
+        .unwrap();
+
+    let app = crate::helpers::TestApp::spawn_with(|s| {
+        let mut u = url::Url::parse(&s.env["DATABASE_URL"]).unwrap();
+        u.set_username("serein_test_authenticator").unwrap();
+        s.env.insert("DATABASE_URL".into(), u.to_string());
+        s.env
+            .insert("SEREIN_MIGRATE_ON_START".into(), "false".into());
+    })
+    .await;
+    assert_eq!(
+        app.get("alpha.localhost", "/api/v1/tenant/profile")
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(app.get("127.0.0.1", "/health/ready").await.status(), 200);
+
+    // The login role itself can read nothing: only the request role can.
+    let mut u = url::Url::parse(&db_url(&app.db_name)).unwrap();
+    u.set_username("serein_test_authenticator").unwrap();
+    let mut login = PgConnection::connect(u.as_str()).await.unwrap();
+    assert!(login.execute("SELECT 1 FROM tenants").await.is_err());
+
+    let mut owner = app.owner().await;
+    owner.execute("DELETE FROM _sqlx_migrations WHERE version = (SELECT max(version) FROM _sqlx_migrations)").await.unwrap();
+    let mut env = test_env(&app.db_name);
+    env.insert("DATABASE_URL".into(), u.to_string());
+    env.insert("SEREIN_MIGRATE_ON_START".into(), "false".into());
+    let err = match App::build(Config::load(&env).unwrap(), Clock::system()).await {
+        Ok(_) => String::new(),
+        Err(e) => format!("{e:#}"),
+    };
+    assert!(err.contains("run `serein migrate` first"), "{err}");
+}
