@@ -124,11 +124,28 @@ pub async fn apply(
     for s in specs {
         let branding = serde_json::to_value(&s.branding)
             .map_err(|e| ApplyError::Invalid(format!("{}.toml: branding: {e}", s.slug)))?;
-        let inserted = sqlx::query!(
-            r#"INSERT INTO tenants (id, slug, name, plan, status, locale, time_zone, allowance,
-                                    min_cohort, allowed_email_domains, web_origins, branding, managed_by)
+        // One statement: insert, or update only when something differs (so a second run
+        // writes nothing and `updated_at` stays put). `xmax = 0` tells an insert from an update;
+        // no row back means unchanged.
+        let outcome: Option<bool> = sqlx::query_scalar!(
+            r#"INSERT INTO tenants AS t (id, slug, name, plan, status, locale, time_zone, allowance,
+                                         min_cohort, allowed_email_domains, web_origins, branding, managed_by)
                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'file')
-               ON CONFLICT (slug) DO NOTHING"#,
+               ON CONFLICT (slug) DO UPDATE
+                  SET name = EXCLUDED.name, plan = EXCLUDED.plan, status = EXCLUDED.status,
+                      locale = EXCLUDED.locale, time_zone = EXCLUDED.time_zone,
+                      allowance = EXCLUDED.allowance, min_cohort = EXCLUDED.min_cohort,
+                      allowed_email_domains = EXCLUDED.allowed_email_domains,
+                      web_origins = EXCLUDED.web_origins, branding = EXCLUDED.branding,
+                      updated_at = now()
+                WHERE t.managed_by = 'file'
+                  AND (t.name, t.plan, t.status, t.locale, t.time_zone, t.allowance, t.min_cohort,
+                       t.allowed_email_domains, t.web_origins, t.branding)
+                      IS DISTINCT FROM
+                      (EXCLUDED.name, EXCLUDED.plan, EXCLUDED.status, EXCLUDED.locale,
+                       EXCLUDED.time_zone, EXCLUDED.allowance, EXCLUDED.min_cohort,
+                       EXCLUDED.allowed_email_domains, EXCLUDED.web_origins, EXCLUDED.branding)
+               RETURNING (xmax = 0) AS "inserted!""#,
             TenantId::new() as TenantId,
             s.slug,
             s.name,
@@ -142,40 +159,12 @@ pub async fn apply(
             &s.web_origins,
             branding,
         )
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if inserted == 1 {
-            report.created.push(s.slug.clone());
-            continue;
-        }
-        let updated = sqlx::query!(
-            r#"UPDATE tenants SET name = $2, plan = $3, status = $4, locale = $5, time_zone = $6,
-                      allowance = $7, min_cohort = $8, allowed_email_domains = $9,
-                      web_origins = $10, branding = $11, updated_at = now()
-               WHERE slug = $1 AND managed_by = 'file'
-                 AND (name, plan, status, locale, time_zone, allowance, min_cohort,
-                      allowed_email_domains, web_origins, branding)
-                     IS DISTINCT FROM ($2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"#,
-            s.slug,
-            s.name,
-            s.plan.as_str(),
-            s.status.as_str(),
-            s.locale.as_str(),
-            s.time_zone,
-            s.allowance,
-            s.min_cohort,
-            &s.allowed_email_domains,
-            &s.web_origins,
-            branding,
-        )
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if updated == 1 {
-            report.updated.push(s.slug.clone());
-        } else {
-            report.unchanged.push(s.slug.clone());
+        .fetch_optional(&mut *tx)
+        .await?;
+        match outcome {
+            Some(true) => report.created.push(s.slug.clone()),
+            Some(false) => report.updated.push(s.slug.clone()),
+            None => report.unchanged.push(s.slug.clone()),
         }
     }
 

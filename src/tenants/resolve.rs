@@ -228,19 +228,27 @@ pub async fn resolve_tenant(
     req.extensions_mut().insert(tenancy);
     let mut res = next.run(req).await;
     let h = res.headers_mut();
-    h.append(header::VARY, HeaderValue::from_static("Origin"));
-    if let Some(o) = origin {
-        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, o);
-        h.insert(
-            header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
-            HeaderValue::from_static("true"),
-        );
+    if cors_headers(h, origin) {
         h.insert(
             header::ACCESS_CONTROL_EXPOSE_HEADERS,
             HeaderValue::from_static("x-request-id, retry-after"),
         );
     }
     res
+}
+
+/// `Vary: Origin` always; the allow headers when the origin is allowed (returns whether it was).
+fn cors_headers(h: &mut HeaderMap, origin: Option<HeaderValue>) -> bool {
+    h.append(header::VARY, HeaderValue::from_static("Origin"));
+    let Some(o) = origin else {
+        return false;
+    };
+    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, o);
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+        HeaderValue::from_static("true"),
+    );
+    true
 }
 
 /// The request's Origin, if the tenant allows it. The platform host allows none.
@@ -256,13 +264,7 @@ fn allowed_origin(headers: &HeaderMap, tenancy: &Tenancy) -> Option<HeaderValue>
 fn preflight(origin: Option<HeaderValue>) -> Response {
     let mut res = StatusCode::NO_CONTENT.into_response();
     let h = res.headers_mut();
-    h.insert(header::VARY, HeaderValue::from_static("Origin"));
-    if let Some(o) = origin {
-        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, o);
-        h.insert(
-            header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
-            HeaderValue::from_static("true"),
-        );
+    if cors_headers(h, origin) {
         h.insert(
             header::ACCESS_CONTROL_ALLOW_METHODS,
             HeaderValue::from_static("GET, POST, PUT, PATCH, DELETE"),

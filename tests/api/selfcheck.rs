@@ -146,3 +146,87 @@ async fn serves_as_a_noinherit_authenticator_without_migrating() {
     };
     assert!(err.contains("run `serein migrate` first"), "{err}");
 }
+
+/// The roles migration is cluster-wide and must survive several databases migrating at once
+/// (parallel test processes, replicas starting together): run it concurrently on fresh, empty
+/// databases while the roles are being dropped and recreated.
+#[tokio::test]
+async fn role_migration_is_safe_when_run_concurrently() {
+    let sql = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("migrations/20261121000001_roles_and_app_schema.sql"),
+    )
+    .unwrap();
+    // The real roles are in use by other tests; exercise the same statements on private names.
+    let sql = sql
+        .replace("serein_app", "serein_race_app")
+        .replace("serein_owner", "serein_race_owner");
+    let mut maint = PgConnection::connect(&db_url("postgres")).await.unwrap();
+    let mut names = Vec::new();
+    for i in 0..6 {
+        let n = format!("serein_t_{}_race{i}", std::process::id());
+        maint
+            .execute(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {n}")))
+            .await
+            .unwrap();
+        maint
+            .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {n}")))
+            .await
+            .unwrap();
+        names.push(n);
+    }
+    for round in 0..3 {
+        // Start from no roles each round so the creations really race.
+        for n in &names {
+            let mut c = PgConnection::connect(&db_url(n)).await.unwrap();
+            c.execute(
+                "DROP SCHEMA IF EXISTS app CASCADE; DROP SCHEMA IF EXISTS app_private CASCADE",
+            )
+            .await
+            .unwrap();
+        }
+        let _ = maint.execute("DROP ROLE IF EXISTS serein_race_app").await;
+        let _ = maint.execute("DROP ROLE IF EXISTS serein_race_owner").await;
+        let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(names.len()));
+        let mut tasks = Vec::new();
+        for n in &names {
+            let url = db_url(n);
+            let sql = sql.clone();
+            let barrier = barrier.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut c = PgConnection::connect(&url).await.unwrap();
+                barrier.wait().await;
+                c.execute(sqlx::AssertSqlSafe(format!("BEGIN; {sql}; COMMIT")))
+                    .await
+                    .map(|_| ())
+            }));
+        }
+        for t in tasks {
+            t.await
+                .unwrap()
+                .unwrap_or_else(|e| panic!("round {round}: {e}"));
+        }
+    }
+    let (sup, bypass): (bool, bool) = sqlx::query_as(
+        "SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = 'serein_race_app'",
+    )
+    .fetch_one(&mut maint)
+    .await
+    .unwrap();
+    assert!(!sup && !bypass);
+    for n in &names {
+        let mut c = PgConnection::connect(&db_url(n)).await.unwrap();
+        c.execute("DROP SCHEMA IF EXISTS app CASCADE; DROP SCHEMA IF EXISTS app_private CASCADE")
+            .await
+            .unwrap();
+        drop(c);
+        maint
+            .execute(sqlx::AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS {n} WITH (FORCE)"
+            )))
+            .await
+            .unwrap();
+    }
+    let _ = maint.execute("DROP ROLE IF EXISTS serein_race_app").await;
+    let _ = maint.execute("DROP ROLE IF EXISTS serein_race_owner").await;
+}
