@@ -23,7 +23,7 @@ use sqlx::{PgPool, Postgres};
 use crate::config::Config;
 
 pub use ids::{MembershipId, TenantId, UserId};
-pub use tenancy::{SystemTx, TenantTx};
+pub use tenancy::{SystemTx, TenantTx, TxLimits};
 
 /// The embedded migrations (`migrations/`).
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -33,6 +33,7 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 pub struct Db {
     pool: PgPool,
     app_role: Arc<str>,
+    tx_limits: TxLimits,
     waiting: Arc<AtomicI64>,
 }
 
@@ -67,18 +68,9 @@ impl Db {
             }
         }
         let options: PgConnectOptions = url.parse()?;
-        // Server-side guards on every pooled connection: no statement runs away, and a
-        // transaction left open by a bug is killed rather than holding locks and snapshots.
-        let options = options.application_name("serein").options([
-            (
-                "statement_timeout",
-                cfg.db_statement_timeout.as_millis().to_string(),
-            ),
-            (
-                "idle_in_transaction_session_timeout",
-                cfg.db_idle_in_transaction_timeout.as_millis().to_string(),
-            ),
-        ]);
+        // Statement and idle-in-transaction timeouts are set per transaction by the context
+        // statement (`tenancy`), not as start-up options: a transaction-mode pooler drops those.
+        let options = options.application_name("serein");
         let pool = PgPoolOptions::new()
             .max_connections(cfg.db_max_connections)
             .min_connections(cfg.db_min_connections)
@@ -95,21 +87,26 @@ impl Db {
         Ok(Self {
             pool,
             app_role: Arc::from(cfg.app_role.as_str()),
+            tx_limits: TxLimits {
+                statement_timeout_ms: cfg.db_statement_timeout.as_millis(),
+                idle_in_transaction_timeout_ms: cfg.db_idle_in_transaction_timeout.as_millis(),
+            },
             waiting: Arc::new(AtomicI64::new(0)),
         })
     }
 
-    /// Apply pending migrations (as the login role, which owns the schema), on a connection
-    /// of its own without the request statement timeout; the connection is then discarded so
-    /// the lifted timeout never reaches a request.
+    /// Apply pending migrations (as the login role, which owns the schema). Pooled connections
+    /// carry no statement timeout of their own (requests set theirs per transaction), so long
+    /// migrations are not cut short.
     pub async fn migrate(&self) -> anyhow::Result<()> {
         let mut conn = self.pool.acquire().await?;
-        conn.close_on_drop();
-        sqlx::raw_sql("SET statement_timeout = 0")
-            .execute(&mut *conn)
-            .await?;
         MIGRATOR.run(&mut *conn).await?;
         Ok(())
+    }
+
+    /// Server-side limits every scoped transaction sets.
+    pub fn tx_limits(&self) -> TxLimits {
+        self.tx_limits
     }
 
     /// The role request transactions drop to.

@@ -84,30 +84,46 @@ impl Drop for ScopedConn {
     }
 }
 
-/// Build the context statement. Only typed values reach the string (see module header).
-fn context_statement(role: &str, tenant: Option<TenantId>, actor: Option<&DbActor>) -> String {
-    let mut s = String::with_capacity(256);
-    s.push_str("BEGIN; SELECT set_config('role', '");
-    s.push_str(role);
-    s.push_str("', true)");
-    if let Some(t) = tenant {
-        let _ = write!(s, ", set_config('app.tenant_id', '{}', true)", t.as_uuid());
-        let (user, roles) = match actor {
-            Some(a) => (
-                a.user.as_uuid().to_string(),
-                a.roles
-                    .iter()
-                    .map(|r| r.as_str())
-                    .collect::<Vec<_>>()
-                    .join(","),
-            ),
-            None => (String::new(), String::new()),
-        };
-        let _ = write!(
-            s,
-            ", set_config('app.user_id', '{user}', true), set_config('app.roles', '{roles}', true)"
-        );
-    }
+/// Server-side limits set with the context (transaction-local, so they also hold behind a
+/// transaction-mode pooler, which drops connection start-up options).
+#[derive(Debug, Clone, Copy)]
+pub struct TxLimits {
+    pub statement_timeout_ms: u128,
+    pub idle_in_transaction_timeout_ms: u128,
+}
+
+/// Build the context statement. Only typed values reach the string (see module header). All
+/// four settings are always written, empty when absent, so nothing a previous transaction on
+/// the connection might have left behind can be inherited.
+fn context_statement(
+    role: &str,
+    limits: TxLimits,
+    tenant: Option<TenantId>,
+    actor: Option<&DbActor>,
+) -> String {
+    let tenant = tenant.map(|t| t.as_uuid().to_string()).unwrap_or_default();
+    let (user, roles) = match actor {
+        Some(a) => (
+            a.user.as_uuid().to_string(),
+            a.roles
+                .iter()
+                .map(|r| r.as_str())
+                .collect::<Vec<_>>()
+                .join(","),
+        ),
+        None => (String::new(), String::new()),
+    };
+    let mut s = String::with_capacity(384);
+    let _ = write!(
+        s,
+        "BEGIN; SELECT set_config('role', '{role}', true), \
+         set_config('app.tenant_id', '{tenant}', true), \
+         set_config('app.user_id', '{user}', true), \
+         set_config('app.roles', '{roles}', true), \
+         set_config('statement_timeout', '{}', true), \
+         set_config('idle_in_transaction_session_timeout', '{}', true)",
+        limits.statement_timeout_ms, limits.idle_in_transaction_timeout_ms
+    );
     s
 }
 
@@ -117,6 +133,32 @@ fn is_connection_error(e: &sqlx::Error) -> bool {
         || matches!(e, sqlx::Error::Database(db) if db.code().is_some_and(|c| c.starts_with("57P") || c.starts_with("08")))
 }
 
+/// A connection between acquisition and a completed BEGIN. If the future is cancelled while
+/// BEGIN is in flight (client gone, request timeout), this guard closes the connection: it may
+/// be inside a transaction carrying another request's context, and sqlx would otherwise put it
+/// back in the pool as it is.
+struct Pending<'a> {
+    conn: Option<PoolConnection<Postgres>>,
+    waiting: Option<&'a std::sync::atomic::AtomicI64>,
+}
+
+impl Pending<'_> {
+    fn release(mut self) -> Option<PoolConnection<Postgres>> {
+        self.conn.take()
+    }
+}
+
+impl Drop for Pending<'_> {
+    fn drop(&mut self) {
+        if let Some(w) = self.waiting.take() {
+            w.fetch_sub(1, Ordering::Relaxed);
+        }
+        if let Some(c) = self.conn.as_mut() {
+            c.close_on_drop();
+        }
+    }
+}
+
 async fn begin(db: &Db, statement: String) -> Result<ScopedConn, AppError> {
     // A pooled connection may have died with the server (restart, failover). Nothing has run
     // yet, so retrying on another connection is safe; bound the retries by the pool size.
@@ -124,26 +166,30 @@ async fn begin(db: &Db, statement: String) -> Result<ScopedConn, AppError> {
     let mut last = None;
     for _ in 0..attempts {
         db.waiting_counter().fetch_add(1, Ordering::Relaxed);
-        let acquired = db.pool().acquire().await;
-        db.waiting_counter().fetch_sub(1, Ordering::Relaxed);
-        let mut conn = acquired?;
+        let mut pending = Pending {
+            conn: None,
+            waiting: Some(db.waiting_counter()),
+        };
+        let acquired = db.pool().acquire().await?;
+        if let Some(w) = pending.waiting.take() {
+            w.fetch_sub(1, Ordering::Relaxed);
+        }
+        let conn = pending.conn.insert(acquired);
         match PgTransactionManager::begin(
-            &mut conn,
+            conn,
             Some(AssertSqlSafe(statement.clone()).into_sql_str()),
         )
         .await
         {
-            Ok(()) => return Ok(ScopedConn { conn, open: true }),
-            Err(e) => {
-                // Whatever failed, this connection may sit in an aborted transaction: never
-                // hand it to anyone else.
-                conn.close_on_drop();
-                if is_connection_error(&e) {
-                    last = Some(e);
-                    continue;
+            Ok(()) => {
+                if let Some(conn) = pending.release() {
+                    return Ok(ScopedConn { conn, open: true });
                 }
-                return Err(e.into());
             }
+            // Whatever failed, the connection may sit in an aborted transaction: dropping
+            // `pending` closes it, never handing it to anyone else.
+            Err(e) if is_connection_error(&e) => last = Some(e),
+            Err(e) => return Err(e.into()),
         }
     }
     Err(last.map_or(
@@ -162,7 +208,11 @@ impl TenantTx {
         tenant: TenantId,
         actor: Option<&DbActor>,
     ) -> Result<Self, AppError> {
-        let inner = begin(db, context_statement(db.app_role(), Some(tenant), actor)).await?;
+        let inner = begin(
+            db,
+            context_statement(db.app_role(), db.tx_limits(), Some(tenant), actor),
+        )
+        .await?;
         Ok(Self { inner, tenant })
     }
 
@@ -179,7 +229,11 @@ impl TenantTx {
 
 impl SystemTx {
     pub async fn begin(db: &Db) -> Result<Self, AppError> {
-        let inner = begin(db, context_statement(db.app_role(), None, None)).await?;
+        let inner = begin(
+            db,
+            context_statement(db.app_role(), db.tx_limits(), None, None),
+        )
+        .await?;
         Ok(Self { inner })
     }
 
@@ -208,5 +262,39 @@ impl Deref for SystemTx {
 impl DerefMut for SystemTx {
     fn deref_mut(&mut self) -> &mut PgConnection {
         &mut self.inner.conn
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_context_statement_sets_everything_in_one_statement() {
+        let limits = TxLimits {
+            statement_timeout_ms: 15_000,
+            idle_in_transaction_timeout_ms: 60_000,
+        };
+        let t = TenantId(uuid::Uuid::nil());
+        let u = UserId(uuid::Uuid::max());
+        let actor = DbActor {
+            user: u,
+            roles: vec![Role::TenantAdmin, Role::Hr],
+        };
+        assert_eq!(
+            context_statement("serein_app", limits, Some(t), Some(&actor)),
+            "BEGIN; SELECT set_config('role', 'serein_app', true), \
+             set_config('app.tenant_id', '00000000-0000-0000-0000-000000000000', true), \
+             set_config('app.user_id', 'ffffffff-ffff-ffff-ffff-ffffffffffff', true), \
+             set_config('app.roles', 'tenant_admin,hr', true), \
+             set_config('statement_timeout', '15000', true), \
+             set_config('idle_in_transaction_session_timeout', '60000', true)"
+        );
+        // No tenant, no actor: every setting is still written, empty.
+        let system = context_statement("serein_app", limits, None, None);
+        assert!(system.contains("set_config('app.tenant_id', '', true)"));
+        assert!(system.contains("set_config('app.user_id', '', true)"));
+        assert!(system.contains("set_config('app.roles', '', true)"));
+        assert_eq!(system.matches("SELECT").count(), 1);
     }
 }

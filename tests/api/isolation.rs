@@ -466,3 +466,113 @@ async fn global_users_table_shows_members_of_the_tenant_and_self_only() {
     expected.sort();
     assert_eq!(ids, expected);
 }
+
+/// The production context statement, run by `TenantTx` and `SystemTx`, really drops to the
+/// request role and sets exactly the tenant, user and roles (M1 of the review: the matrix
+/// above sets its own context, so this proves the one the server uses).
+#[tokio::test]
+async fn tenant_tx_and_system_tx_run_as_the_request_role_with_their_context() {
+    use serein::db::tenancy::DbActor;
+    use serein::db::{SystemTx, TenantTx, UserId};
+    use serein::rbac::Role;
+    let app = TestApp::spawn().await;
+    let user = UserId::new();
+    let actor = DbActor {
+        user,
+        roles: vec![Role::Employee, Role::Hr],
+    };
+    let mut tx = TenantTx::begin(&app.db, app.tenant_a, Some(&actor))
+        .await
+        .unwrap();
+    let (role, tenant, uid, roles, timeout): (String, Option<uuid::Uuid>, Option<uuid::Uuid>, Vec<String>, String) = sqlx::query_as(
+        "SELECT current_user::text, app.current_tenant(), app.current_user_id(), app.current_roles(), current_setting('statement_timeout')",
+    )
+    .fetch_one(&mut *tx)
+    .await
+    .unwrap();
+    assert_eq!(role, "serein_app");
+    assert_eq!(tenant, Some(app.tenant_a.as_uuid()));
+    assert_eq!(uid, Some(user.as_uuid()));
+    assert_eq!(roles, ["employee", "hr"]);
+    assert_eq!(timeout, "15s");
+    tx.commit().await.unwrap();
+
+    let mut sys = SystemTx::begin(&app.db).await.unwrap();
+    let (role, tenant, uid, roles): (String, Option<uuid::Uuid>, Option<uuid::Uuid>, Vec<String>) = sqlx::query_as(
+        "SELECT current_user::text, app.current_tenant(), app.current_user_id(), app.current_roles()",
+    )
+    .fetch_one(&mut *sys)
+    .await
+    .unwrap();
+    assert_eq!(
+        (role.as_str(), tenant, uid, roles.len()),
+        ("serein_app", None, None, 0)
+    );
+    sys.commit().await.unwrap();
+}
+
+/// A transaction dropped without commit is rolled back, and a BEGIN cancelled mid-flight never
+/// puts its connection back into the pool inside a transaction (review H1).
+#[tokio::test]
+async fn dropped_and_cancelled_transactions_leave_no_context_in_the_pool() {
+    use serein::db::TenantTx;
+    use std::future::Future;
+    let app = TestApp::spawn_with(|s| {
+        s.env.insert("DB_MAX_CONNECTIONS".into(), "2".into());
+    })
+    .await;
+    let mut owner = app.owner().await;
+    let someone = seed_world(&mut owner, app.tenant_b, "x").await;
+
+    // Dropped without commit: the insert is gone.
+    {
+        let mut tx = TenantTx::begin(&app.db, app.tenant_a, None).await.unwrap();
+        sqlx::query("INSERT INTO memberships (id, tenant_id, user_id, roles) VALUES ($1, $2, $3, '{employee}')")
+            .bind(uuid::Uuid::now_v7())
+            .bind(app.tenant_a.as_uuid())
+            .bind(someone.as_uuid())
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+    }
+    // Cancelled while BEGIN is in flight, many times, at every await point reachable.
+    for polls in 1..6 {
+        for _ in 0..5 {
+            let mut fut = Box::pin(TenantTx::begin(&app.db, app.tenant_a, None));
+            for _ in 0..polls {
+                std::future::poll_fn(|cx| {
+                    let _ = fut.as_mut().poll(cx);
+                    std::task::Poll::Ready(())
+                })
+                .await;
+                tokio::task::yield_now().await;
+            }
+            drop(fut);
+        }
+    }
+    // Let the pool process returned and closed connections.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM memberships WHERE tenant_id = $1")
+        .bind(app.tenant_a.as_uuid())
+        .fetch_one(&mut owner)
+        .await
+        .unwrap();
+    assert_eq!(n, 0, "a dropped transaction committed");
+    let mut conns = Vec::new();
+    for _ in 0..2 {
+        conns.push(app.db.admin_conn().await.unwrap());
+    }
+    for c in &mut conns {
+        assert!(
+            (&mut **c).execute("SAVEPOINT leak_probe").await.is_err(),
+            "a pooled connection is still inside a transaction"
+        );
+        let tenant: Option<String> =
+            sqlx::query_scalar("SELECT current_setting('app.tenant_id', true)")
+                .fetch_one(&mut **c)
+                .await
+                .unwrap();
+        assert_eq!(tenant.unwrap_or_default(), "");
+    }
+    assert_eq!(app.db.stats().waiting, 0, "the waiting gauge drifted");
+}
