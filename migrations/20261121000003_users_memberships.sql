@@ -34,17 +34,41 @@ CREATE TABLE memberships (
     -- Lets child tables reference (tenant_id, id) so a row can never point into another tenant.
     CONSTRAINT memberships_tenant_id_key UNIQUE (tenant_id, id)
 );
+-- Deliberately not led by tenant_id: it serves the user look-ups that cross tenants by design
+-- (the `users_visible` policy's EXISTS, one person's memberships at login, ON DELETE CASCADE).
 CREATE INDEX memberships_user_idx ON memberships (user_id);
 
 ALTER TABLE memberships ENABLE ROW LEVEL SECURITY;
 ALTER TABLE memberships FORCE ROW LEVEL SECURITY;
 
-CREATE POLICY memberships_tenant_isolation ON memberships
-    FOR ALL TO serein_app
+CREATE POLICY memberships_tenant_read ON memberships
+    FOR SELECT TO serein_app
+    USING (tenant_id = (SELECT app.current_tenant()));
+
+-- Creating a membership attaches a global identity to this tenant, and makes that person's
+-- user row visible here. So beyond the tenant check, only a tenant admin may do it, or the
+-- person themself (accepting an invitation, self-sign-up); any other actor cannot attach an
+-- arbitrary user id to read its e-mail.
+CREATE POLICY memberships_create ON memberships
+    FOR INSERT TO serein_app
+    WITH CHECK (
+        tenant_id = (SELECT app.current_tenant())
+        AND (ARRAY['tenant_admin'] <@ (SELECT app.current_roles())
+             OR user_id = (SELECT app.current_user_id()))
+    );
+
+CREATE POLICY memberships_tenant_update ON memberships
+    FOR UPDATE TO serein_app
     USING (tenant_id = (SELECT app.current_tenant()))
     WITH CHECK (tenant_id = (SELECT app.current_tenant()));
 
-GRANT SELECT, INSERT, UPDATE, DELETE ON memberships TO serein_app;
+CREATE POLICY memberships_tenant_delete ON memberships
+    FOR DELETE TO serein_app
+    USING (tenant_id = (SELECT app.current_tenant()));
+
+GRANT SELECT, INSERT, DELETE ON memberships TO serein_app;
+-- A membership never changes tenant or person: only these columns are updatable.
+GRANT UPDATE (roles, status, department, updated_at) ON memberships TO serein_app;
 
 ALTER TABLE users ENABLE ROW LEVEL SECURITY;
 ALTER TABLE users FORCE ROW LEVEL SECURITY;

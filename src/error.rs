@@ -187,6 +187,36 @@ impl From<sqlx::Error> for AppError {
                     retry_after_secs: 2,
                 }
             }
+            // Map by SQLSTATE so database refusals are client errors, never 500s. Constraint
+            // and column names stay in the log; features map their own constraints to precise
+            // codes before this fallback.
+            sqlx::Error::Database(ref db) => match db.code().as_deref() {
+                // Row-level security WITH CHECK or a missing grant: the row is not the
+                // caller's to write. Logged: it is either an attack or a bug.
+                Some("42501") => {
+                    tracing::warn!(error = %db, "database refused the write (42501)");
+                    Self::Forbidden
+                }
+                Some("23505") => Self::Conflict {
+                    code: "conflict",
+                    detail: "This conflicts with an existing resource.".into(),
+                },
+                Some("23503") => {
+                    Self::bad_request("invalid_reference", "A referenced resource does not exist.")
+                }
+                Some("23502" | "23514" | "22P02" | "22001" | "22003" | "22007" | "22008") => {
+                    Self::Validation(vec![FieldError {
+                        field: "(body)".into(),
+                        reason: "A value is missing, malformed or out of range.".into(),
+                    }])
+                }
+                // statement_timeout, serialization failure, deadlock, lock not available.
+                Some("57014" | "40001" | "40P01" | "55P03") => Self::Unavailable {
+                    code: "database_contention",
+                    retry_after_secs: 1,
+                },
+                _ => Self::Database(e),
+            },
             other => Self::Database(other),
         }
     }

@@ -298,12 +298,24 @@ pub async fn seed_world(owner: &mut PgConnection, tenant: TenantId, tag: &str) -
 /// Begin a transaction on `conn` as the request role with the given context, exactly like
 /// `TenantTx` does (but with Casbin and handlers out of the picture).
 pub async fn as_app(conn: &mut PgConnection, tenant: Option<TenantId>, user: Option<UserId>) {
+    as_app_with_roles(conn, tenant, user, "").await;
+}
+
+/// [`as_app`] with the actor's roles (comma-separated).
+pub async fn as_app_with_roles(
+    conn: &mut PgConnection,
+    tenant: Option<TenantId>,
+    user: Option<UserId>,
+    roles: &str,
+) {
     conn.execute("BEGIN").await.unwrap();
     sqlx::query(
-        "SELECT set_config('role', 'serein_app', true), set_config('app.tenant_id', $1, true), set_config('app.user_id', $2, true)",
+        "SELECT set_config('role', 'serein_app', true), set_config('app.tenant_id', $1, true), \
+                set_config('app.user_id', $2, true), set_config('app.roles', $3, true)",
     )
     .bind(tenant.map(|t| t.to_string()).unwrap_or_default())
     .bind(user.map(|u| u.to_string()).unwrap_or_default())
+    .bind(roles)
     .execute(&mut *conn)
     .await
     .unwrap();

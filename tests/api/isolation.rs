@@ -25,12 +25,13 @@ async fn tenant_tables(owner: &mut PgConnection) -> Vec<String> {
     .unwrap()
 }
 
-/// SQLSTATE of a failed statement inside a savepoint (rolled back), or None on success.
-async fn try_exec(
+/// Run one statement inside a savepoint (rolled back on error): rows affected, or the error's
+/// SQLSTATE and message.
+async fn try_exec_full(
     conn: &mut PgConnection,
     sql: &str,
     bind: Option<serde_json::Value>,
-) -> Result<u64, String> {
+) -> Result<u64, (String, String)> {
     conn.execute("SAVEPOINT probe").await.unwrap();
     let q = sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()));
     let q = match bind {
@@ -45,13 +46,53 @@ async fn try_exec(
         }
         Err(e) => {
             conn.execute("ROLLBACK TO SAVEPOINT probe").await.unwrap();
-            let code = e
-                .as_database_error()
-                .and_then(|d| d.code().map(|c| c.to_string()))
-                .unwrap_or_else(|| e.to_string());
-            Err(code)
+            let (code, msg) = match e.as_database_error() {
+                Some(d) => (
+                    d.code().map(|c| c.to_string()).unwrap_or_default(),
+                    d.message().to_owned(),
+                ),
+                None => (String::new(), e.to_string()),
+            };
+            Err((code, msg))
         }
     }
+}
+
+/// [`try_exec_full`], keeping only the SQLSTATE.
+async fn try_exec(
+    conn: &mut PgConnection,
+    sql: &str,
+    bind: Option<serde_json::Value>,
+) -> Result<u64, String> {
+    try_exec_full(conn, sql, bind)
+        .await
+        .map_err(|(code, _)| code)
+}
+
+/// What refused a statement: row-level security, or a missing grant.
+#[derive(Debug, PartialEq)]
+enum Refusal {
+    Rls,
+    NoGrant,
+    Other(String, String),
+}
+
+fn refusal(err: &(String, String)) -> Refusal {
+    match err {
+        (code, msg) if code == "42501" && msg.contains("row-level security") => Refusal::Rls,
+        (code, msg) if code == "42501" && msg.contains("permission denied") => Refusal::NoGrant,
+        (code, msg) => Refusal::Other(code.clone(), msg.clone()),
+    }
+}
+
+/// Does the request role hold `privilege` on the table (any column for SELECT/UPDATE)?
+async fn app_may(owner: &mut PgConnection, table: &str, privilege: &str) -> bool {
+    sqlx::query_scalar("SELECT has_any_column_privilege('serein_app', $1::regclass, $2)")
+        .bind(table)
+        .bind(privilege)
+        .fetch_one(owner)
+        .await
+        .unwrap()
 }
 
 async fn digest(owner: &mut PgConnection, table: &str, tenant: TenantId) -> (i64, Option<String>) {
@@ -177,6 +218,10 @@ async fn matrix_tenant_b_rows_are_invisible_and_unchangeable_from_tenant_a() {
     seed_world(&mut owner, b, "b").await;
     let tables = tenant_tables(&mut owner).await;
     assert!(!tables.is_empty());
+    // The actor holds every tenant role, so what refuses below is the tenant check, not a role
+    // gate; ownership policies may hide rows from this actor, never show foreign ones.
+    let actor = serein::db::UserId::new();
+    let all_roles = "tenant_admin,hr,practitioner,employee";
 
     for t in &tables {
         let (a_rows, _) = digest(&mut owner, t, a).await;
@@ -194,95 +239,164 @@ async fn matrix_tenant_b_rows_are_invisible_and_unchangeable_from_tenant_a() {
         .unwrap();
         let cols = insertable_columns(&mut owner, t).await.join(", ");
         let fresh = unique_uuid_columns(&mut owner, t).await;
+        let may_select = app_may(&mut owner, t, "SELECT").await;
+        let may_insert = app_may(&mut owner, t, "INSERT").await;
+        let may_update = app_may(&mut owner, t, "UPDATE").await;
+        let may_delete = sqlx::query_scalar::<_, bool>(
+            "SELECT has_table_privilege('serein_app', $1::regclass, 'DELETE')",
+        )
+        .bind(t)
+        .fetch_one(&mut owner)
+        .await
+        .unwrap();
+        let may_move: bool = sqlx::query_scalar(
+            "SELECT has_column_privilege('serein_app', $1::regclass, 'tenant_id', 'UPDATE')",
+        )
+        .bind(t)
+        .fetch_one(&mut owner)
+        .await
+        .unwrap();
+        // An error is acceptable only as RLS, or as a missing grant the catalogue confirms.
+        let refused = |r: Result<u64, (String, String)>, granted: bool, what: &str| match r {
+            Ok(n) => panic!("{t}: {what} succeeded ({n} rows)"),
+            Err(e) => match refusal(&e) {
+                Refusal::Rls => {}
+                Refusal::NoGrant => assert!(
+                    !granted,
+                    "{t}: {what}: 'permission denied' although granted"
+                ),
+                Refusal::Other(c, m) => panic!("{t}: {what}: unexpected error {c} {m}"),
+            },
+        };
+        let nothing = |r: Result<u64, (String, String)>, granted: bool, what: &str| match r {
+            Ok(0) => {}
+            Ok(n) => panic!("{t}: {what} touched {n} of tenant B's rows"),
+            Err(e) => assert!(
+                refusal(&e) == Refusal::NoGrant && !granted,
+                "{t}: {what}: unexpected error {e:?}"
+            ),
+        };
 
         let mut conn = app.owner().await;
-        as_app(&mut conn, Some(a), None).await;
+        crate::helpers::as_app_with_roles(&mut conn, Some(a), Some(actor), all_roles).await;
 
-        // SELECT: only A's rows, all of them.
-        let seen = try_exec(&mut conn, &format!("SELECT 1 FROM {t}"), None).await;
-        let visible: Result<(i64, i64), String> = match seen {
-            Ok(_) => {
-                let r = sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "SELECT count(*), count(*) FILTER (WHERE tenant_id <> '{a}') FROM {t}"
-                )))
-                .fetch_one(&mut conn)
-                .await
-                .unwrap();
-                Ok((r.get(0), r.get(1)))
-            }
-            Err(code) => Err(code),
-        };
-        match visible {
-            Ok((all, foreign)) => {
-                assert_eq!(foreign, 0, "{t}: tenant A sees other tenants' rows");
-                assert_eq!(all, a_rows, "{t}: tenant A does not see exactly its rows");
-            }
-            Err(code) => assert_eq!(code, "42501", "{t}: unexpected error on SELECT"),
+        // SELECT: never a foreign row.
+        if may_select {
+            let r = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT count(*), count(*) FILTER (WHERE tenant_id <> '{a}') FROM {t}"
+            )))
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+            let (all, foreign): (i64, i64) = (r.get(0), r.get(1));
+            assert_eq!(foreign, 0, "{t}: tenant A sees other tenants' rows");
+            assert!(all <= a_rows, "{t}: tenant A sees more rows than it has");
         }
-        let explicit = try_exec(
+        let explicit = try_exec_full(
             &mut conn,
             &format!("SELECT 1 FROM {t} WHERE tenant_id = '{b}'"),
             None,
         )
         .await;
-        assert!(
-            matches!(explicit, Ok(0) | Err(_)),
-            "{t}: explicit filter on B returned rows"
+        nothing(explicit, may_select, "SELECT of B's rows");
+        nothing(
+            try_exec_full(
+                &mut conn,
+                &format!("UPDATE {t} SET tenant_id = tenant_id WHERE tenant_id = '{b}'"),
+                None,
+            )
+            .await,
+            may_move,
+            "UPDATE of B's rows",
+        );
+        nothing(
+            try_exec_full(
+                &mut conn,
+                &format!("DELETE FROM {t} WHERE tenant_id = '{b}'"),
+                None,
+            )
+            .await,
+            may_delete,
+            "DELETE of B's rows",
+        );
+        // Moving A's row into B: WITH CHECK (or no grant on tenant_id) refuses.
+        refused(
+            try_exec_full(
+                &mut conn,
+                &format!("UPDATE {t} SET tenant_id = '{b}' WHERE tenant_id = '{a}'"),
+                None,
+            )
+            .await,
+            may_move,
+            "moving a row to tenant B",
+        );
+        // Inserting a row claiming tenant B: WITH CHECK refuses.
+        let clone = |tenant: TenantId| {
+            let mut row = a_row.clone();
+            row["tenant_id"] = serde_json::json!(tenant.to_string());
+            for c in &fresh {
+                row[c] = serde_json::json!(uuid::Uuid::now_v7().to_string());
+            }
+            row
+        };
+        let insert = format!(
+            "INSERT INTO {t} ({cols}) SELECT {cols} FROM jsonb_populate_record(NULL::{t}, $1)"
+        );
+        refused(
+            try_exec_full(&mut conn, &insert, Some(clone(b))).await,
+            may_insert,
+            "INSERT with tenant_id = B",
         );
 
-        // UPDATE B's rows: nothing matches.
-        let upd = try_exec(
-            &mut conn,
-            &format!("UPDATE {t} SET tenant_id = tenant_id WHERE tenant_id = '{b}'"),
-            None,
-        )
-        .await;
-        assert!(
-            matches!(upd, Ok(0)) || upd == Err("42501".into()),
-            "{t}: UPDATE of B rows: {upd:?}"
-        );
-        // Move A's row into B: WITH CHECK refuses.
-        let mv = try_exec(
-            &mut conn,
-            &format!("UPDATE {t} SET tenant_id = '{b}' WHERE tenant_id = '{a}'"),
-            None,
-        )
-        .await;
-        assert_eq!(
-            mv,
-            Err("42501".into()),
-            "{t}: moving a row to B was not refused"
-        );
-        // DELETE B's rows: nothing matches.
-        let del = try_exec(
-            &mut conn,
-            &format!("DELETE FROM {t} WHERE tenant_id = '{b}'"),
-            None,
-        )
-        .await;
-        assert!(
-            matches!(del, Ok(0)) || del == Err("42501".into()),
-            "{t}: DELETE of B rows: {del:?}"
-        );
-        // INSERT a row claiming tenant B: WITH CHECK refuses.
-        let mut forged = a_row.clone();
-        forged["tenant_id"] = serde_json::json!(b.to_string());
-        for c in &fresh {
-            forged[c] = serde_json::json!(uuid::Uuid::now_v7().to_string());
+        // Positive controls: the same statements on tenant A's own rows are not refused by RLS,
+        // so the refusals above are the tenant check at work, not a blanket denial.
+        if may_insert {
+            let r = try_exec_full(&mut conn, &insert, Some(clone(a))).await;
+            if let Err(e) = r {
+                assert_ne!(
+                    refusal(&e),
+                    Refusal::Rls,
+                    "{t}: RLS refused tenant A's own insert"
+                );
+                assert_ne!(
+                    refusal(&e),
+                    Refusal::NoGrant,
+                    "{t}: no grant for an insert it has"
+                );
+            }
         }
-        let ins = try_exec(
-            &mut conn,
-            &format!(
-                "INSERT INTO {t} ({cols}) SELECT {cols} FROM jsonb_populate_record(NULL::{t}, $1)"
-            ),
-            Some(forged),
-        )
-        .await;
-        assert_eq!(
-            ins,
-            Err("42501".into()),
-            "{t}: INSERT with tenant_id = B was not refused"
-        );
+        if may_update {
+            let col: String = sqlx::query_scalar(
+                "SELECT quote_ident(attname) FROM pg_attribute WHERE attrelid = $1::regclass AND attnum > 0
+                   AND NOT attisdropped AND has_column_privilege('serein_app', attrelid, attnum, 'UPDATE') LIMIT 1",
+            )
+            .bind(t)
+            .fetch_one(&mut owner)
+            .await
+            .unwrap();
+            let r = try_exec_full(
+                &mut conn,
+                &format!("UPDATE {t} SET {col} = {col} WHERE tenant_id = '{a}'"),
+                None,
+            )
+            .await;
+            assert!(r.is_ok(), "{t}: tenant A cannot update its own rows: {r:?}");
+        }
+        if may_delete {
+            let r = try_exec_full(
+                &mut conn,
+                &format!("DELETE FROM {t} WHERE tenant_id = '{a}'"),
+                None,
+            )
+            .await;
+            if let Err(e) = r {
+                assert_eq!(
+                    refusal(&e),
+                    Refusal::Other(e.0.clone(), e.1.clone()),
+                    "{t}: tenant A cannot delete its own rows"
+                );
+            }
+        }
         conn.execute("ROLLBACK").await.unwrap();
 
         let after_b = digest(&mut owner, t, b).await;
@@ -526,7 +640,13 @@ async fn dropped_and_cancelled_transactions_leave_no_context_in_the_pool() {
 
     // Dropped without commit: the insert is gone.
     {
-        let mut tx = TenantTx::begin(&app.db, app.tenant_a, None).await.unwrap();
+        let admin = serein::db::tenancy::DbActor {
+            user: serein::db::UserId::new(),
+            roles: vec![serein::rbac::Role::TenantAdmin],
+        };
+        let mut tx = TenantTx::begin(&app.db, app.tenant_a, Some(&admin))
+            .await
+            .unwrap();
         sqlx::query("INSERT INTO memberships (id, tenant_id, user_id, roles) VALUES ($1, $2, $3, '{employee}')")
             .bind(uuid::Uuid::now_v7())
             .bind(app.tenant_a.as_uuid())
@@ -575,4 +695,57 @@ async fn dropped_and_cancelled_transactions_leave_no_context_in_the_pool() {
         assert_eq!(tenant.unwrap_or_default(), "");
     }
     assert_eq!(app.db.stats().waiting, 0, "the waiting gauge drifted");
+}
+
+/// Attaching a person to a tenant is a tenant admin's act, or the person's own: any other actor
+/// of the tenant cannot attach an arbitrary user id (and then read that user's e-mail).
+#[tokio::test]
+async fn only_a_tenant_admin_or_the_person_may_create_a_membership() {
+    let app = TestApp::spawn().await;
+    let mut owner = app.owner().await;
+    let outsider = seed_world(&mut owner, app.tenant_b, "outsider").await;
+    let insert = format!(
+        "INSERT INTO memberships (id, tenant_id, user_id, roles) VALUES ('{}', '{}', '{outsider}', '{{employee}}')",
+        uuid::Uuid::now_v7(),
+        app.tenant_a
+    );
+    let mut conn = app.owner().await;
+    for roles in ["", "employee", "hr", "practitioner,employee"] {
+        crate::helpers::as_app_with_roles(
+            &mut conn,
+            Some(app.tenant_a),
+            Some(serein::db::UserId::new()),
+            roles,
+        )
+        .await;
+        let r = try_exec_full(&mut conn, &insert, None).await;
+        assert_eq!(
+            r.map_err(|e| refusal(&e)),
+            Err(Refusal::Rls),
+            "roles {roles:?}"
+        );
+        let seen: i64 = sqlx::query_scalar("SELECT count(*) FROM users WHERE id = $1")
+            .bind(outsider.as_uuid())
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(seen, 0);
+        conn.execute("ROLLBACK").await.unwrap();
+    }
+    crate::helpers::as_app_with_roles(
+        &mut conn,
+        Some(app.tenant_a),
+        Some(serein::db::UserId::new()),
+        "tenant_admin",
+    )
+    .await;
+    assert_eq!(try_exec(&mut conn, &insert, None).await, Ok(1));
+    conn.execute("ROLLBACK").await.unwrap();
+    crate::helpers::as_app_with_roles(&mut conn, Some(app.tenant_a), Some(outsider), "").await;
+    assert_eq!(
+        try_exec(&mut conn, &insert, None).await,
+        Ok(1),
+        "the person themself"
+    );
+    conn.execute("ROLLBACK").await.unwrap();
 }

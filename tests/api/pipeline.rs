@@ -14,9 +14,11 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use serein::app::AppState;
-use serein::db::TenantTx;
+use serein::db::tenancy::DbActor;
+use serein::db::{TenantTx, UserId};
 use serein::error::{AppError, AppResult};
 use serein::http::AppJson;
+use serein::rbac::Role;
 use serein::tenants::resolve::Tenant;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::Notify;
@@ -36,7 +38,12 @@ async fn probe_insert(
     tenant: Tenant,
     AppJson(body): AppJson<NewMembership>,
 ) -> AppResult<StatusCode> {
-    let mut tx = TenantTx::begin(&state.db, tenant.id, None).await?;
+    // The probe acts as a tenant admin: creating memberships is theirs (RLS `memberships_create`).
+    let admin = DbActor {
+        user: UserId::new(),
+        roles: vec![Role::TenantAdmin],
+    };
+    let mut tx = TenantTx::begin(&state.db, tenant.id, Some(&admin)).await?;
     sqlx::query("INSERT INTO memberships (id, tenant_id, user_id, roles, department) VALUES ($1, $2, $3, $4, $5)")
         .bind(uuid::Uuid::now_v7())
         .bind(tenant.id.as_uuid())
@@ -171,7 +178,8 @@ async fn bad_bodies_get_problems_and_write_nothing() {
         .unwrap();
     assert_eq!(res.status(), 413);
 
-    // A constraint violation (unknown role) is refused by the database, not stored.
+    // A constraint violation (unknown role) is refused by the database, not stored, and is a
+    // client error that names no constraint.
     let bad_role = serde_json::json!({"user_id": user.to_string(), "roles": ["superuser"], "department": null});
     let res = post(
         serde_json::to_vec(&bad_role).unwrap(),
@@ -179,12 +187,23 @@ async fn bad_bodies_get_problems_and_write_nothing() {
     )
     .await
     .unwrap();
-    assert!(res.status().is_server_error() || res.status().is_client_error());
+    assert_eq!(res.status(), 422);
     let p = problem(res).await;
+    assert_eq!(p["code"], "validation_failed");
     assert!(
         !p.to_string().contains("memberships_roles_check"),
         "constraint names leak: {p}"
     );
+    // A reference to nobody: 400 invalid_reference.
+    let ghost = serde_json::json!({"user_id": uuid::Uuid::now_v7().to_string(), "roles": ["employee"], "department": null});
+    let res = post(
+        serde_json::to_vec(&ghost).unwrap(),
+        Some("application/json"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(res.status(), 400);
+    assert_eq!(problem(res).await["code"], "invalid_reference");
 
     assert_eq!(
         membership_count(&app).await,
@@ -192,7 +211,7 @@ async fn bad_bodies_get_problems_and_write_nothing() {
         "a rejected request wrote rows"
     );
 
-    // Positive control: the same route writes when the input is good.
+    // Positive control: the same route writes when the input is good…
     let res = post(
         serde_json::to_vec(&ok_body).unwrap(),
         Some("application/json"),
@@ -200,6 +219,16 @@ async fn bad_bodies_get_problems_and_write_nothing() {
     .await
     .unwrap();
     assert_eq!(res.status(), 201);
+    assert_eq!(membership_count(&app).await, before + 1);
+    // …and a duplicate is a 409, not a 500.
+    let res = post(
+        serde_json::to_vec(&ok_body).unwrap(),
+        Some("application/json"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(res.status(), 409);
+    assert_eq!(problem(res).await["code"], "conflict");
     assert_eq!(membership_count(&app).await, before + 1);
 }
 
