@@ -36,7 +36,9 @@ CREATE POLICY tenants_self_read ON tenants
 GRANT SELECT ON tenants TO serein_app;
 
 -- Host resolution happens before any tenant context exists, so it goes through this definer
--- function: it answers for one slug, returns only what routing needs, and nothing else.
+-- function: it answers for one slug, returns only what routing needs, and nothing else. It runs
+-- as the role that ran the migrations (the owner: serein_owner, BYPASSRLS, in production; the
+-- superuser of DATABASE_URL in development), which is why it must stay this small.
 CREATE OR REPLACE FUNCTION app_private.resolve_tenant(p_slug text)
     RETURNS TABLE (id uuid, status text, web_origins text[])
     LANGUAGE sql STABLE SECURITY DEFINER

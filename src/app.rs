@@ -138,6 +138,8 @@ impl App {
                 state.clone(),
                 middleware::observe,
             ))
+            // Outermost too: a panic in the middleware itself still gets a problem body.
+            .layer(CatchPanicLayer::custom(middleware::panic_response))
             .with_state(state.clone());
         Self {
             state,
@@ -161,7 +163,14 @@ impl App {
         let addr: Option<SocketAddr> = listener.local_addr().ok();
         tracing::info!(?addr, base_domain = %cfg.base_domain, "serving");
         server::serve(listener, self.router, opts, shutdown).await;
-        self.state.db.close().await;
+        // Requests still running after the grace period hold connections; do not wait for
+        // them forever.
+        if tokio::time::timeout(cfg.shutdown_grace, self.state.db.close())
+            .await
+            .is_err()
+        {
+            tracing::warn!("database pool did not close within the grace period");
+        }
         Ok(())
     }
 }

@@ -259,8 +259,11 @@ impl Config {
             "BASE_DOMAIN",
             file.base_domain,
             "localhost".to_owned(),
-            |s| Ok(s.trim_end_matches('.').to_ascii_lowercase()),
-        )?;
+            |s| Ok(s.to_owned()),
+        )?
+        .trim()
+        .trim_end_matches('.')
+        .to_ascii_lowercase();
         if !valid_domain(&base_domain) {
             return Err(err(
                 "BASE_DOMAIN",

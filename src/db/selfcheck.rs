@@ -4,8 +4,12 @@
 //! Checked, as the login role, against the catalogue:
 //! - the request role exists, is not superuser, has no BYPASSRLS, and is not a member of any
 //!   role that is (membership would let it `SET ROLE` its way out);
-//! - the request role owns nothing in this database (owners bypass non-forced RLS and can
-//!   disable it);
+//! - the request role owns nothing in this database, directly or through a role it can become
+//!   (owners bypass non-forced RLS and can disable it);
+//! - every view runs with the invoker's rights (`security_invoker`), and no materialized view
+//!   (which RLS cannot protect) is readable by the request role;
+//! - no database- or role-level default, and no connection option, presets an `app.*` setting
+//!   or the role (either would defeat fail-closed);
 //! - the login role can become the request role;
 //! - every table with a `tenant_id` column has row-level security ENABLED and FORCED.
 
@@ -54,14 +58,13 @@ pub async fn run(db: &Db) -> Result<(), anyhow::Error> {
                 r#"SELECT n.nspname || '.' || c.relname AS "name!"
                    FROM pg_catalog.pg_class c
                    JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-                   JOIN pg_catalog.pg_roles r ON r.oid = c.relowner
-                   WHERE r.rolname = $1
+                   WHERE pg_catalog.pg_has_role($1, c.relowner, 'MEMBER')
                    UNION ALL
                    SELECT 'schema ' || n.nspname FROM pg_catalog.pg_namespace n
-                   JOIN pg_catalog.pg_roles r ON r.oid = n.nspowner WHERE r.rolname = $1
+                   WHERE pg_catalog.pg_has_role($1, n.nspowner, 'MEMBER')
                    UNION ALL
                    SELECT 'function ' || p.proname FROM pg_catalog.pg_proc p
-                   JOIN pg_catalog.pg_roles r ON r.oid = p.proowner WHERE r.rolname = $1
+                   WHERE pg_catalog.pg_has_role($1, p.proowner, 'MEMBER')
                    ORDER BY 1"#,
                 role
             )
@@ -104,6 +107,42 @@ pub async fn run(db: &Db) -> Result<(), anyhow::Error> {
     for u in unprotected {
         problems.push(format!("table {u}"));
     }
+
+    let views: Vec<String> = sqlx::query_scalar!(
+        r#"SELECT CASE c.relkind
+                    WHEN 'v' THEN 'view ' || n.nspname || '.' || c.relname || ' lacks security_invoker'
+                    ELSE 'materialized view ' || n.nspname || '.' || c.relname || ' is readable by the request role'
+                  END AS "msg!"
+           FROM pg_catalog.pg_class c
+           JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+           WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')
+             AND ((c.relkind = 'v'
+                   AND NOT coalesce(c.reloptions && ARRAY['security_invoker=true', 'security_invoker=on', 'security_invoker=1'], false))
+               OR (c.relkind = 'm'
+                   AND pg_catalog.has_table_privilege($1, c.oid, 'SELECT')))
+           ORDER BY 1"#,
+        role
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    problems.extend(views);
+
+    let presets: Vec<String> = sqlx::query_scalar!(
+        r#"SELECT 'default setting ' || s.setting || ' (ALTER ' ||
+                  CASE WHEN d.setrole = 0 THEN 'DATABASE' ELSE 'ROLE' END || ' … SET)' AS "msg!"
+           FROM pg_catalog.pg_db_role_setting d, unnest(d.setconfig) AS s(setting)
+           WHERE (d.setdatabase = 0
+                  OR d.setdatabase = (SELECT oid FROM pg_catalog.pg_database WHERE datname = current_database()))
+             AND (s.setting LIKE 'app.%' OR s.setting LIKE 'role=%')
+           UNION ALL
+           SELECT 'this connection starts with ' || name || ' set' FROM (VALUES
+                ('app.tenant_id'), ('app.user_id'), ('app.roles')) AS v(name)
+           WHERE coalesce(pg_catalog.current_setting(name, true), '') <> ''
+           ORDER BY 1"#
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    problems.extend(presets);
 
     if problems.is_empty() {
         Ok(())

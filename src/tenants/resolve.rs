@@ -6,9 +6,11 @@
 //!   target); no other header or parameter can override it.
 //! - Unknown slug → 404 `tenant_not_found`; suspended → 403 `tenant_suspended`; a malformed
 //!   Host → 400 `invalid_host`. A host outside the base domain → 400 `invalid_host`.
-//! - Slug → tenant is cached in-process for `TENANT_CACHE_TTL_MS` (default 5 s), negative
-//!   answers included, in a bounded map (so random slugs cannot grow it without limit);
-//!   suspension therefore takes effect within the TTL.
+//! - Slug → tenant is cached in-process for `TENANT_CACHE_TTL_MS` (default 5 s); suspension
+//!   therefore takes effect within the TTL. Unknown slugs are cached apart, in a bounded map:
+//!   a flood of random slugs can only evict other unknown slugs, never a real tenant.
+//! - A request with two Host headers is refused; an absolute-form request target's authority
+//!   wins over the Host header (RFC 9112 §3.2.2).
 //! - CORS is answered here, because only here is the tenant's list of web origins known.
 
 use std::collections::HashMap;
@@ -105,8 +107,16 @@ pub fn classify_host(raw: &str, base_domain: &str) -> Result<HostClass, AppError
 }
 
 struct Entry {
-    resolved: Option<repo::Resolved>,
+    resolved: repo::Resolved,
     expires: time::OffsetDateTime,
+}
+
+#[derive(Default)]
+struct Cache {
+    /// Real tenants: bounded by the number of tenants, not by what clients send.
+    known: HashMap<String, Entry>,
+    /// Slugs with no tenant, until they expire: bounded by [`CACHE_CAPACITY`].
+    unknown: HashMap<String, time::OffsetDateTime>,
 }
 
 /// Slug → tenant, cached.
@@ -115,7 +125,7 @@ pub struct TenantDirectory {
     db: Db,
     clock: Clock,
     ttl: time::Duration,
-    cache: Arc<RwLock<HashMap<String, Entry>>>,
+    cache: Arc<RwLock<Cache>>,
 }
 
 impl TenantDirectory {
@@ -124,36 +134,50 @@ impl TenantDirectory {
             db,
             clock,
             ttl: time::Duration::try_from(ttl).unwrap_or(time::Duration::seconds(5)),
-            cache: Arc::new(RwLock::new(HashMap::new())),
+            cache: Arc::new(RwLock::new(Cache::default())),
         }
     }
 
     /// Resolve a slug, from the cache when fresh.
     pub async fn lookup(&self, slug: &str) -> Result<Option<repo::Resolved>, AppError> {
         let now = self.clock.now();
-        if let Ok(cache) = self.cache.read()
-            && let Some(e) = cache.get(slug)
-            && e.expires > now
-        {
-            return Ok(e.resolved.clone());
+        if let Ok(cache) = self.cache.read() {
+            if let Some(e) = cache.known.get(slug)
+                && e.expires > now
+            {
+                return Ok(Some(e.resolved.clone()));
+            }
+            if cache.unknown.get(slug).is_some_and(|exp| *exp > now) {
+                return Ok(None);
+            }
         }
         let mut tx = SystemTx::begin(&self.db).await?;
         let resolved = repo::resolve(&mut tx, slug).await?;
         tx.commit().await?;
+        let expires = now.checked_add(self.ttl).unwrap_or(now);
         if let Ok(mut cache) = self.cache.write() {
-            if cache.len() >= CACHE_CAPACITY {
-                cache.retain(|_, e| e.expires > now);
-                if cache.len() >= CACHE_CAPACITY {
-                    cache.clear();
+            match &resolved {
+                Some(r) => {
+                    cache.unknown.remove(slug);
+                    cache.known.insert(
+                        slug.to_owned(),
+                        Entry {
+                            resolved: r.clone(),
+                            expires,
+                        },
+                    );
+                }
+                None => {
+                    cache.known.remove(slug);
+                    if cache.unknown.len() >= CACHE_CAPACITY {
+                        cache.unknown.retain(|_, exp| *exp > now);
+                        if cache.unknown.len() >= CACHE_CAPACITY {
+                            cache.unknown.clear();
+                        }
+                    }
+                    cache.unknown.insert(slug.to_owned(), expires);
                 }
             }
-            cache.insert(
-                slug.to_owned(),
-                Entry {
-                    resolved: resolved.clone(),
-                    expires: now + self.ttl,
-                },
-            );
         }
         Ok(resolved)
     }
@@ -161,7 +185,7 @@ impl TenantDirectory {
     /// Forget everything (after an operator change in this process).
     pub fn invalidate(&self) {
         if let Ok(mut cache) = self.cache.write() {
-            cache.clear();
+            *cache = Cache::default();
         }
     }
 }
@@ -175,11 +199,19 @@ pub fn is_host_independent(path: &str) -> bool {
         || path.starts_with("/docs/")
 }
 
-fn host_of(req: &Request) -> Option<&str> {
-    req.headers()
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .or_else(|| req.uri().authority().map(|a| a.as_str()))
+/// The request's host: the absolute-form authority if any, else the single Host header.
+fn host_of(req: &Request) -> Result<&str, AppError> {
+    if let Some(a) = req.uri().authority() {
+        return Ok(a.as_str());
+    }
+    let mut hosts = req.headers().get_all(header::HOST).iter();
+    match (hosts.next(), hosts.next()) {
+        (Some(h), None) => h
+            .to_str()
+            .map_err(|_| AppError::InvalidHost("The Host header is not valid text.")),
+        (Some(_), Some(_)) => Err(AppError::InvalidHost("More than one Host header.")),
+        (None, _) => Err(AppError::InvalidHost("The Host header is missing.")),
+    }
 }
 
 /// Middleware: resolve the tenant of the Host, refuse unknown or suspended tenants, answer
@@ -192,10 +224,7 @@ pub async fn resolve_tenant(
     if is_host_independent(req.uri().path()) {
         return next.run(req).await;
     }
-    let class = match host_of(&req) {
-        Some(h) => classify_host(h, &state.config.base_domain),
-        None => Err(AppError::InvalidHost("The Host header is missing.")),
-    };
+    let class = host_of(&req).and_then(|h| classify_host(h, &state.config.base_domain));
     let tenancy = match class {
         Err(e) => return problem_response(&e),
         Ok(HostClass::NoSuchTenant) => return problem_response(&AppError::TenantNotFound),

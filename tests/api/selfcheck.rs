@@ -37,6 +37,7 @@ async fn refuses_a_superuser_request_role() {
     assert!(err.contains("is a superuser"), "{err}");
     // The real role passes.
     assert_eq!(build_error(&db, None).await, "");
+    let _ = owner.execute("DROP ROLE IF EXISTS serein_test_super").await;
 }
 
 #[tokio::test]
@@ -145,6 +146,14 @@ async fn serves_as_a_noinherit_authenticator_without_migrating() {
         Err(e) => format!("{e:#}"),
     };
     assert!(err.contains("run `serein migrate` first"), "{err}");
+
+    // Leave no passwordless login role behind on the developer's cluster (best effort: a
+    // concurrent run may still be using it).
+    drop(login);
+    app.stop().await;
+    let _ = maint
+        .execute("DROP ROLE IF EXISTS serein_test_authenticator")
+        .await;
 }
 
 /// The roles migration is cluster-wide and must survive several databases migrating at once
@@ -229,4 +238,57 @@ async fn role_migration_is_safe_when_run_concurrently() {
     }
     let _ = maint.execute("DROP ROLE IF EXISTS serein_race_app").await;
     let _ = maint.execute("DROP ROLE IF EXISTS serein_race_owner").await;
+}
+
+#[tokio::test]
+async fn refuses_definer_views_and_preset_context() {
+    let db = fresh_database().await;
+    let mut owner = PgConnection::connect(&db_url(&db)).await.unwrap();
+    owner
+        .execute("CREATE VIEW member_view AS SELECT tenant_id, user_id FROM memberships")
+        .await
+        .unwrap();
+    let err = build_error(&db, None).await;
+    assert!(
+        err.contains("view public.member_view lacks security_invoker"),
+        "{err}"
+    );
+    owner
+        .execute("ALTER VIEW member_view SET (security_invoker = true)")
+        .await
+        .unwrap();
+    assert_eq!(build_error(&db, None).await, "");
+
+    owner.execute("CREATE MATERIALIZED VIEW member_counts AS SELECT tenant_id, count(*) FROM memberships GROUP BY 1").await.unwrap();
+    assert_eq!(
+        build_error(&db, None).await,
+        "",
+        "not readable by the app role: fine"
+    );
+    owner
+        .execute("GRANT SELECT ON member_counts TO serein_app")
+        .await
+        .unwrap();
+    let err = build_error(&db, None).await;
+    assert!(
+        err.contains("materialized view public.member_counts is readable"),
+        "{err}"
+    );
+    owner
+        .execute("DROP MATERIALIZED VIEW member_counts")
+        .await
+        .unwrap();
+
+    owner
+        .execute(sqlx::AssertSqlSafe(format!(
+            "ALTER DATABASE {db} SET app.tenant_id = '00000000-0000-0000-0000-000000000001'"
+        )))
+        .await
+        .unwrap();
+    let err = build_error(&db, None).await;
+    assert!(err.contains("default setting app.tenant_id="), "{err}");
+    assert!(
+        err.contains("this connection starts with app.tenant_id set"),
+        "{err}"
+    );
 }

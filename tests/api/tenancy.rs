@@ -113,6 +113,23 @@ async fn missing_host_header_is_400() {
 }
 
 #[tokio::test]
+async fn two_host_headers_are_400() {
+    let app = TestApp::spawn().await;
+    let mut s = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    s.write_all(b"GET /api/v1/tenant/profile HTTP/1.1\r\nHost: alpha.localhost\r\nHost: bravo.localhost\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8_lossy(&buf);
+    assert!(text.starts_with("HTTP/1.1 400"), "{text}");
+    assert!(!text.contains("\"slug\""), "{text}");
+}
+
+#[tokio::test]
 async fn no_header_or_parameter_overrides_the_host() {
     let app = TestApp::spawn().await;
     let res = app
