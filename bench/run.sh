@@ -5,6 +5,7 @@
 #   bench/run.sh                    # build, start, seed if needed, warm up, 3 interleaved rounds
 #   ROUNDS=3 DURATION=20 bench/run.sh
 #   SKIP_BUILD=1 SKIP_OHA=1 bench/run.sh
+#   SSLMODE=disable bench/run.sh    # no TLS between server/pgbench and Postgres (default: prefer)
 #
 # Writes raw outputs to bench/out/<timestamp>/ and prints a summary (also in summary.md there).
 # Measurements (each preceded by a wait for the 1-minute load average < LOAD_MAX):
@@ -15,7 +16,15 @@
 # then a latency run at ~80 % of the median API rate (oha -q), and RSS idle / under load.
 set -euo pipefail
 
-cd "$(dirname "$0")/.."
+# Run from a private copy, so that editing this file during a run cannot derail it.
+if [[ -z ${BENCH_ROOT:-} ]]; then
+    BENCH_ROOT=$(cd "$(dirname "$0")/.." && pwd)
+    export BENCH_ROOT
+    snap=$(mktemp /tmp/bench-XXXXXX.sh)
+    cp "$0" "$snap"
+    exec bash "$snap" "$@"
+fi
+cd "$BENCH_ROOT"
 ROOT=$PWD
 
 ROUNDS=${ROUNDS:-3}
@@ -30,6 +39,12 @@ PGPORT=${PGPORT:-5432}
 PGUSER=${PGUSER:-postgres}
 DB=${DB:-serein_bench}
 DATABASE_URL="postgres://${PGUSER}@${PGHOST}:${PGPORT}/${DB}"
+# TLS: by default both sqlx and libpq use sslmode=prefer, so with ssl = on in postgresql.conf the
+# server's pool AND pgbench talk TLS over loopback. SSLMODE=disable turns it off for both.
+if [[ -n ${SSLMODE:-} ]]; then
+    DATABASE_URL="$DATABASE_URL?sslmode=$SSLMODE"
+    export PGSSLMODE=$SSLMODE
+fi
 TARGET=${CARGO_TARGET_DIR_BENCH:-/work/bench-target}
 BIN=$TARGET/release/serein
 OHA=${OHA:-$(command -v oha || echo "$HOME/.cargo/bin/oha")}
@@ -124,6 +139,10 @@ run_b4()   { measure pgbench_4stmt        "$1" "${PGB[@]}" -M prepared -f bench/
 run_b3p()  { measure pgbench_3rt_pipeline "$1" "${PGB[@]}" -M prepared -f bench/profile_tx_pipelined.sql "$DB"; }
 run_b3s()  { measure pgbench_3rt_simple   "$1" "${PGB[@]}" -M simple -f bench/profile_tx_compound_simple.sql "$DB"; }
 
+if curl -fsS -o /dev/null --max-time 1 "http://127.0.0.1:$PORT/health/live" 2>/dev/null; then
+    echo "something already serves 127.0.0.1:$PORT (another benchmark running?): refusing to measure" >&2
+    exit 1
+fi
 # --- machine ---------------------------------------------------------------------------------
 {
     echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
@@ -133,6 +152,7 @@ run_b3s()  { measure pgbench_3rt_simple   "$1" "${PGB[@]}" -M simple -f bench/pr
     echo "postgres: $(psql -XAtc 'select version()' postgres)"
     echo "wrk: $(wrk -v 2>&1 | head -1)"
     echo "pgbench: $(pgbench --version)"
+    echo "sslmode: ${SSLMODE:-default (prefer)}; postgres ssl = $(psql -XAtc 'show ssl' postgres)"
     echo "git: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null)$(git -C "$ROOT" diff --quiet 2>/dev/null || echo ' (dirty)')"
 } > "$OUT/machine.txt"
 cat "$OUT/machine.txt" >&2
@@ -145,7 +165,17 @@ fi
 
 export DATABASE_URL BIND="127.0.0.1:$PORT" RUST_LOG=warn SEREIN_TENANTS_DIR= DB_MAX_CONNECTIONS=$CONNS
 log "migrating $DB"
-"$BIN" migrate > "$OUT/migrate.log" 2>&1
+if ! "$BIN" migrate > "$OUT/migrate.log" 2>&1; then
+    # An applied migration was edited since the bench database was made (development):
+    # the bench database is disposable, so rebuild it.
+    if grep -q "previously applied but has been modified" "$OUT/migrate.log" && [[ $DB == *bench* ]]; then
+        log "a migration changed since $DB was created: dropping and recreating it"
+        dropdb --if-exists "$DB"
+        "$BIN" migrate >> "$OUT/migrate.log" 2>&1
+    else
+        cat "$OUT/migrate.log" >&2; exit 1
+    fi
+fi
 
 seeded=$(psql -XAtc "select (select count(*) from tenants where slug ~ '^t[0-9]+\$') = 1000 and (select count(*) from memberships) >= 1000000" "$DB")
 if [[ $seeded != t ]]; then
@@ -156,14 +186,81 @@ else
     log "$DB already seeded"
 fi
 
+start_server() {
+    "$BIN" serve > "$OUT/server.log" 2>&1 &
+    SERVER_PID=$!
+    for _ in $(seq 1 100); do
+        curl -fsS -o /dev/null "http://127.0.0.1:$PORT/health/live" 2>/dev/null && break
+        sleep 0.1
+    done
+    [[ $(cat "/proc/$SERVER_PID/comm") == serein ]] || { log "server pid $SERVER_PID is not serein"; exit 1; }
+}
+
+# --- capture what the handler sends (log_statement = all for three requests) ----------------
+# and check that the pgbench scripts still run the same SQL (the handler may have changed).
+PGLOG=${PGLOG:-/var/log/postgresql/postgresql-15-main.log}
+reset_log_statement() { psql -XAtqc "ALTER DATABASE $DB RESET log_statement" postgres || true; }
+if [[ -r $PGLOG ]]; then
+    trap 'stop_server; reset_log_statement' EXIT
+    psql -XAtqc "ALTER DATABASE $DB SET log_statement = 'all'" postgres
+    mark=$(stat -c %s "$PGLOG")
+    start_server
+    for n in 1 2 1; do
+        curl -fsS -o /dev/null -H "Host: t$n.localhost:$PORT" "http://127.0.0.1:$PORT/api/v1/tenant/profile"
+    done
+    stop_server
+    reset_log_statement
+    trap stop_server EXIT
+    sleep 0.5
+    # Keep this database's lines and their continuation lines (multi-line statements).
+    tail -c +"$((mark + 1))" "$PGLOG" | awk -v db="@$DB " '
+        /^[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9] / { keep = index($0, db) > 0 }
+        keep' > "$OUT/captured_statements.log"
+    python3 - "$OUT/captured_statements.log" bench/profile_tx_compound_simple.sql > "$OUT/statement_check.txt" <<'PY' || true
+import re, sys
+log, script = sys.argv[1], sys.argv[2]
+# Split the log into entries (a timestamped line and its continuations).
+entries, cur = [], None
+for line in open(log):
+    if re.match(r"^\d{4}-\d\d-\d\d ", line):
+        cur = [line.rstrip("\n")]; entries.append(cur)
+    elif cur is not None:
+        cur.append(line.rstrip("\n"))
+texts = []
+for e in entries:
+    m = re.search(r"LOG:\s+(?:statement|execute [^:]+):\s?(.*)$", e[0])
+    if m:
+        texts.append(" ".join([m.group(1)] + [l.strip() for l in e[1:]]))
+norm = lambda s: re.sub(r"\s+", " ", s).replace(" ;", ";").strip().rstrip(";")
+t1 = "00000000-0000-4000-8000-100000000001"
+tx = []
+for i, t in enumerate(texts):   # the profile transaction for t1: BEGIN..., the SELECT, COMMIT
+    if t.startswith("BEGIN;") and t1 in t and i + 2 < len(texts):
+        tx = [norm(t.replace(t1, "UUID")), norm(texts[i + 1]), norm(texts[i + 2])]
+        break
+lines = [l for l in open(script) if l.strip() and not l.startswith(("--", "\\set"))]
+sc = [norm(l.replace("\\;", ";").replace("'00000000-0000-4000-8000-:k'", "'UUID'")) for l in lines]
+sc[1] = sc[1].replace("WHERE id = 'UUID'", "WHERE id = $1")
+print("handler sends (tenant t1, uuid as UUID):")
+for t in tx: print("  " + t)
+print("pgbench script (normalised):")
+for t in sc: print("  " + t)
+ok = tx == sc
+print("MATCH" if ok else "MISMATCH: update bench/profile_tx*.sql to what the handler sends")
+sys.exit(0 if ok else 1)
+PY
+    if grep -q '^MATCH' "$OUT/statement_check.txt"; then
+        log "captured statements match bench/profile_tx*.sql"
+    else
+        log "WARNING: the handler's SQL differs from the pgbench scripts (see $OUT/statement_check.txt)"
+    fi
+else
+    log "cannot read $PGLOG: statement capture skipped"
+fi
+
 # --- server ----------------------------------------------------------------------------------
 log "starting server"
-"$BIN" serve > "$OUT/server.log" 2>&1 &
-SERVER_PID=$!
-for _ in $(seq 1 100); do
-    curl -fsS -o /dev/null "http://127.0.0.1:$PORT/health/live" 2>/dev/null && break
-    sleep 0.1
-done
+start_server
 curl -fsS -H "Host: t1.localhost:$PORT" "http://127.0.0.1:$PORT/api/v1/tenant/profile" > "$OUT/sample_response.json"
 echo >> "$OUT/sample_response.json"
 sleep 2
@@ -195,7 +292,7 @@ if [[ -z "${SKIP_OHA:-}" && -x "$OHA" ]]; then
     log "latency: oha -q $RATE (80 % of $API_MEDIAN req/s), loadavg ${lw% *}"
     # oha sends one Host for the whole run: t500 (the tenant cache then always hits, which is
     # what ~all requests see in the throughput runs too).
-    "$OHA" -z "${DURATION}s" -c "$CONNS" -q "$RATE" --no-tui --latency-correction --disable-keepalive=false \
+    "$OHA" -z "${DURATION}s" -c "$CONNS" -q "$RATE" --no-tui --latency-correction \
         -H "Host: t500.localhost:$PORT" "http://127.0.0.1:$PORT/api/v1/tenant/profile" \
         > "$OUT/oha.txt" 2>&1 || log "oha failed (see oha.txt)"
     RSS_HWM=$(hwm_kb "$SERVER_PID")
@@ -252,9 +349,11 @@ if os.path.exists(oha):
     def grab(p):
         m = re.search(p, t)
         return m.group(1) if m else "?"
-    print(f"- latency at {rate} req/s (oha -q): p50 {grab(r'50(?:\.00)?% in ([0-9.]+ \w+)')}, "
-          f"p99 {grab(r'99(?:\.00)?% in ([0-9.]+ \w+)')}, achieved {grab(r'Requests/sec:\s+([0-9.]+)')} req/s, "
-          f"success rate {grab(r'Success rate:\s+([0-9.]+%)')}")
+    p50 = grab(r"50(?:\.00)?% in ([0-9.]+ \w+)")
+    p99 = grab(r"99(?:\.00)?% in ([0-9.]+ \w+)")
+    rps = grab(r"Requests/sec:\s+([0-9.]+)")
+    ok = grab(r"Success rate:\s+([0-9.]+%)")
+    print(f"- latency at {rate} req/s (oha -q, Host t500): p50 {p50}, p99 {p99}, achieved {rps} req/s, success rate {ok}")
 PY
 cat "$OUT/summary.md"
 log "raw outputs in $OUT"
