@@ -52,7 +52,7 @@ export PGHOST PGPORT PGUSER
 
 OUT=${OUT:-$ROOT/bench/out/$(date -u +%Y%m%dT%H%M%SZ)}
 mkdir -p "$OUT"
-RESULTS=$OUT/results.tsv   # kind  round  value(req/s|tps)  client_cpu_s  server_cpu_s  total_busy_s  wall_s  loadavg_before  waited_s
+RESULTS=$OUT/results.tsv   # kind round value(req/s|tps) client_cpu_s server_cpu_s machine_busy_s wall_s loadavg_before waited_s steal_s
 : > "$RESULTS"
 log() { printf '[%s] %s\n' "$(date -u +%H:%M:%S)" "$*" | tee -a "$OUT/run.log" >&2; }
 
@@ -81,6 +81,10 @@ wait_idle() {
 machine_busy() {
     awk '/^cpu /{busy=$2+$3+$4+$7+$8+$9; printf "%.2f\n", busy/100}' /proc/stat
 }
+# CPU seconds stolen by the hypervisor (all cores): a noisy host shows here.
+machine_steal() {
+    awk '/^cpu /{printf "%.2f\n", $9/100}' /proc/stat
+}
 # CPU seconds (user+system) of a process and its threads.
 proc_cpu() {
     awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f\n", ($14+$15)/hz}' "/proc/$1/stat"
@@ -105,7 +109,7 @@ measure() {
     lw=$(wait_idle); la=${lw% *}; waited=${lw#* }
     log "$kind round $round (loadavg $la, waited ${waited}s)"
     local s0 c0 b0 t0 t1 s1 b1 ccpu
-    s0=$(proc_cpu "$SERVER_PID"); b0=$(machine_busy); t0=$(date +%s.%N)
+    s0=$(proc_cpu "$SERVER_PID"); b0=$(machine_busy); st0=$(machine_steal); t0=$(date +%s.%N)
     # Sample the server's RSS half-way through (API runs only).
     local sampler=
     if [[ $kind == api ]]; then
@@ -115,7 +119,7 @@ measure() {
     # bash's `time` reports the client's own CPU (user + sys of the child).
     local TIMEFORMAT='%U %S'
     { time "$@" > "$f" 2> "$f.err"; } 2> "$f.time"
-    t1=$(date +%s.%N); s1=$(proc_cpu "$SERVER_PID"); b1=$(machine_busy)
+    t1=$(date +%s.%N); s1=$(proc_cpu "$SERVER_PID"); b1=$(machine_busy); st1=$(machine_steal)
     if [[ -n $sampler ]]; then wait "$sampler" 2>/dev/null || true; fi
     ccpu=$(awk '{printf "%.2f", $1+$2}' "$f.time")
     local value
@@ -125,10 +129,11 @@ measure() {
         *)    value=$(awk '/^tps = /{print $3}' "$f")
               if grep -q "failed transactions: [1-9]" "$f"; then log "WARNING: failed transactions in $f"; fi ;;
     esac
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$kind" "$round" "$value" "$ccpu" \
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$kind" "$round" "$value" "$ccpu" \
         "$(awk -v a="$s0" -v b="$s1" 'BEGIN{printf "%.2f", b-a}')" \
         "$(awk -v a="$b0" -v b="$b1" 'BEGIN{printf "%.2f", b-a}')" \
-        "$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.2f", b-a}')" "$la" "$waited" >> "$RESULTS"
+        "$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.2f", b-a}')" "$la" "$waited" \
+        "$(awk -v a="$st0" -v b="$st1" 'BEGIN{printf "%.2f", b-a}')" >> "$RESULTS"
     log "  -> $value"
 }
 
@@ -317,8 +322,8 @@ label = {
 }
 by = {k: [r for r in rows if r[0] == k] for k in kinds}
 med = {}
-print("| run | rounds | median | min | max | client CPU µs/tx | server CPU µs/tx | machine busy µs/tx | loadavg before |")
-print("|---|---|---|---|---|---|---|---|---|")
+print("| run | rounds | median | min | max | client CPU µs/tx | server CPU µs/tx | machine busy µs/tx | steal s | loadavg before |")
+print("|---|---|---|---|---|---|---|---|---|---|")
 for k in kinds:
     rs = by[k]
     if not rs:
@@ -330,7 +335,8 @@ for k in kinds:
     sv = statistics.median([float(r[4]) / x * 1e6 for r, x in zip(rs, n)]) if k == "api" else 0.0
     bz = statistics.median([float(r[5]) / x * 1e6 for r, x in zip(rs, n)])
     las = ", ".join(r[7] + (f" (waited {r[8]}s)" if r[8] not in ("0",) else "") for r in rs)
-    print(f"| {label[k]} | {' / '.join(f'{x:.0f}' for x in v)} | **{med[k]:.0f}** | {min(v):.0f} | {max(v):.0f} | {cl:.0f} | {sv:.0f} | {bz:.0f} | {las} |")
+    stl = " / ".join(r[9] if len(r) > 9 else "?" for r in rs)
+    print(f"| {label[k]} | {' / '.join(f'{x:.0f}' for x in v)} | **{med[k]:.0f}** | {min(v):.0f} | {max(v):.0f} | {cl:.0f} | {sv:.0f} | {bz:.0f} | {stl} | {las} |")
 print()
 if "api" in med:
     a = [float(r[2]) for r in by["api"]]
