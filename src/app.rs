@@ -17,11 +17,15 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_swagger_ui::SwaggerUi;
 
+use crate::auth::throttle::Throttle;
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::crypto::passwords::Passwords;
+use crate::crypto::tokens::TokenKeys;
 use crate::db::Db;
 use crate::http::middleware::{self, Limits};
 use crate::http::server::{self, ServerOptions};
+use crate::rbac::Rbac;
 use crate::tenants::resolve::TenantDirectory;
 
 /// State shared by every handler.
@@ -33,6 +37,10 @@ pub struct AppState {
     pub tenants: TenantDirectory,
     pub limits: Limits,
     pub metrics: Option<PrometheusHandle>,
+    pub rbac: Rbac,
+    pub tokens: TokenKeys,
+    pub passwords: Passwords,
+    pub throttle: Throttle,
 }
 
 /// The OpenAPI document's frame; paths are added by each feature's router.
@@ -47,6 +55,7 @@ pub struct AppState {
     tags(
         (name = "health", description = "Probes and metrics"),
         (name = "tenant", description = "The tenant of the request's host"),
+        (name = "auth", description = "Sign-up, login, sessions, TOTP, password reset"),
     )
 )]
 pub struct ApiDoc;
@@ -56,6 +65,7 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(crate::health::router())
         .merge(crate::tenants::router())
+        .merge(crate::auth::router())
 }
 
 /// A built application: state plus router, ready to serve.
@@ -101,12 +111,23 @@ impl App {
                 tracing::info!(dir = %dir.display(), "no tenants directory; skipping apply");
             }
         }
-        Ok(Self::assemble(config, db, clock, extra))
+        Self::assemble(config, db, clock, extra).await
     }
 
     /// Assemble state and router on an already prepared database. `extra` routes (used by the
     /// test suite to exercise the pipeline) get the same layers as the product's routes.
-    pub fn assemble(config: Config, db: Db, clock: Clock, extra: Option<Router<AppState>>) -> Self {
+    pub async fn assemble(
+        config: Config,
+        db: Db,
+        clock: Clock,
+        extra: Option<Router<AppState>>,
+    ) -> anyhow::Result<Self> {
+        let (api, openapi) = api_routes().split_for_parts();
+        let rbac = Rbac::load(&openapi).await?;
+        let tokens = TokenKeys::from_config(&config.auth, &config.data_dir)?;
+        let passwords =
+            Passwords::new(config.auth.password_cost, config.auth.password_concurrency)?;
+        let throttle = Throttle::new(&config.auth);
         let limits = Limits {
             in_flight: Arc::new(Semaphore::new(config.max_in_flight)),
             max_body_bytes: config.max_body_bytes,
@@ -119,8 +140,17 @@ impl App {
             clock,
             limits,
             metrics: crate::telemetry::prometheus(),
+            rbac,
+            tokens,
+            passwords,
+            throttle,
         };
-        let (mut router, openapi) = api_routes().split_for_parts();
+        // Every product route passes the authorization gate (routes the test suite adds through
+        // `extra` are merged after it and are not product routes).
+        let mut router = api.route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::auth::actor::authorize,
+        ));
         if let Some(extra) = extra {
             router = router.merge(extra);
         }
@@ -134,6 +164,11 @@ impl App {
                 state.clone(),
                 crate::tenants::resolve::resolve_tenant,
             ))
+            // Before tenant resolution: a flood is refused before it costs a database look-up.
+            .layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                crate::auth::throttle::per_ip,
+            ))
             .layer(axum::middleware::from_fn_with_state(
                 state.clone(),
                 middleware::observe,
@@ -141,11 +176,11 @@ impl App {
             // Outermost too: a panic in the middleware itself still gets a problem body.
             .layer(CatchPanicLayer::custom(middleware::panic_response))
             .with_state(state.clone());
-        Self {
+        Ok(Self {
             state,
             router,
             openapi,
-        }
+        })
     }
 
     /// Bind and serve until `shutdown` resolves; then close the pool.

@@ -52,6 +52,10 @@ pub struct Config {
     /// Directory of `tenants/*.toml` applied at start-up (`None`: do not apply).
     pub tenants_dir: Option<PathBuf>,
     pub shutdown_grace: Duration,
+    /// Where development fallbacks live (generated keys, `.eml` files): `SEREIN_DATA_DIR`.
+    pub data_dir: PathBuf,
+    /// Tokens, passwords, sessions, throttling.
+    pub auth: crate::auth::config::AuthConfig,
 }
 
 impl std::fmt::Debug for Config {
@@ -106,6 +110,122 @@ struct FileConfig {
     tenant_cache_ttl_ms: Option<u64>,
     tenants_dir: Option<String>,
     shutdown_grace_ms: Option<u64>,
+}
+
+impl FileConfig {
+    const KEYS: &'static [&'static str] = &[
+        "database_url",
+        "create_database",
+        "migrate_on_start",
+        "app_role",
+        "base_domain",
+        "bind",
+        "log_format",
+        "log",
+        "db_max_connections",
+        "db_min_connections",
+        "db_acquire_timeout_ms",
+        "db_statement_timeout_ms",
+        "db_idle_in_transaction_timeout_ms",
+        "request_timeout_ms",
+        "header_read_timeout_ms",
+        "max_body_bytes",
+        "max_in_flight",
+        "tenant_cache_ttl_ms",
+        "tenants_dir",
+        "shutdown_grace_ms",
+    ];
+}
+
+/// Settings of the feature sections: the variable, else the file's key (lower case, without the
+/// `SEREIN_` prefix), else the default. Records which file keys were read so that
+/// [`Settings::finish`] can refuse unknown ones.
+pub struct Settings<'a> {
+    src: &'a dyn Source,
+    file: toml::Table,
+    used: std::cell::RefCell<std::collections::HashSet<String>>,
+}
+
+impl Settings<'_> {
+    fn file_key(env: &str) -> String {
+        env.strip_prefix("SEREIN_")
+            .unwrap_or(env)
+            .to_ascii_lowercase()
+    }
+
+    /// The raw value, if set anywhere.
+    pub fn raw(&self, env: &str) -> Option<String> {
+        let key = Self::file_key(env);
+        self.used.borrow_mut().insert(key.clone());
+        match self.src.get(env) {
+            Some(v) => Some(v.trim().to_owned()),
+            None => self.file.get(&key).map(|v| match v {
+                toml::Value::String(s) => s.trim().to_owned(),
+                other => other.to_string(),
+            }),
+        }
+    }
+
+    /// A setting with a default; the parser's error names the variable.
+    pub fn get<T>(
+        &self,
+        env: &str,
+        default: T,
+        parse: impl Fn(&str) -> Result<T, String>,
+    ) -> Result<T, ConfigError> {
+        match self.raw(env) {
+            Some(raw) => parse(&raw).map_err(|reason| err(env, reason)),
+            None => Ok(default),
+        }
+    }
+
+    /// An optional setting (unset or empty → `None`).
+    pub fn opt<T>(
+        &self,
+        env: &str,
+        parse: impl Fn(&str) -> Result<T, String>,
+    ) -> Result<Option<T>, ConfigError> {
+        match self.raw(env) {
+            Some(raw) if !raw.is_empty() => {
+                parse(&raw).map(Some).map_err(|reason| err(env, reason))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// An integer setting within bounds.
+    pub fn int(&self, env: &str, default: u64, lo: u64, hi: u64) -> Result<u64, ConfigError> {
+        let v = self.get(env, default, parse_u64)?;
+        in_range(env, v, lo, hi)
+    }
+
+    /// A boolean setting.
+    pub fn flag(&self, env: &str, default: bool) -> Result<bool, ConfigError> {
+        self.get(env, default, parse_bool)
+    }
+
+    /// A secret (never echoed in errors).
+    pub fn secret(&self, env: &str) -> Option<SecretString> {
+        self.raw(env)
+            .filter(|v| !v.is_empty())
+            .map(SecretString::from)
+    }
+
+    /// Refuse file keys no setting read (a typo must not silently fall back to a default).
+    pub fn finish(&self, path: &str) -> Result<(), ConfigError> {
+        let used = self.used.borrow();
+        let mut unknown: Vec<&String> = self.file.keys().filter(|k| !used.contains(*k)).collect();
+        unknown.sort();
+        match unknown.first() {
+            Some(k) => Err(err("SEREIN_CONFIG", format!("{path}: unknown key {k:?}"))),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Build a [`ConfigError`] (for feature sections).
+pub fn config_error(name: &str, reason: impl Into<String>) -> ConfigError {
+    err(name, reason)
 }
 
 /// Where raw values come from; the environment in production, a map in tests.
@@ -200,14 +320,32 @@ impl Config {
 
     /// Load from any source: file named by `SEREIN_CONFIG`, then variables, then defaults.
     pub fn load(src: &dyn Source) -> Result<Self, ConfigError> {
-        let file = match src.get("SEREIN_CONFIG") {
+        // The file's keys of the foundation settings go to `FileConfig`; every other key is
+        // read by the feature sections through `Settings` (same name as the variable, lower
+        // case, without the `SEREIN_` prefix). A key nobody reads is an error.
+        let (file, rest, path) = match src.get("SEREIN_CONFIG") {
             Some(path) => {
                 let text = std::fs::read_to_string(&path)
                     .map_err(|e| err("SEREIN_CONFIG", format!("cannot read {path}: {e}")))?;
-                toml::from_str::<FileConfig>(&text)
-                    .map_err(|e| err("SEREIN_CONFIG", format!("{path}: {e}")))?
+                let mut table = toml::from_str::<toml::Table>(&text)
+                    .map_err(|e| err("SEREIN_CONFIG", format!("{path}: {e}")))?;
+                let mut known = toml::Table::new();
+                for k in FileConfig::KEYS {
+                    if let Some(v) = table.remove(*k) {
+                        known.insert((*k).to_owned(), v);
+                    }
+                }
+                let file = known
+                    .try_into::<FileConfig>()
+                    .map_err(|e| err("SEREIN_CONFIG", format!("{path}: {e}")))?;
+                (file, table, path)
             }
-            None => FileConfig::default(),
+            None => (FileConfig::default(), toml::Table::new(), String::new()),
+        };
+        let settings = Settings {
+            src,
+            file: rest,
+            used: std::cell::RefCell::new(std::collections::HashSet::new()),
         };
 
         let database_url = pick(
@@ -395,7 +533,19 @@ impl Config {
         )?;
         let tenants_dir = (!tenants_dir.is_empty()).then(|| PathBuf::from(tenants_dir));
 
+        let data_dir = PathBuf::from(settings.get("SEREIN_DATA_DIR", ".data".to_owned(), |s| {
+            if s.is_empty() {
+                Err("must not be empty".to_owned())
+            } else {
+                Ok(s.to_owned())
+            }
+        })?);
+        let auth = crate::auth::config::AuthConfig::load(&settings)?;
+        settings.finish(&path)?;
+
         Ok(Self {
+            data_dir,
+            auth,
             database_url: SecretString::from(database_url),
             create_database,
             migrate_on_start,

@@ -56,10 +56,21 @@ pub enum AppError {
     UnsupportedMediaType,
     #[error("payload too large")]
     PayloadTooLarge,
-    #[error("unauthorized")]
-    Unauthorized,
-    #[error("forbidden")]
-    Forbidden,
+    /// 401 with a stable code (`unauthorized`, `invalid_credentials`, `session_revoked`, …).
+    #[error("unauthorized: {0}")]
+    Unauthorized(&'static str),
+    /// 403 with a stable code (`forbidden`, `signup_closed`, `mfa_enrollment_required`, …).
+    #[error("forbidden: {code}")]
+    Forbidden { code: &'static str, detail: String },
+    /// 429 with `Retry-After`.
+    #[error("too many requests: {code}")]
+    TooManyRequests {
+        code: &'static str,
+        retry_after_secs: u32,
+    },
+    /// 410: a single-use or expiring token that can no longer be used.
+    #[error("gone: {0}")]
+    Gone(&'static str),
     #[error("conflict: {detail}")]
     Conflict { code: &'static str, detail: String },
     #[error("service unavailable: {code}")]
@@ -76,6 +87,22 @@ pub enum AppError {
 }
 
 impl AppError {
+    /// The generic 403.
+    pub fn forbidden() -> Self {
+        Self::Forbidden {
+            code: "forbidden",
+            detail: String::new(),
+        }
+    }
+
+    /// A 403 with a stable code and an explanation.
+    pub fn forbidden_because(code: &'static str, detail: impl Into<String>) -> Self {
+        Self::Forbidden {
+            code,
+            detail: detail.into(),
+        }
+    }
+
     /// A 400 with a stable code.
     pub fn bad_request(code: &'static str, detail: impl Into<String>) -> Self {
         Self::BadRequest {
@@ -95,13 +122,15 @@ impl AppError {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::NotFound | Self::TenantNotFound | Self::TenantRequired => StatusCode::NOT_FOUND,
-            Self::TenantSuspended | Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::TenantSuspended | Self::Forbidden { .. } => StatusCode::FORBIDDEN,
+            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Gone(_) => StatusCode::GONE,
             Self::InvalidHost(_) | Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::Unavailable { .. } | Self::Timeout => StatusCode::SERVICE_UNAVAILABLE,
             Self::Database(_) | Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -120,8 +149,8 @@ impl AppError {
             Self::Validation(_) => "validation_failed",
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::PayloadTooLarge => "payload_too_large",
-            Self::Unauthorized => "unauthorized",
-            Self::Forbidden => "forbidden",
+            Self::Unauthorized(code) | Self::Gone(code) => code,
+            Self::Forbidden { code, .. } | Self::TooManyRequests { code, .. } => code,
             Self::Unavailable { code, .. } => code,
             Self::Timeout => "request_timeout",
             Self::Database(_) | Self::Internal(_) => "internal_error",
@@ -140,6 +169,8 @@ impl AppError {
             Self::PayloadTooLarge => Some("The request body exceeds the size limit.".into()),
             Self::Unavailable { .. } => Some("Temporarily unavailable; retry shortly.".into()),
             Self::Timeout => Some("The request took too long and was abandoned.".into()),
+            Self::Forbidden { detail, .. } if !detail.is_empty() => Some(detail.clone()),
+            Self::TooManyRequests { .. } => Some("Too many attempts; retry later.".into()),
             _ => None,
         }
     }
@@ -195,7 +226,7 @@ impl From<sqlx::Error> for AppError {
                 // caller's to write. Logged: it is either an attack or a bug.
                 Some("42501") => {
                     tracing::warn!(error = %db, "database refused the write (42501)");
-                    Self::Forbidden
+                    Self::forbidden()
                 }
                 Some("23505") => Self::Conflict {
                     code: "conflict",
@@ -239,6 +270,15 @@ pub fn problem_response(err: &AppError) -> Response {
     } = err
     {
         h.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+    }
+    if let AppError::TooManyRequests {
+        retry_after_secs, ..
+    } = err
+    {
+        h.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+    }
+    if let AppError::Unauthorized(_) = err {
+        h.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
     }
     if let AppError::Timeout = err {
         h.insert(header::RETRY_AFTER, HeaderValue::from(1u32));

@@ -6,12 +6,16 @@
 
 /// Application state, router assembly and start-up.
 pub mod app;
+/// Identity and access: sign-up, login, sessions, TOTP, password reset.
+pub mod auth;
 /// The command line (`serein serve|migrate|tenants …`).
 pub mod cli;
 /// Injected time.
 pub mod clock;
 /// Validated configuration from environment and file.
 pub mod config;
+/// Password hashing, tokens, TOTP, envelope encryption.
+pub mod crypto;
 /// Pool, migrations, self-check, and the RLS-scoped transactions.
 pub mod db;
 /// The problem+json error type.
@@ -20,6 +24,8 @@ pub mod error;
 pub mod health;
 /// Extractors, middleware, and the server loop.
 pub mod http;
+/// Transactional e-mail: outbox, templates, worker.
+pub mod mail;
 /// Roles shared by RBAC and row-level security.
 pub mod rbac;
 /// Logs and metrics set-up.

@@ -59,3 +59,18 @@ typed_id!(
     /// A person's membership in one tenant.
     MembershipId
 );
+typed_id!(
+    /// A login session (the refresh-token family; the `sid` claim).
+    SessionId
+);
+
+impl TenantId {
+    /// The platform tenant ("tenant zero"): requests on the platform host run in its context,
+    /// so platform admins' sessions and mail are isolated from every company by the same
+    /// row-level security. No Host resolves to it (its slug is reserved).
+    pub const PLATFORM: Self = Self(Uuid::nil());
+
+    pub fn is_platform(&self) -> bool {
+        self.0.is_nil()
+    }
+}

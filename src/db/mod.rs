@@ -22,7 +22,7 @@ use sqlx::{PgPool, Postgres};
 
 use crate::config::Config;
 
-pub use ids::{MembershipId, TenantId, UserId};
+pub use ids::{MembershipId, SessionId, TenantId, UserId};
 pub use tenancy::{SystemTx, TenantTx, TxLimits};
 
 /// The embedded migrations (`migrations/`).

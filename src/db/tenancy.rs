@@ -26,7 +26,10 @@ use sqlx::postgres::PgTransactionManager;
 use sqlx::{AssertSqlSafe, PgConnection, Postgres, SqlSafeStr};
 use sqlx_core::transaction::TransactionManager;
 
-use super::{Db, TenantId, UserId};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use super::{Db, SessionId, TenantId, UserId};
 use crate::error::AppError;
 use crate::rbac::Role;
 
@@ -35,7 +38,33 @@ use crate::rbac::Role;
 pub struct DbActor {
     pub user: UserId,
     pub roles: Vec<Role>,
+    /// The session a bearer token named. When present, the context statement also runs
+    /// `app_private.session_guard` in the same round trip: a revoked or expired session, a
+    /// disabled person or membership, or a role no longer held fails the BEGIN with SQLSTATE
+    /// SR401, answered as 401 `session_revoked`.
+    pub session: Option<SessionCheck>,
 }
+
+impl DbActor {
+    /// An actor without a session (CLI, flows that establish the person themselves).
+    pub fn new(user: UserId, roles: Vec<Role>) -> Self {
+        Self {
+            user,
+            roles,
+            session: None,
+        }
+    }
+}
+
+/// The session to re-check, and the time (injected clock) to check its lifetimes against.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionCheck {
+    pub id: SessionId,
+    pub now: OffsetDateTime,
+}
+
+/// SQLSTATE raised by `app_private.session_guard`.
+pub const SESSION_REVOKED_SQLSTATE: &str = "SR401";
 
 /// A transaction scoped to one tenant (and actor), running as the unprivileged app role.
 pub struct TenantTx {
@@ -101,7 +130,7 @@ fn context_statement(
     tenant: Option<TenantId>,
     actor: Option<&DbActor>,
 ) -> String {
-    let tenant = tenant.map(|t| t.as_uuid().to_string()).unwrap_or_default();
+    let tenant_text = tenant.map(|t| t.as_uuid().to_string()).unwrap_or_default();
     let (user, roles) = match actor {
         Some(a) => (
             a.user.as_uuid().to_string(),
@@ -117,13 +146,37 @@ fn context_statement(
     let _ = write!(
         s,
         "BEGIN; SELECT set_config('role', '{role}', true), \
-         set_config('app.tenant_id', '{tenant}', true), \
+         set_config('app.tenant_id', '{tenant_text}', true), \
          set_config('app.user_id', '{user}', true), \
          set_config('app.roles', '{roles}', true), \
          set_config('statement_timeout', '{}', true), \
          set_config('idle_in_transaction_session_timeout', '{}', true)",
         limits.statement_timeout_ms, limits.idle_in_transaction_timeout_ms
     );
+    if let (Some(t), Some(a)) = (tenant, actor) {
+        if let Some(check) = a.session {
+            // Typed values only: uuids, roles from the closed enum, an RFC 3339 timestamp
+            // formatted here (digits, '-', ':', '.', 'T', 'Z').
+            let roles = a
+                .roles
+                .iter()
+                .map(|r| r.as_str())
+                .collect::<Vec<_>>()
+                .join(",");
+            let now = check
+                .now
+                .to_offset(time::UtcOffset::UTC)
+                .format(&Rfc3339)
+                .unwrap_or_default();
+            let _ = write!(
+                s,
+                ", app_private.session_guard('{}', '{}', '{}', '{{{roles}}}', '{now}')",
+                t.as_uuid(),
+                a.user.as_uuid(),
+                check.id.as_uuid()
+            );
+        }
+    }
     s
 }
 
@@ -189,6 +242,20 @@ async fn begin(db: &Db, statement: String) -> Result<ScopedConn, AppError> {
             // Whatever failed, the connection may sit in an aborted transaction: dropping
             // `pending` closes it, never handing it to anyone else.
             Err(e) if is_connection_error(&e) => last = Some(e),
+            Err(sqlx::Error::Database(db))
+                if db.code().as_deref() == Some(SESSION_REVOKED_SQLSTATE) =>
+            {
+                // The guard refused the session. The connection is healthy but inside an
+                // aborted transaction: roll it back and return it to the pool (closing it
+                // would let a revoked token churn connections). If that fails, `pending`
+                // closes it.
+                if let Some(c) = pending.conn.as_mut() {
+                    if sqlx::Executor::execute(&mut **c, "ROLLBACK").await.is_ok() {
+                        drop(pending.release());
+                    }
+                }
+                return Err(AppError::Unauthorized("session_revoked"));
+            }
             Err(e) => return Err(e.into()),
         }
     }
@@ -280,6 +347,7 @@ mod tests {
         let actor = DbActor {
             user: u,
             roles: vec![Role::TenantAdmin, Role::Hr],
+            session: None,
         };
         assert_eq!(
             context_statement("serein_app", limits, Some(t), Some(&actor)),

@@ -28,6 +28,7 @@ pub struct Health {
 
 /// The process is up.
 #[utoipa::path(get, path = "/health/live", tag = "health",
+    extensions(("x-authz" = json!({"resource": "health", "action": "read"}))),
     responses((status = 200, body = Health)))]
 pub async fn live() -> Json<Health> {
     Json(Health { status: "ok" })
@@ -35,6 +36,7 @@ pub async fn live() -> Json<Health> {
 
 /// The database answers and the schema is current.
 #[utoipa::path(get, path = "/health/ready", tag = "health",
+    extensions(("x-authz" = json!({"resource": "health", "action": "read"}))),
     responses((status = 200, body = Health),
               (status = 503, body = Problem, content_type = "application/problem+json")))]
 pub async fn ready(State(state): State<AppState>) -> Response {
@@ -53,6 +55,7 @@ pub async fn ready(State(state): State<AppState>) -> Response {
 
 /// Prometheus metrics: requests by route and status, latency histogram, pool gauges.
 #[utoipa::path(get, path = "/metrics", tag = "health",
+    extensions(("x-authz" = json!({"resource": "health", "action": "read"}))),
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
 pub async fn metrics(State(state): State<AppState>) -> Response {
     let stats = state.db.stats();

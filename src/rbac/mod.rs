@@ -3,6 +3,9 @@
 
 use serde::{Deserialize, Serialize};
 
+pub mod enforcer;
+pub use enforcer::{Decision, Rbac};
+
 /// The five roles of DESIGN §2. The set is closed: role names reach SQL only through
 /// [`Role::as_str`], which is why they can be placed in the request's context statement.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]

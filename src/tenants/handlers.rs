@@ -16,6 +16,7 @@ use crate::error::{AppError, AppResult, Problem};
     get,
     path = "/api/v1/tenant/profile",
     tag = "tenant",
+    extensions(("x-authz" = json!({"resource": "tenant_profile", "action": "read"}))),
     responses(
         (status = 200, description = "The tenant of this host", body = TenantProfile),
         (status = 400, description = "Malformed Host", body = Problem, content_type = "application/problem+json"),

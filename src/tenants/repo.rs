@@ -198,7 +198,7 @@ pub async fn list(conn: &mut PgConnection) -> Result<Vec<TenantRow>, sqlx::Error
     sqlx::query_as!(
         TenantRow,
         r#"SELECT id AS "id: TenantId", slug, name, plan, status, managed_by
-           FROM tenants ORDER BY slug"#
+           FROM tenants WHERE managed_by <> 'platform' ORDER BY slug"#
     )
     .fetch_all(conn)
     .await

@@ -292,6 +292,39 @@ pub async fn seed_world(owner: &mut PgConnection, tenant: TenantId, tag: &str) -
     .execute(&mut *owner)
     .await
     .unwrap();
+    // Identity and access: a session with one refresh token, and a one-time token.
+    let session = uuid::Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO sessions (id, tenant_id, user_id, created_at, idle_expires_at, absolute_expires_at)
+         VALUES ($1, $2, $3, now(), now() + interval '1 hour', now() + interval '1 day')",
+    )
+    .bind(session)
+    .bind(tenant.as_uuid())
+    .bind(user.as_uuid())
+    .execute(&mut *owner)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO refresh_tokens (id, tenant_id, session_id, user_id, token_hash, created_at, expires_at)
+         VALUES ($1, $2, $3, $4, sha256(gen_random_uuid()::text::bytea), now(), now() + interval '1 hour')",
+    )
+    .bind(uuid::Uuid::now_v7())
+    .bind(tenant.as_uuid())
+    .bind(session)
+    .bind(user.as_uuid())
+    .execute(&mut *owner)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO auth_tokens (id, tenant_id, user_id, purpose, token_hash, created_at, expires_at)
+         VALUES ($1, $2, $3, 'email_verify', sha256(gen_random_uuid()::text::bytea), now(), now() + interval '1 hour')",
+    )
+    .bind(uuid::Uuid::now_v7())
+    .bind(tenant.as_uuid())
+    .bind(user.as_uuid())
+    .execute(&mut *owner)
+    .await
+    .unwrap();
     user
 }
 

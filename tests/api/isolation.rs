@@ -594,6 +594,7 @@ async fn tenant_tx_and_system_tx_run_as_the_request_role_with_their_context() {
     let actor = DbActor {
         user,
         roles: vec![Role::Employee, Role::Hr],
+        session: None,
     };
     let mut tx = TenantTx::begin(&app.db, app.tenant_a, Some(&actor))
         .await
@@ -643,6 +644,7 @@ async fn dropped_and_cancelled_transactions_leave_no_context_in_the_pool() {
         let admin = serein::db::tenancy::DbActor {
             user: serein::db::UserId::new(),
             roles: vec![serein::rbac::Role::TenantAdmin],
+            session: None,
         };
         let mut tx = TenantTx::begin(&app.db, app.tenant_a, Some(&admin))
             .await

@@ -42,6 +42,7 @@ async fn probe_insert(
     let admin = DbActor {
         user: UserId::new(),
         roles: vec![Role::TenantAdmin],
+        session: None,
     };
     let mut tx = TenantTx::begin(&state.db, tenant.id, Some(&admin)).await?;
     sqlx::query("INSERT INTO memberships (id, tenant_id, user_id, roles, department) VALUES ($1, $2, $3, $4, $5)")

@@ -1,0 +1,26 @@
+//! Identity and access: registration, login (with TOTP), sessions and refresh-token rotation,
+//! password reset, e-mail verification, and the authorization gate every route passes.
+
+pub mod actor;
+pub mod config;
+pub mod handlers;
+pub mod model;
+pub mod repo;
+pub mod throttle;
+
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::app::AppState;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(handlers::register))
+        .routes(routes!(handlers::login))
+        .routes(routes!(handlers::refresh))
+        .routes(routes!(handlers::logout))
+        .routes(routes!(handlers::me))
+        .routes(routes!(handlers::forgot_password))
+        .routes(routes!(handlers::reset_password))
+        .routes(routes!(handlers::verify_email))
+}

@@ -1,0 +1,464 @@
+//! SQL of identity and access. Credentials go through the `app_private` definer functions of
+//! migration 0005 (the request role has no grant on them); sessions and one-time tokens are
+//! ordinary tenant tables under forced RLS.
+
+use sqlx::PgConnection;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::db::{SessionId, TenantId, UserId};
+
+/// What login needs to know about an e-mail in a tenant.
+#[derive(Debug)]
+pub struct LoginIdentity {
+    pub user_id: UserId,
+    pub password_hash: Option<String>,
+    pub user_active: bool,
+    pub email_verified: bool,
+    pub totp_enabled: bool,
+    pub locale: String,
+    pub roles: Vec<String>,
+    pub member_active: bool,
+}
+
+pub async fn login_identity(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    email: &str,
+) -> Result<Option<LoginIdentity>, sqlx::Error> {
+    let row = sqlx::query!(
+        r#"SELECT user_id AS "user_id!: UserId", password_hash, user_active AS "user_active!",
+                  email_verified AS "email_verified!", totp_enabled AS "totp_enabled!",
+                  locale AS "locale!", roles AS "roles!", member_active AS "member_active!"
+           FROM app_private.login_identity($1, $2)"#,
+        tenant.as_uuid(),
+        email
+    )
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.map(|r| LoginIdentity {
+        user_id: r.user_id,
+        password_hash: r.password_hash,
+        user_active: r.user_active,
+        email_verified: r.email_verified,
+        totp_enabled: r.totp_enabled,
+        locale: r.locale,
+        roles: r.roles,
+        member_active: r.member_active,
+    }))
+}
+
+/// Outcome of spending one attempt of a failure budget.
+#[derive(Debug, Clone, Copy)]
+pub struct Attempt {
+    pub allowed: bool,
+    pub retry_after_secs: u32,
+    /// This attempt spent the last one: if it fails, the key is now locked.
+    pub locked_now: bool,
+}
+
+pub async fn throttle_begin(
+    conn: &mut PgConnection,
+    key: &[u8; 32],
+    max: u32,
+    window_secs: u64,
+    lock_secs: u64,
+    now: OffsetDateTime,
+) -> Result<Attempt, sqlx::Error> {
+    let clamp = |v: u64| i32::try_from(v).unwrap_or(i32::MAX);
+    let r = sqlx::query!(
+        r#"SELECT allowed AS "allowed!", retry_after_secs AS "retry_after_secs!", locked_now AS "locked_now!"
+           FROM app_private.throttle_begin($1, $2, $3, $4, $5)"#,
+        key.as_slice(),
+        i32::try_from(max).unwrap_or(i32::MAX),
+        clamp(window_secs),
+        clamp(lock_secs),
+        now
+    )
+    .fetch_one(conn)
+    .await?;
+    Ok(Attempt {
+        allowed: r.allowed,
+        retry_after_secs: u32::try_from(r.retry_after_secs).unwrap_or(1),
+        locked_now: r.locked_now,
+    })
+}
+
+pub async fn throttle_clear(conn: &mut PgConnection, key: &[u8; 32]) -> Result<(), sqlx::Error> {
+    sqlx::query!("SELECT app_private.throttle_clear($1)", key.as_slice())
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// A new session with its first refresh token.
+#[allow(clippy::too_many_arguments)]
+pub async fn open_session(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    user: UserId,
+    session: SessionId,
+    refresh_hash: &[u8; 32],
+    now: OffsetDateTime,
+    idle_expires: OffsetDateTime,
+    absolute_expires: OffsetDateTime,
+) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "INSERT INTO sessions (id, tenant_id, user_id, created_at, idle_expires_at, absolute_expires_at)
+         VALUES ($1, $2, $3, $4, $5, $6)",
+        session.as_uuid(),
+        tenant.as_uuid(),
+        user.as_uuid(),
+        now,
+        idle_expires,
+        absolute_expires
+    )
+    .execute(&mut *conn)
+    .await?;
+    insert_refresh(
+        conn,
+        tenant,
+        user,
+        session,
+        None,
+        refresh_hash,
+        now,
+        idle_expires,
+    )
+    .await
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn insert_refresh(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    user: UserId,
+    session: SessionId,
+    parent: Option<Uuid>,
+    hash: &[u8; 32],
+    now: OffsetDateTime,
+    expires: OffsetDateTime,
+) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "INSERT INTO refresh_tokens (id, tenant_id, session_id, user_id, parent_id, token_hash, created_at, expires_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        Uuid::now_v7(),
+        tenant.as_uuid(),
+        session.as_uuid(),
+        user.as_uuid(),
+        parent,
+        hash.as_slice(),
+        now,
+        expires
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// A presented refresh token, locked for rotation.
+#[derive(Debug)]
+pub struct RefreshRow {
+    pub id: Uuid,
+    pub session: SessionId,
+    pub user: UserId,
+    pub expires_at: OffsetDateTime,
+    pub used_at: Option<OffsetDateTime>,
+    pub revoked: bool,
+    pub idle_expires_at: OffsetDateTime,
+    pub absolute_expires_at: OffsetDateTime,
+}
+
+/// Find and lock (`FOR UPDATE`, token and session) a refresh token by hash in this tenant.
+pub async fn lock_refresh(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    hash: &[u8; 32],
+) -> Result<Option<RefreshRow>, sqlx::Error> {
+    let r = sqlx::query!(
+        r#"SELECT r.id, r.session_id AS "session_id: SessionId", r.user_id AS "user_id: UserId",
+                  r.expires_at, r.used_at, s.revoked_at IS NOT NULL AS "revoked!",
+                  s.idle_expires_at, s.absolute_expires_at
+           FROM refresh_tokens r
+           JOIN sessions s ON s.tenant_id = r.tenant_id AND s.id = r.session_id
+           WHERE r.tenant_id = $1 AND r.token_hash = $2
+           FOR UPDATE OF r, s"#,
+        tenant.as_uuid(),
+        hash.as_slice()
+    )
+    .fetch_optional(conn)
+    .await?;
+    Ok(r.map(|r| RefreshRow {
+        id: r.id,
+        session: r.session_id,
+        user: r.user_id,
+        expires_at: r.expires_at,
+        used_at: r.used_at,
+        revoked: r.revoked,
+        idle_expires_at: r.idle_expires_at,
+        absolute_expires_at: r.absolute_expires_at,
+    }))
+}
+
+/// Rotate: mark the presented token used, issue its child, extend the idle lifetime.
+#[allow(clippy::too_many_arguments)]
+pub async fn rotate_refresh(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    row: &RefreshRow,
+    new_hash: &[u8; 32],
+    now: OffsetDateTime,
+    idle_expires: OffsetDateTime,
+) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "UPDATE refresh_tokens SET used_at = $3 WHERE tenant_id = $1 AND id = $2",
+        tenant.as_uuid(),
+        row.id,
+        now
+    )
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query!(
+        "UPDATE sessions SET idle_expires_at = $3 WHERE tenant_id = $1 AND id = $2",
+        tenant.as_uuid(),
+        row.session.as_uuid(),
+        idle_expires
+    )
+    .execute(&mut *conn)
+    .await?;
+    insert_refresh(
+        conn,
+        tenant,
+        row.user,
+        row.session,
+        Some(row.id),
+        new_hash,
+        now,
+        idle_expires,
+    )
+    .await
+}
+
+/// Revoke one session (the whole refresh-token family).
+pub async fn revoke_session(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    session: SessionId,
+    reason: &str,
+    now: OffsetDateTime,
+) -> Result<bool, sqlx::Error> {
+    let r = sqlx::query!(
+        "UPDATE sessions SET revoked_at = $4, revoked_reason = $3
+         WHERE tenant_id = $1 AND id = $2 AND revoked_at IS NULL",
+        tenant.as_uuid(),
+        session.as_uuid(),
+        reason,
+        now
+    )
+    .execute(conn)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// Revoke every session of the request's person, in every tenant.
+pub async fn revoke_all_sessions(
+    conn: &mut PgConnection,
+    reason: &str,
+    now: OffsetDateTime,
+) -> Result<i32, sqlx::Error> {
+    let n = sqlx::query_scalar!(
+        r#"SELECT app_private.revoke_all_sessions($1, $2) AS "n!""#,
+        reason,
+        now
+    )
+    .fetch_one(conn)
+    .await?;
+    Ok(n)
+}
+
+/// Membership roles and status of the request's person now (refresh re-reads them).
+pub async fn current_roles(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    user: UserId,
+) -> Result<Option<(Vec<String>, bool)>, sqlx::Error> {
+    if tenant.is_platform() {
+        let r = sqlx::query!(
+            "SELECT platform_roles, status FROM users WHERE id = $1",
+            user.as_uuid()
+        )
+        .fetch_optional(conn)
+        .await?;
+        return Ok(r.map(|r| {
+            let active = r.status == "active" && !r.platform_roles.is_empty();
+            (r.platform_roles, active)
+        }));
+    }
+    let r = sqlx::query!(
+        r#"SELECT m.roles, m.status = 'active' AND u.status = 'active' AS "active!"
+           FROM memberships m JOIN users u ON u.id = m.user_id
+           WHERE m.tenant_id = $1 AND m.user_id = $2"#,
+        tenant.as_uuid(),
+        user.as_uuid()
+    )
+    .fetch_optional(conn)
+    .await?;
+    Ok(r.map(|r| (r.roles, r.active)))
+}
+
+/// A single-use e-mailed token.
+pub async fn insert_auth_token(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    user: UserId,
+    purpose: &str,
+    hash: &[u8; 32],
+    now: OffsetDateTime,
+    expires: OffsetDateTime,
+) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "INSERT INTO auth_tokens (id, tenant_id, user_id, purpose, token_hash, created_at, expires_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        Uuid::now_v7(),
+        tenant.as_uuid(),
+        user.as_uuid(),
+        purpose,
+        hash.as_slice(),
+        now,
+        expires
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Why a one-time token cannot be used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpendError {
+    Unknown,
+    Used,
+    Expired,
+}
+
+/// Spend a single-use token (locked, so two concurrent uses: exactly one wins).
+pub async fn spend_auth_token(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    purpose: &str,
+    hash: &[u8; 32],
+    now: OffsetDateTime,
+) -> Result<Result<UserId, SpendError>, sqlx::Error> {
+    let r = sqlx::query!(
+        r#"SELECT id, user_id AS "user_id: UserId", expires_at, used_at FROM auth_tokens
+           WHERE tenant_id = $1 AND purpose = $2 AND token_hash = $3 FOR UPDATE"#,
+        tenant.as_uuid(),
+        purpose,
+        hash.as_slice()
+    )
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(r) = r else {
+        return Ok(Err(SpendError::Unknown));
+    };
+    if r.used_at.is_some() {
+        return Ok(Err(SpendError::Used));
+    }
+    if r.expires_at <= now {
+        return Ok(Err(SpendError::Expired));
+    }
+    sqlx::query!(
+        "UPDATE auth_tokens SET used_at = $3 WHERE tenant_id = $1 AND id = $2",
+        tenant.as_uuid(),
+        r.id,
+        now
+    )
+    .execute(conn)
+    .await?;
+    Ok(Ok(r.user_id))
+}
+
+/// Other live tokens of the same purpose for the person become useless once one is spent.
+pub async fn retire_auth_tokens(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    user: UserId,
+    purpose: &str,
+    now: OffsetDateTime,
+) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "UPDATE auth_tokens SET used_at = $4
+         WHERE tenant_id = $1 AND user_id = $2 AND purpose = $3 AND used_at IS NULL",
+        tenant.as_uuid(),
+        user.as_uuid(),
+        purpose,
+        now
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn create_identity(
+    conn: &mut PgConnection,
+    id: UserId,
+    email: &str,
+    display_name: &str,
+    password_hash: Option<&str>,
+    locale: &str,
+    now: OffsetDateTime,
+) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar!(
+        r#"SELECT app_private.create_identity($1, $2, $3, $4, $5, $6) AS "created!""#,
+        id.as_uuid(),
+        email,
+        display_name,
+        password_hash,
+        locale,
+        now
+    )
+    .fetch_one(conn)
+    .await
+}
+
+pub async fn set_password(
+    conn: &mut PgConnection,
+    hash: &str,
+    now: OffsetDateTime,
+) -> Result<(), sqlx::Error> {
+    sqlx::query!("SELECT app_private.set_password($1, $2)", hash, now)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn mark_email_verified(
+    conn: &mut PgConnection,
+    now: OffsetDateTime,
+) -> Result<(), sqlx::Error> {
+    sqlx::query!("SELECT app_private.mark_email_verified($1)", now)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn add_membership(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    user: UserId,
+    roles: &[String],
+    now: OffsetDateTime,
+) -> Result<bool, sqlx::Error> {
+    let r = sqlx::query!(
+        "INSERT INTO memberships (id, tenant_id, user_id, roles, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $5)
+         ON CONFLICT (tenant_id, user_id) DO NOTHING",
+        Uuid::now_v7(),
+        tenant.as_uuid(),
+        user.as_uuid(),
+        roles,
+        now
+    )
+    .execute(conn)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}

@@ -1,0 +1,162 @@
+//! The Casbin enforcer and the route → (resource, action) table.
+//!
+//! Invariants:
+//! - Policies are `policies/model.conf` and `policies/policy.csv`, compiled into the binary (the
+//!   files in the repository are the single source; nothing at run time can swap them).
+//! - Every operation of the OpenAPI document declares its decision next to its handler, as the
+//!   operation extension `x-authz: {"resource": …, "action": …}`. The table is built from that
+//!   document at start-up; an operation without a decision, or naming a pair no policy line
+//!   mentions, stops start-up. At request time a route missing from the table is denied.
+//! - Decisions are per role; a person with several roles may act if any of them may.
+//! - The enforcer sits behind a read lock: `CachedEnforcer::enforce(&self)` needs no write.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, RwLock};
+
+use axum::http::Method;
+use casbin::{CachedEnforcer, CoreApi, DefaultModel, StringAdapter};
+
+use super::Role;
+
+/// Model and policy, as shipped in `policies/`.
+pub const MODEL: &str = include_str!("../../policies/model.conf");
+pub const POLICY: &str = include_str!("../../policies/policy.csv");
+
+/// Subjects that are not roles of a person.
+pub const ANONYMOUS: &str = "anonymous";
+pub const ENROLLING: &str = "enrolling";
+
+/// What a route does, in Casbin's terms.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Decision {
+    pub resource: String,
+    pub action: String,
+}
+
+/// The enforcer plus the route table.
+#[derive(Clone)]
+pub struct Rbac {
+    enforcer: Arc<RwLock<CachedEnforcer>>,
+    routes: Arc<HashMap<(Method, String), Decision>>,
+}
+
+impl Rbac {
+    /// Load the shipped policies and the decisions declared in `openapi`.
+    pub async fn load(openapi: &utoipa::openapi::OpenApi) -> anyhow::Result<Self> {
+        let model = DefaultModel::from_str(MODEL).await?;
+        let enforcer = CachedEnforcer::new(model, StringAdapter::new(POLICY)).await?;
+        let routes = route_decisions(openapi)?;
+        let known = policy_pairs(POLICY);
+        let mut unknown: Vec<String> = routes
+            .iter()
+            .filter(|(_, d)| !known.contains(&(d.resource.clone(), d.action.clone())))
+            .map(|((m, p), d)| format!("{m} {p} → ({}, {})", d.resource, d.action))
+            .collect();
+        unknown.sort();
+        if !unknown.is_empty() {
+            anyhow::bail!(
+                "routes declare decisions that no line of policies/policy.csv grants to anyone: {}",
+                unknown.join("; ")
+            );
+        }
+        Ok(Self {
+            enforcer: Arc::new(RwLock::new(enforcer)),
+            routes: Arc::new(routes),
+        })
+    }
+
+    /// The declared decision of a matched route.
+    pub fn decision(&self, method: &Method, path: &str) -> Option<&Decision> {
+        self.routes.get(&(method.clone(), path.to_owned()))
+    }
+
+    /// Every route and its decision (tests, documentation).
+    pub fn routes(&self) -> impl Iterator<Item = (&(Method, String), &Decision)> {
+        self.routes.iter()
+    }
+
+    /// May `subject` (a role name or pseudo-role) do this? Errors deny.
+    pub fn allows(&self, subject: &str, d: &Decision) -> bool {
+        match self.enforcer.read() {
+            Ok(e) => e
+                .enforce((subject, d.resource.as_str(), d.action.as_str()))
+                .unwrap_or(false),
+            Err(_) => false,
+        }
+    }
+
+    /// Is the route public (allowed without a token)?
+    pub fn is_public(&self, d: &Decision) -> bool {
+        self.allows(ANONYMOUS, d)
+    }
+
+    /// May a person holding `roles` do this (any role suffices)?
+    pub fn allows_roles(&self, roles: &[Role], d: &Decision) -> bool {
+        roles.iter().any(|r| self.allows(r.as_str(), d))
+    }
+}
+
+/// (resource, action) pairs mentioned by `p` lines.
+pub fn policy_pairs(policy: &str) -> HashSet<(String, String)> {
+    policy
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("p,"))
+        .filter_map(|l| {
+            let cols: Vec<&str> = l.split(',').map(str::trim).collect();
+            match cols.as_slice() {
+                [_, _, obj, act, ..] => Some(((*obj).to_owned(), (*act).to_owned())),
+                _ => None,
+            }
+        })
+        .collect()
+}
+
+/// Read `x-authz` of every operation.
+pub fn route_decisions(
+    openapi: &utoipa::openapi::OpenApi,
+) -> anyhow::Result<HashMap<(Method, String), Decision>> {
+    let doc = serde_json::to_value(openapi)?;
+    let mut out = HashMap::new();
+    let mut missing = Vec::new();
+    let paths = doc
+        .get("paths")
+        .and_then(|p| p.as_object())
+        .cloned()
+        .unwrap_or_default();
+    for (path, item) in paths {
+        let Some(item) = item.as_object() else {
+            continue;
+        };
+        for (m, op) in item {
+            let Ok(method) = m.to_ascii_uppercase().parse::<Method>() else {
+                continue;
+            };
+            if !op.is_object() {
+                continue;
+            }
+            let authz = op.get("x-authz");
+            let field = |k: &str| {
+                authz
+                    .and_then(|a| a.get(k))
+                    .and_then(|v| v.as_str())
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+            };
+            match (field("resource"), field("action")) {
+                (Some(resource), Some(action)) => {
+                    out.insert((method, path.clone()), Decision { resource, action });
+                }
+                _ => missing.push(format!("{m} {path}")),
+            }
+        }
+    }
+    if !missing.is_empty() {
+        missing.sort();
+        anyhow::bail!(
+            "routes without an authorization decision (x-authz): {}",
+            missing.join(", ")
+        );
+    }
+    Ok(out)
+}
