@@ -1,5 +1,5 @@
 //! The command line: `serein serve` (default), `serein migrate`, `serein tenants apply DIR`,
-//! `serein tenants list`.
+//! `serein tenants list`, `serein users add`.
 //!
 //! Operator commands run as the login role from `DATABASE_URL` (they manage the platform, not
 //! a tenant's data); `serve` is the only command that answers requests.
@@ -35,6 +35,37 @@ pub enum Command {
     Tenants {
         #[command(subcommand)]
         command: TenantsCommand,
+    },
+    /// Manage people.
+    Users {
+        #[command(subcommand)]
+        command: UsersCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UsersCommand {
+    /// Add a person to a tenant with roles (or make them a platform admin). With
+    /// `--password-stdin` the password is read from the first line of standard input;
+    /// otherwise a single-use link to set it is printed.
+    Add {
+        /// Tenant slug (omit with --platform-admin).
+        #[arg(long, required_unless_present = "platform_admin", conflicts_with = "platform_admin")]
+        tenant: Option<String>,
+        #[arg(long)]
+        email: String,
+        /// Role in the tenant: tenant_admin, hr, practitioner or employee (repeatable).
+        #[arg(long = "role", required_unless_present = "platform_admin")]
+        roles: Vec<String>,
+        /// Make the person a platform admin (logs in on the platform host).
+        #[arg(long)]
+        platform_admin: bool,
+        /// Display name.
+        #[arg(long)]
+        name: Option<String>,
+        /// Read the password from standard input.
+        #[arg(long)]
+        password_stdin: bool,
     },
 }
 
@@ -72,6 +103,7 @@ pub async fn main() -> ExitCode {
         Command::Serve => serve(config).await,
         Command::Migrate => migrate(config).await,
         Command::Tenants { command } => tenants(config, command).await,
+        Command::Users { command } => users(config, command).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -97,6 +129,52 @@ async fn migrate(config: Config) -> anyhow::Result<()> {
     db.migrate().await?;
     crate::db::selfcheck::run(&db).await?;
     println!("migrations applied; self-check passed");
+    Ok(())
+}
+
+async fn users(config: Config, command: UsersCommand) -> anyhow::Result<()> {
+    let UsersCommand::Add {
+        tenant,
+        email,
+        roles,
+        platform_admin,
+        name,
+        password_stdin,
+    } = command;
+    let password = if password_stdin {
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line)?;
+        let pw = line.trim_end_matches(['\r', '\n']).to_owned();
+        Some(secrecy::SecretString::from(pw))
+    } else {
+        None
+    };
+    let db = Db::connect(&config).await?;
+    db.migrate().await?;
+    let added = crate::auth::admin::add_user(
+        &db,
+        &config,
+        crate::auth::admin::NewUser {
+            tenant: tenant.as_deref(),
+            email: &email,
+            roles: &roles,
+            platform_admin,
+            display_name: name.as_deref(),
+            password,
+        },
+    )
+    .await?;
+    println!(
+        "{} {} on {} (user {})",
+        if added.created { "created" } else { "updated" },
+        added.email,
+        added.host,
+        added.user
+    );
+    if let Some(link) = added.set_password_link {
+        println!("set-password link (single use, expires {}):", added.link_expires);
+        println!("{link}");
+    }
     Ok(())
 }
 

@@ -69,7 +69,7 @@ fn sign_err(e: jsonwebtoken::errors::Error) -> AppError {
 }
 
 /// Open a session for `user` (in `tx`) and issue its tokens.
-async fn open_session(
+pub(super) async fn open_session(
     state: &AppState,
     tx: &mut TenantTx,
     host: &str,

@@ -2,6 +2,7 @@
 //! password reset, e-mail verification, and the authorization gate every route passes.
 
 pub mod actor;
+pub mod admin;
 pub mod config;
 pub mod handlers;
 pub mod model;

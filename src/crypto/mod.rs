@@ -4,3 +4,4 @@
 
 pub mod passwords;
 pub mod tokens;
+pub mod totp;

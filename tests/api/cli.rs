@@ -34,7 +34,7 @@ const GLOBEX: &str = "name = \"Globex\"\nplan = \"starter\"\nlocale = \"fr\"\n";
 
 async fn snapshot(db: &str) -> Vec<(String, String, String, String)> {
     let mut c = PgConnection::connect(&db_url(db)).await.unwrap();
-    sqlx::query_as("SELECT slug, name, status, updated_at::text FROM tenants ORDER BY slug")
+    sqlx::query_as("SELECT slug, name, status, updated_at::text FROM tenants WHERE managed_by <> 'platform' ORDER BY slug")
         .fetch_all(&mut c)
         .await
         .unwrap()

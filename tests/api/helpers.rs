@@ -147,8 +147,27 @@ pub fn test_env(name: &str) -> HashMap<String, String> {
     env.insert("BIND".into(), "127.0.0.1:0".into());
     env.insert("DB_MAX_CONNECTIONS".into(), "4".into());
     env.insert("RUST_LOG".into(), "warn".into());
+    // Identity and access: a fixed signing secret, cheap Argon2, and limits high enough that
+    // only the tests about throttling meet them.
+    env.insert("JWT_SECRET".into(), TEST_JWT_SECRET.into());
+    env.insert("ARGON2_MEMORY_KIB".into(), "64".into());
+    env.insert("ARGON2_ITERATIONS".into(), "1".into());
+    env.insert("RATE_LIMIT_PER_IP_PER_SEC".into(), "100000".into());
+    env.insert("RATE_LIMIT_PER_IP_BURST".into(), "100000".into());
+    env.insert("AUTH_RATE_LIMIT_PER_MIN".into(), "100000".into());
+    env.insert("AUTH_RATE_LIMIT_BURST".into(), "100000".into());
+    env.insert(
+        "SEREIN_DATA_DIR".into(),
+        std::env::temp_dir()
+            .join(format!("serein-test-{name}"))
+            .display()
+            .to_string(),
+    );
     env
 }
+
+/// The JWT secret of every test app.
+pub const TEST_JWT_SECRET: &str = "test-secret-test-secret-test-secret-0123456789";
 
 /// A running app on its own database, with tenants `alpha` (A) and `bravo` (B).
 pub struct TestApp {
@@ -159,6 +178,7 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub tenant_a: TenantId,
     pub tenant_b: TenantId,
+    pub state: AppState,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<()>>,
 }
@@ -210,6 +230,7 @@ impl TestApp {
                 .unwrap(),
             tenant_a,
             tenant_b,
+            state,
             shutdown: Some(tx),
             server: Some(server),
         }

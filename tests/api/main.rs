@@ -7,11 +7,13 @@
     clippy::indexing_slicing
 )]
 
+mod auth;
 mod cli;
 mod health;
 mod helpers;
 mod isolation;
 mod openapi;
+mod people;
 mod pipeline;
 mod selfcheck;
 mod tenancy;
