@@ -46,6 +46,7 @@ pub struct AppState {
 /// The OpenAPI document's frame; paths are added by each feature's router.
 #[derive(OpenApi)]
 #[openapi(
+    modifiers(&BearerAuth),
     info(
         title = "Serein API",
         description = "Multi-tenant employee mental-health platform. Every /api/v1 route is \
@@ -59,6 +60,25 @@ pub struct AppState {
     )
 )]
 pub struct ApiDoc;
+
+/// Declares the `bearer` security scheme (access tokens) the auth routes refer to.
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+    }
+}
 
 /// Every feature's routes, with their OpenAPI paths.
 pub fn api_routes() -> OpenApiRouter<AppState> {

@@ -50,7 +50,11 @@ pub enum UsersCommand {
     /// otherwise a single-use link to set it is printed.
     Add {
         /// Tenant slug (omit with --platform-admin).
-        #[arg(long, required_unless_present = "platform_admin", conflicts_with = "platform_admin")]
+        #[arg(
+            long,
+            required_unless_present = "platform_admin",
+            conflicts_with = "platform_admin"
+        )]
         tenant: Option<String>,
         #[arg(long)]
         email: String,
@@ -172,7 +176,10 @@ async fn users(config: Config, command: UsersCommand) -> anyhow::Result<()> {
         added.user
     );
     if let Some(link) = added.set_password_link {
-        println!("set-password link (single use, expires {}):", added.link_expires);
+        println!(
+            "set-password link (single use, expires {}):",
+            added.link_expires
+        );
         println!("{link}");
     }
     Ok(())

@@ -61,12 +61,7 @@ pub async fn add_user(db: &Db, config: &Config, new: NewUser<'_>) -> anyhow::Res
             passwords::check_policy(pw, email.as_str())
                 .map_err(|e| anyhow::anyhow!("password refused: {}", describe(&e)))?;
             let hasher = Passwords::new(config.auth.password_cost, 1)?;
-            Some(
-                hasher
-                    .hash(pw)
-                    .await
-                    .map_err(|e| anyhow::anyhow!("{e}"))?,
-            )
+            Some(hasher.hash(pw).await.map_err(|e| anyhow::anyhow!("{e}"))?)
         }
         None => None,
     };

@@ -49,7 +49,8 @@ pub fn verify(secret: &[u8], code: &str, now: OffsetDateTime) -> Option<i64> {
     }
     let t = totp(secret, "serein", "x")?;
     let time = u64::try_from(now.unix_timestamp()).ok()?;
-    t.check(&code, time).and_then(|step| i64::try_from(step).ok())
+    t.check(&code, time)
+        .and_then(|step| i64::try_from(step).ok())
 }
 
 /// The current code (tests and tooling).
@@ -101,7 +102,10 @@ mod tests {
         let step = verify(&s, &code, now).unwrap();
         assert_eq!(step, 1_900_000_020 / 30);
         // Still accepted one step later, not two.
-        assert_eq!(verify(&s, &code, now + time::Duration::seconds(30)), Some(step));
+        assert_eq!(
+            verify(&s, &code, now + time::Duration::seconds(30)),
+            Some(step)
+        );
         assert_eq!(verify(&s, &code, now + time::Duration::seconds(90)), None);
         assert_eq!(verify(&s, "12345", now), None);
         assert_eq!(verify(&s, "abcdef", now), None);
@@ -125,7 +129,10 @@ mod tests {
         for c in &codes {
             assert_eq!(c.len(), 19, "{c}");
             assert!(set.insert(hash_recovery_code(c)));
-            assert_eq!(hash_recovery_code(c), hash_recovery_code(&c.to_lowercase().replace('-', " ")));
+            assert_eq!(
+                hash_recovery_code(c),
+                hash_recovery_code(&c.to_lowercase().replace('-', " "))
+            );
         }
     }
 }

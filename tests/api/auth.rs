@@ -42,7 +42,10 @@ async fn login_me_logout() {
     assert_eq!(body["host"], "alpha.localhost");
     // No hash, no secret in the answer.
     let text = body.to_string();
-    assert!(!text.contains("argon2") && !text.contains("password"), "{text}");
+    assert!(
+        !text.contains("argon2") && !text.contains("password"),
+        "{text}"
+    );
 
     let res = call(&app, Method::POST, &h, "/api/v1/auth/logout", access).await;
     assert_eq!(res.status(), 204);
@@ -51,7 +54,13 @@ async fn login_me_logout() {
     assert_eq!(res.status(), 401);
     assert_eq!(problem(res).await["code"], "session_revoked");
     // And the refresh token of the session is dead.
-    let res = post(&app, &h, "/api/v1/auth/refresh", json!({"refresh_token": t["refresh_token"]})).await;
+    let res = post(
+        &app,
+        &h,
+        "/api/v1/auth/refresh",
+        json!({"refresh_token": t["refresh_token"]}),
+    )
+    .await;
     assert_eq!(res.status(), 401);
 }
 
@@ -65,8 +74,18 @@ async fn unknown_email_wrong_password_and_foreign_member_look_the_same() {
         let app = &app;
         let h = h.clone();
         async move {
-            let res = post(app, &h, "/api/v1/auth/login", json!({"email": email, "password": pw})).await;
-            (res.status(), res.headers().get("www-authenticate").cloned(), res.text().await.unwrap())
+            let res = post(
+                app,
+                &h,
+                "/api/v1/auth/login",
+                json!({"email": email, "password": pw}),
+            )
+            .await;
+            (
+                res.status(),
+                res.headers().get("www-authenticate").cloned(),
+                res.text().await.unwrap(),
+            )
         }
     };
     let wrong = attempt("ana@alpha.test", "wrong password here").await;
@@ -96,10 +115,20 @@ async fn unknown_email_costs_a_password_verification_too() {
     let mut times = [Vec::new(), Vec::new()];
     for round in 0..6 {
         for (i, email) in ["ana@alpha.test", "nobody@alpha.test"].iter().enumerate() {
-            let email = if round % 2 == 0 { *email } else { ["nobody@alpha.test", "ana@alpha.test"][i] };
+            let email = if round % 2 == 0 {
+                *email
+            } else {
+                ["nobody@alpha.test", "ana@alpha.test"][i]
+            };
             let idx = usize::from(email.starts_with("nobody"));
             let t0 = std::time::Instant::now();
-            let res = post(&app, &h, "/api/v1/auth/login", json!({"email": email, "password": "wrong password here"})).await;
+            let res = post(
+                &app,
+                &h,
+                "/api/v1/auth/login",
+                json!({"email": email, "password": "wrong password here"}),
+            )
+            .await;
             assert_eq!(res.status(), 401);
             times[idx].push(t0.elapsed().as_secs_f64());
         }
@@ -110,7 +139,10 @@ async fn unknown_email_costs_a_password_verification_too() {
     };
     let (known, unknown) = (median(&mut times[0]), median(&mut times[1]));
     // Same class: neither is a fraction of the other (a skipped hash would be ~20x faster).
-    assert!(unknown > known * 0.4 && known > unknown * 0.4, "known {known:.4}s unknown {unknown:.4}s");
+    assert!(
+        unknown > known * 0.4 && known > unknown * 0.4,
+        "known {known:.4}s unknown {unknown:.4}s"
+    );
 }
 
 #[tokio::test]
@@ -142,8 +174,18 @@ async fn bad_tokens_are_401() {
         jti: uuid::Uuid::now_v7(),
     };
     let t = now.unix_timestamp();
-    let expired = keys.sign(&claims(TokenType::Access, &h, app.tenant_a, t - 1000, t - 1)).unwrap();
-    let wrong_type = keys.sign(&claims(TokenType::Mfa, &h, app.tenant_a, t, t + 300)).unwrap();
+    let expired = keys
+        .sign(&claims(
+            TokenType::Access,
+            &h,
+            app.tenant_a,
+            t - 1000,
+            t - 1,
+        ))
+        .unwrap();
+    let wrong_type = keys
+        .sign(&claims(TokenType::Mfa, &h, app.tenant_a, t, t + 300))
+        .unwrap();
     let other_key = TokenKeys::hs256(b"another-secret-another-secret-another", "serein")
         .sign(&claims(TokenType::Access, &h, app.tenant_a, t, t + 300))
         .unwrap();
@@ -154,7 +196,15 @@ async fn bad_tokens_are_401() {
         })
         .unwrap();
     // Signed for B's host but presented on A's; and A's tenant claimed on B's host.
-    let for_b = keys.sign(&claims(TokenType::Access, &host("bravo"), app.tenant_b, t, t + 300)).unwrap();
+    let for_b = keys
+        .sign(&claims(
+            TokenType::Access,
+            &host("bravo"),
+            app.tenant_b,
+            t,
+            t + 300,
+        ))
+        .unwrap();
     let mut parts = good.split('.');
     let (_, body) = (parts.next().unwrap(), parts.next().unwrap());
     use base64::Engine;
@@ -164,7 +214,12 @@ async fn bad_tokens_are_401() {
         let mut c: Value = serde_json::from_slice(&b64.decode(body).unwrap()).unwrap();
         c["roles"] = json!(["tenant_admin"]);
         let sig = good.rsplit('.').next().unwrap();
-        format!("{}.{}.{}", good.split('.').next().unwrap(), b64.encode(c.to_string()), sig)
+        format!(
+            "{}.{}.{}",
+            good.split('.').next().unwrap(),
+            b64.encode(c.to_string()),
+            sig
+        )
     };
     for (what, token) in [
         ("garbage", "not-a-jwt".to_owned()),
@@ -185,7 +240,14 @@ async fn bad_tokens_are_401() {
     // A platform token on a tenant host, and a tenant token on the platform host.
     let admin = add_person(&app, app.tenant_a, "root@platform.test", &[]).await;
     make_platform_admin(&app, admin).await;
-    let (_, platform) = mint_session(&app, TenantId::PLATFORM, "localhost", admin, &[Role::PlatformAdmin]).await;
+    let (_, platform) = mint_session(
+        &app,
+        TenantId::PLATFORM,
+        "localhost",
+        admin,
+        &[Role::PlatformAdmin],
+    )
+    .await;
     assert_eq!(me(&app, "localhost", &platform).await.status(), 200);
     assert_eq!(me(&app, &h, &platform).await.status(), 401);
     assert_eq!(me(&app, "localhost", &good).await.status(), 401);
@@ -198,7 +260,13 @@ async fn refresh_rotates_and_reuse_revokes_the_family() {
     let h = host("alpha");
     let t1 = login(&app, &h, "ana@alpha.test").await;
     let r1 = t1["refresh_token"].clone();
-    let res = post(&app, &h, "/api/v1/auth/refresh", json!({"refresh_token": r1})).await;
+    let res = post(
+        &app,
+        &h,
+        "/api/v1/auth/refresh",
+        json!({"refresh_token": r1}),
+    )
+    .await;
     assert_eq!(res.status(), 200);
     let t2: Value = res.json().await.unwrap();
     assert_ne!(t2["refresh_token"], r1);
@@ -206,16 +274,38 @@ async fn refresh_rotates_and_reuse_revokes_the_family() {
     let a2 = t2["access_token"].as_str().unwrap().to_owned();
     assert_eq!(me(&app, &h, &a2).await.status(), 200);
     // A refresh token of tenant A is unknown on B.
-    let res = post(&app, &host("bravo"), "/api/v1/auth/refresh", json!({"refresh_token": t2["refresh_token"]})).await;
+    let res = post(
+        &app,
+        &host("bravo"),
+        "/api/v1/auth/refresh",
+        json!({"refresh_token": t2["refresh_token"]}),
+    )
+    .await;
     assert_eq!(res.status(), 401);
 
     // Replaying the spent r1: refused, and the whole family dies with it.
-    let res = post(&app, &h, "/api/v1/auth/refresh", json!({"refresh_token": r1})).await;
+    let res = post(
+        &app,
+        &h,
+        "/api/v1/auth/refresh",
+        json!({"refresh_token": r1}),
+    )
+    .await;
     assert_eq!(res.status(), 401);
     assert_eq!(problem(res).await["code"], "refresh_reused");
-    let res = post(&app, &h, "/api/v1/auth/refresh", json!({"refresh_token": t2["refresh_token"]})).await;
+    let res = post(
+        &app,
+        &h,
+        "/api/v1/auth/refresh",
+        json!({"refresh_token": t2["refresh_token"]}),
+    )
+    .await;
     assert_eq!(res.status(), 401, "the sibling token must stop working");
-    assert_eq!(me(&app, &h, &a2).await.status(), 401, "access tokens of the family too");
+    assert_eq!(
+        me(&app, &h, &a2).await.status(),
+        401,
+        "access tokens of the family too"
+    );
     let reason: String = sqlx::query_scalar("SELECT revoked_reason FROM sessions")
         .fetch_one(&mut app.owner().await)
         .await
@@ -223,7 +313,12 @@ async fn refresh_rotates_and_reuse_revokes_the_family() {
     assert_eq!(reason, "refresh_reuse");
     // Another login is a new, healthy family.
     let t3 = login(&app, &h, "ana@alpha.test").await;
-    assert_eq!(me(&app, &h, t3["access_token"].as_str().unwrap()).await.status(), 200);
+    assert_eq!(
+        me(&app, &h, t3["access_token"].as_str().unwrap())
+            .await
+            .status(),
+        200
+    );
 }
 
 #[tokio::test]
@@ -238,21 +333,45 @@ async fn sessions_expire_by_idle_and_absolute_lifetime() {
     let t = login(&app, &h, "ana@alpha.test").await;
     // Used within the idle window: rotation keeps it alive…
     app.clock.advance(time::Duration::seconds(500));
-    let res = post(&app, &h, "/api/v1/auth/refresh", json!({"refresh_token": t["refresh_token"]})).await;
+    let res = post(
+        &app,
+        &h,
+        "/api/v1/auth/refresh",
+        json!({"refresh_token": t["refresh_token"]}),
+    )
+    .await;
     assert_eq!(res.status(), 200);
     let t: Value = res.json().await.unwrap();
     app.clock.advance(time::Duration::seconds(500));
-    let res = post(&app, &h, "/api/v1/auth/refresh", json!({"refresh_token": t["refresh_token"]})).await;
+    let res = post(
+        &app,
+        &h,
+        "/api/v1/auth/refresh",
+        json!({"refresh_token": t["refresh_token"]}),
+    )
+    .await;
     assert_eq!(res.status(), 200);
     let t: Value = res.json().await.unwrap();
     // …but never past the absolute lifetime (1000 s used, 1500 s max; idle would allow 1600).
     app.clock.advance(time::Duration::seconds(550));
-    let res = post(&app, &h, "/api/v1/auth/refresh", json!({"refresh_token": t["refresh_token"]})).await;
+    let res = post(
+        &app,
+        &h,
+        "/api/v1/auth/refresh",
+        json!({"refresh_token": t["refresh_token"]}),
+    )
+    .await;
     assert_eq!(res.status(), 401);
     // Idle: a fresh session left alone longer than the idle lifetime.
     let t = login(&app, &h, "ana@alpha.test").await;
     app.clock.advance(time::Duration::seconds(601));
-    let res = post(&app, &h, "/api/v1/auth/refresh", json!({"refresh_token": t["refresh_token"]})).await;
+    let res = post(
+        &app,
+        &h,
+        "/api/v1/auth/refresh",
+        json!({"refresh_token": t["refresh_token"]}),
+    )
+    .await;
     assert_eq!(res.status(), 401);
     assert_eq!(problem(res).await["code"], "session_expired");
 }
@@ -314,21 +433,39 @@ async fn parallel_guesses_do_not_bypass_the_lockout() {
         let app = &app;
         let h = h.clone();
         async move {
-            post(app, &h, "/api/v1/auth/login", json!({"email": "ana@alpha.test", "password": format!("guess number {i}")}))
-                .await
-                .status()
-                .as_u16()
+            post(
+                app,
+                &h,
+                "/api/v1/auth/login",
+                json!({"email": "ana@alpha.test", "password": format!("guess number {i}")}),
+            )
+            .await
+            .status()
+            .as_u16()
         }
     });
     let statuses = futures_util::future::join_all(guesses).await;
     let checked = statuses.iter().filter(|s| **s == 401).count();
     let refused = statuses.iter().filter(|s| **s == 429).count();
     assert_eq!(checked + refused, 50, "{statuses:?}");
-    assert!(checked <= 5, "{checked} passwords were checked: {statuses:?}");
+    assert!(
+        checked <= 5,
+        "{checked} passwords were checked: {statuses:?}"
+    );
     // Locked: even the right password is refused now, with Retry-After.
-    let res = post(&app, &h, "/api/v1/auth/login", json!({"email": "ana@alpha.test", "password": PASSWORD})).await;
+    let res = post(
+        &app,
+        &h,
+        "/api/v1/auth/login",
+        json!({"email": "ana@alpha.test", "password": PASSWORD}),
+    )
+    .await;
     assert_eq!(res.status(), 429);
-    let retry: u64 = res.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    let retry: u64 = res.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!(retry > 0 && retry <= 900, "{retry}");
     assert_eq!(problem(res).await["code"], "too_many_requests");
     // The lock lives in PostgreSQL (so every server instance sees it), keyed by a hash.
@@ -345,10 +482,22 @@ async fn parallel_guesses_do_not_bypass_the_lockout() {
     login(&app, &h, "ana@alpha.test").await;
     // Unknown addresses are locked exactly the same way (no enumeration through lock-outs).
     for i in 0..5 {
-        let res = post(&app, &h, "/api/v1/auth/login", json!({"email": "ghost@alpha.test", "password": format!("guess {i}")})).await;
+        let res = post(
+            &app,
+            &h,
+            "/api/v1/auth/login",
+            json!({"email": "ghost@alpha.test", "password": format!("guess {i}")}),
+        )
+        .await;
         assert_eq!(res.status(), 401);
     }
-    let res = post(&app, &h, "/api/v1/auth/login", json!({"email": "ghost@alpha.test", "password": "guess 6"})).await;
+    let res = post(
+        &app,
+        &h,
+        "/api/v1/auth/login",
+        json!({"email": "ghost@alpha.test", "password": "guess 6"}),
+    )
+    .await;
     assert_eq!(res.status(), 429);
 }
 
@@ -361,15 +510,33 @@ async fn per_ip_and_per_account_limits_answer_429() {
     .await;
     let h = host("alpha");
     for _ in 0..3 {
-        let res = post(&app, &h, "/api/v1/auth/login", json!({"email": "x@alpha.test", "password": "whatever123"})).await;
+        let res = post(
+            &app,
+            &h,
+            "/api/v1/auth/login",
+            json!({"email": "x@alpha.test", "password": "whatever123"}),
+        )
+        .await;
         assert_eq!(res.status(), 401);
     }
-    let res = post(&app, &h, "/api/v1/auth/login", json!({"email": "x@alpha.test", "password": "whatever123"})).await;
+    let res = post(
+        &app,
+        &h,
+        "/api/v1/auth/login",
+        json!({"email": "x@alpha.test", "password": "whatever123"}),
+    )
+    .await;
     assert_eq!(res.status(), 429);
     assert!(res.headers().contains_key("retry-after"));
     assert_eq!(problem(res).await["code"], "too_many_requests");
     // Another account from the same address is still served.
-    let res = post(&app, &h, "/api/v1/auth/login", json!({"email": "y@alpha.test", "password": "whatever123"})).await;
+    let res = post(
+        &app,
+        &h,
+        "/api/v1/auth/login",
+        json!({"email": "y@alpha.test", "password": "whatever123"}),
+    )
+    .await;
     assert_eq!(res.status(), 401);
 
     let app = TestApp::spawn_with(|s| {
@@ -379,7 +546,12 @@ async fn per_ip_and_per_account_limits_answer_429() {
     .await;
     let mut statuses = Vec::new();
     for _ in 0..8 {
-        statuses.push(app.get(&h, "/api/v1/tenant/profile").await.status().as_u16());
+        statuses.push(
+            app.get(&h, "/api/v1/tenant/profile")
+                .await
+                .status()
+                .as_u16(),
+        );
     }
     assert_eq!(&statuses[..5], &[200; 5], "{statuses:?}");
     assert!(statuses[5..].iter().all(|s| *s == 429), "{statuses:?}");
@@ -397,18 +569,73 @@ async fn bad_bodies_are_refused_and_write_nothing() {
     let users_before = count(&app, "SELECT count(*) FROM users").await;
     for (path, body, status, code) in [
         // Mass assignment: fields that are not part of the contract.
-        ("/api/v1/auth/register", json!({"email": "a@alpha.test", "password": PASSWORD, "roles": ["tenant_admin"]}), 400, "invalid_body"),
-        ("/api/v1/auth/register", json!({"email": "a@alpha.test", "password": PASSWORD, "tenant_id": app.tenant_b}), 400, "invalid_body"),
-        ("/api/v1/auth/login", json!({"email": "a@alpha.test", "password": PASSWORD, "mfa": false}), 400, "invalid_body"),
+        (
+            "/api/v1/auth/register",
+            json!({"email": "a@alpha.test", "password": PASSWORD, "roles": ["tenant_admin"]}),
+            400,
+            "invalid_body",
+        ),
+        (
+            "/api/v1/auth/register",
+            json!({"email": "a@alpha.test", "password": PASSWORD, "tenant_id": app.tenant_b}),
+            400,
+            "invalid_body",
+        ),
+        (
+            "/api/v1/auth/login",
+            json!({"email": "a@alpha.test", "password": PASSWORD, "mfa": false}),
+            400,
+            "invalid_body",
+        ),
         // Validation.
-        ("/api/v1/auth/register", json!({"email": "a@alpha.test", "password": "short"}), 422, "validation_failed"),
-        ("/api/v1/auth/register", json!({"email": "a@alpha.test", "password": "password123"}), 422, "validation_failed"),
-        ("/api/v1/auth/register", json!({"email": "nope", "password": PASSWORD}), 422, "validation_failed"),
-        ("/api/v1/auth/register", json!({"email": "a@other.test", "password": PASSWORD}), 403, "signup_closed"),
-        ("/api/v1/auth/refresh", json!({"refresh_token": "x"}), 401, "invalid_refresh_token"),
-        ("/api/v1/auth/password/reset", json!({"token": "x", "password": PASSWORD}), 410, "reset_token_invalid"),
-        ("/api/v1/auth/email/verify", json!({"token": "x"}), 410, "verification_token_invalid"),
-        ("/api/v1/auth/login/totp", json!({"mfa_token": "x", "code": "123456"}), 401, "invalid_mfa_token"),
+        (
+            "/api/v1/auth/register",
+            json!({"email": "a@alpha.test", "password": "short"}),
+            422,
+            "validation_failed",
+        ),
+        (
+            "/api/v1/auth/register",
+            json!({"email": "a@alpha.test", "password": "password123"}),
+            422,
+            "validation_failed",
+        ),
+        (
+            "/api/v1/auth/register",
+            json!({"email": "nope", "password": PASSWORD}),
+            422,
+            "validation_failed",
+        ),
+        (
+            "/api/v1/auth/register",
+            json!({"email": "a@other.test", "password": PASSWORD}),
+            403,
+            "signup_closed",
+        ),
+        (
+            "/api/v1/auth/refresh",
+            json!({"refresh_token": "x"}),
+            401,
+            "invalid_refresh_token",
+        ),
+        (
+            "/api/v1/auth/password/reset",
+            json!({"token": "x", "password": PASSWORD}),
+            410,
+            "reset_token_invalid",
+        ),
+        (
+            "/api/v1/auth/email/verify",
+            json!({"token": "x"}),
+            410,
+            "verification_token_invalid",
+        ),
+        (
+            "/api/v1/auth/login/totp",
+            json!({"mfa_token": "x", "code": "123456"}),
+            401,
+            "invalid_mfa_token",
+        ),
     ] {
         let res = post(&app, &h, path, body.clone()).await;
         assert_eq!(res.status(), status, "{path} {body}");
@@ -424,7 +651,10 @@ async fn bad_bodies_are_refused_and_write_nothing() {
         .unwrap();
     assert_eq!(res.status(), 400);
     assert_eq!(problem(res).await["code"], "malformed_json");
-    assert_eq!(count(&app, "SELECT count(*) FROM users").await, users_before);
+    assert_eq!(
+        count(&app, "SELECT count(*) FROM users").await,
+        users_before
+    );
     assert_eq!(count(&app, "SELECT count(*) FROM memberships").await, 0);
     assert_eq!(count(&app, "SELECT count(*) FROM sessions").await, 0);
 }
@@ -434,7 +664,13 @@ async fn admins_must_enrol_totp_before_anything_else() {
     let app = TestApp::spawn().await;
     add_person(&app, app.tenant_a, "boss@alpha.test", &["tenant_admin"]).await;
     let h = host("alpha");
-    let res = post(&app, &h, "/api/v1/auth/login", json!({"email": "boss@alpha.test", "password": PASSWORD})).await;
+    let res = post(
+        &app,
+        &h,
+        "/api/v1/auth/login",
+        json!({"email": "boss@alpha.test", "password": PASSWORD}),
+    )
+    .await;
     assert_eq!(res.status(), 403);
     let body = problem(res).await;
     assert_eq!(body["code"], "mfa_enrollment_required");
@@ -446,7 +682,14 @@ async fn admins_must_enrol_totp_before_anything_else() {
     let res = call(&app, Method::POST, &h, "/api/v1/auth/logout", &enroll).await;
     assert_eq!(res.status(), 403);
     // It is not valid on another host either.
-    let res = call(&app, Method::POST, &host("bravo"), "/api/v1/auth/totp/setup", &enroll).await;
+    let res = call(
+        &app,
+        Method::POST,
+        &host("bravo"),
+        "/api/v1/auth/totp/setup",
+        &enroll,
+    )
+    .await;
     assert_eq!(res.status(), 401);
     assert_eq!(count(&app, "SELECT count(*) FROM sessions").await, 0);
 }

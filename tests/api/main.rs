@@ -15,5 +15,6 @@ mod isolation;
 mod openapi;
 mod people;
 mod pipeline;
+mod rbac;
 mod selfcheck;
 mod tenancy;

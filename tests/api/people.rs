@@ -48,14 +48,16 @@ pub async fn add_person_on(
     .await
     .unwrap();
     if !roles.is_empty() {
-        sqlx::query("INSERT INTO memberships (id, tenant_id, user_id, roles) VALUES ($1, $2, $3, $4)")
-            .bind(uuid::Uuid::now_v7())
-            .bind(tenant.as_uuid())
-            .bind(id.as_uuid())
-            .bind(roles.iter().map(|r| (*r).to_owned()).collect::<Vec<_>>())
-            .execute(&mut *owner)
-            .await
-            .unwrap();
+        sqlx::query(
+            "INSERT INTO memberships (id, tenant_id, user_id, roles) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(uuid::Uuid::now_v7())
+        .bind(tenant.as_uuid())
+        .bind(id.as_uuid())
+        .bind(roles.iter().map(|r| (*r).to_owned()).collect::<Vec<_>>())
+        .execute(&mut *owner)
+        .await
+        .unwrap();
     }
     id
 }
