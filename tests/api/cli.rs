@@ -151,3 +151,259 @@ async fn shipped_tenant_files_are_valid() {
     assert!(slugs.contains(&"demo"), "{slugs:?}");
     assert!(slugs.len() >= 2);
 }
+
+/// Run the binary against a test app's database, feeding `stdin`.
+fn serein_stdin(db: &str, args: &[&str], stdin: &str) -> (bool, String) {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_serein"))
+        .args(args)
+        .env("DATABASE_URL", db_url(db))
+        .env("SEREIN_CREATE_DATABASE", "false")
+        .env("RUST_LOG", "warn")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+#[tokio::test]
+async fn users_add_with_a_password_or_a_set_password_link() {
+    use crate::people::{PASSWORD, host, login, post};
+    let app = crate::helpers::TestApp::spawn().await;
+    let h = host("alpha");
+    // Password on stdin: the person can log in at once (the operator vouches for the address).
+    let (ok, out) = serein_stdin(
+        &app.db_name,
+        &[
+            "users",
+            "add",
+            "--tenant",
+            "alpha",
+            "--email",
+            "Ana@Alpha.test",
+            "--role",
+            "employee",
+            "--password-stdin",
+        ],
+        &format!("{PASSWORD}\n"),
+    );
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("created ana@alpha.test on alpha.localhost"),
+        "{out}"
+    );
+    login(&app, &h, "ana@alpha.test").await;
+    // Again with another role: idempotent, roles merged, password unchanged.
+    let (ok, out) = serein_stdin(
+        &app.db_name,
+        &[
+            "users",
+            "add",
+            "--tenant",
+            "alpha",
+            "--email",
+            "ana@alpha.test",
+            "--role",
+            "hr",
+        ],
+        "",
+    );
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("updated") && !out.contains("reset-password"),
+        "{out}"
+    );
+    let t = login(&app, &h, "ana@alpha.test").await;
+    let me: serde_json::Value = crate::people::call(
+        &app,
+        reqwest::Method::GET,
+        &h,
+        "/api/v1/auth/me",
+        t["access_token"].as_str().unwrap(),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(me["roles"], serde_json::json!(["employee", "hr"]));
+
+    // No password: a single-use link to set one.
+    let (ok, out) = serein_stdin(
+        &app.db_name,
+        &[
+            "users",
+            "add",
+            "--tenant",
+            "alpha",
+            "--email",
+            "bob@alpha.test",
+            "--role",
+            "practitioner",
+        ],
+        "",
+    );
+    assert!(ok, "{out}");
+    let link = out
+        .lines()
+        .find(|l| l.contains("/reset-password?token="))
+        .unwrap();
+    assert!(
+        link.starts_with("http://alpha.localhost:8080/reset-password?token="),
+        "{link}"
+    );
+    let token = link.split("token=").nth(1).unwrap().trim();
+    let res = post(
+        &app,
+        &h,
+        "/api/v1/auth/password/reset",
+        serde_json::json!({"token": token, "password": "another long passphrase"}),
+    )
+    .await;
+    assert_eq!(res.status(), 204);
+    let res = post(
+        &app,
+        &h,
+        "/api/v1/auth/password/reset",
+        serde_json::json!({"token": token, "password": "yet another passphrase"}),
+    )
+    .await;
+    assert_eq!(res.status(), 410, "a reset token works once");
+    let res = post(
+        &app,
+        &h,
+        "/api/v1/auth/login",
+        serde_json::json!({"email": "bob@alpha.test", "password": "another long passphrase"}),
+    )
+    .await;
+    assert_eq!(res.status(), 200);
+    // The link of alpha means nothing on bravo.
+    let (_, out) = serein_stdin(
+        &app.db_name,
+        &[
+            "users",
+            "add",
+            "--tenant",
+            "alpha",
+            "--email",
+            "cy@alpha.test",
+            "--role",
+            "employee",
+        ],
+        "",
+    );
+    let token = out
+        .lines()
+        .find(|l| l.contains("token="))
+        .unwrap()
+        .split("token=")
+        .nth(1)
+        .unwrap()
+        .trim()
+        .to_owned();
+    let res = post(
+        &app,
+        &host("bravo"),
+        "/api/v1/auth/password/reset",
+        serde_json::json!({"token": token, "password": "another long passphrase"}),
+    )
+    .await;
+    assert_eq!(res.status(), 410);
+
+    // Platform admin; bad input is refused with a clear message and changes nothing.
+    let (ok, out) = serein_stdin(
+        &app.db_name,
+        &[
+            "users",
+            "add",
+            "--platform-admin",
+            "--email",
+            "root@serein.test",
+            "--password-stdin",
+        ],
+        &format!("{PASSWORD}\n"),
+    );
+    assert!(ok, "{out}");
+    assert!(out.contains("on localhost"), "{out}");
+    for (args, stdin, needle) in [
+        (
+            vec![
+                "users",
+                "add",
+                "--tenant",
+                "alpha",
+                "--email",
+                "x@alpha.test",
+                "--role",
+                "platform_admin",
+            ],
+            "",
+            "--role",
+        ),
+        (
+            vec![
+                "users",
+                "add",
+                "--tenant",
+                "nope",
+                "--email",
+                "x@alpha.test",
+                "--role",
+                "employee",
+            ],
+            "",
+            "no such tenant",
+        ),
+        (
+            vec![
+                "users",
+                "add",
+                "--tenant",
+                "alpha",
+                "--email",
+                "not-an-email",
+                "--role",
+                "employee",
+            ],
+            "",
+            "--email",
+        ),
+        (
+            vec![
+                "users",
+                "add",
+                "--tenant",
+                "alpha",
+                "--email",
+                "x@alpha.test",
+                "--role",
+                "employee",
+                "--password-stdin",
+            ],
+            "password\n",
+            "password refused",
+        ),
+    ] {
+        let (ok, out) = serein_stdin(&app.db_name, &args, stdin);
+        assert!(!ok, "{args:?}: {out}");
+        assert!(out.contains(needle), "{args:?}: {out}");
+    }
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM users WHERE email = 'x@alpha.test'")
+        .fetch_one(&mut app.owner().await)
+        .await
+        .unwrap();
+    assert_eq!(n, 0);
+}

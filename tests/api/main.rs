@@ -18,3 +18,4 @@ mod pipeline;
 mod rbac;
 mod selfcheck;
 mod tenancy;
+mod totp;
