@@ -24,6 +24,7 @@ impl Email {
             && match e.rsplit_once('@') {
                 Some((local, domain)) => {
                     !local.is_empty()
+                        && !local.contains('@')
                         && local.len() <= 64
                         && domain.contains('.')
                         && !domain.starts_with('.')

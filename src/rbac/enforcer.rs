@@ -147,7 +147,7 @@ pub fn route_decisions(
                 (Some(resource), Some(action)) => {
                     out.insert((method, path.clone()), Decision { resource, action });
                 }
-                _ => missing.push(format!("{m} {path}")),
+                _ => missing.push(format!("{} {path}", m.to_ascii_uppercase())),
             }
         }
     }
@@ -159,4 +159,69 @@ pub fn route_decisions(
         );
     }
     Ok(out)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn doc(authz: serde_json::Value) -> utoipa::openapi::OpenApi {
+        let mut op = serde_json::json!({"responses": {}});
+        if !authz.is_null() {
+            op["x-authz"] = authz;
+        }
+        serde_json::from_value(serde_json::json!({
+            "openapi": "3.1.0",
+            "info": {"title": "t", "version": "1"},
+            "paths": {"/api/v1/x/{id}": {"get": op}}
+        }))
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn undeclared_or_unknown_decisions_stop_start_up_and_unknown_pairs_deny() {
+        let missing = Rbac::load(&doc(serde_json::Value::Null)).await;
+        assert!(
+            missing
+                .err()
+                .unwrap()
+                .to_string()
+                .contains("GET /api/v1/x/{id}")
+        );
+        let unknown = Rbac::load(&doc(
+            serde_json::json!({"resource": "notes", "action": "steal"}),
+        ))
+        .await;
+        assert!(
+            unknown
+                .err()
+                .unwrap()
+                .to_string()
+                .contains("(notes, steal)")
+        );
+        let rbac = Rbac::load(&doc(
+            serde_json::json!({"resource": "session", "action": "read"}),
+        ))
+        .await
+        .unwrap();
+        let d = rbac
+            .decision(&Method::GET, "/api/v1/x/{id}")
+            .unwrap()
+            .clone();
+        assert!(!rbac.is_public(&d));
+        assert!(rbac.allows_roles(&[Role::Employee], &d));
+        assert!(!rbac.allows(ENROLLING, &d));
+        assert!(rbac.decision(&Method::POST, "/api/v1/x/{id}").is_none());
+        let nothing = Decision {
+            resource: "notes".into(),
+            action: "steal".into(),
+        };
+        for r in Role::ALL {
+            assert!(!rbac.allows(r.as_str(), &nothing), "{r:?}");
+        }
+        // Inheritance: tenant_admin inherits hr's grants.
+        let hr_only = policy_pairs("p, hr, reports, read\n");
+        assert!(hr_only.contains(&("reports".into(), "read".into())));
+    }
 }

@@ -216,3 +216,38 @@ async fn every_role_route_pair_is_allowed_or_403_as_the_policy_says() {
     assert!(checked >= 7 * 15);
     let _ = alpha;
 }
+
+#[tokio::test]
+async fn casbin_refuses_where_row_level_security_would_allow() {
+    // DESIGN §2: both layers are tested on their own. The isolation tests show RLS refusing
+    // with Casbin out of the picture; here Casbin refuses a read RLS would allow: an admin
+    // holding only an enrolment token asks for their own profile.
+    let app = TestApp::spawn().await;
+    let alpha = host("alpha");
+    let user = add_person(&app, app.tenant_a, "boss@alpha.test", &["tenant_admin"]).await;
+    let enroll = app
+        .state
+        .tokens
+        .issue(
+            TokenType::Enroll,
+            &alpha,
+            app.tenant_a,
+            user,
+            &[],
+            None,
+            app.clock.now(),
+            std::time::Duration::from_secs(300),
+        )
+        .unwrap();
+    let res = call(&app, Method::GET, &alpha, "/api/v1/auth/me", &enroll).await;
+    assert_eq!(res.status(), 403);
+    // The database alone would have shown the row to this person.
+    let mut conn = app.owner().await;
+    crate::helpers::as_app(&mut conn, Some(app.tenant_a), Some(user)).await;
+    let visible: i64 = sqlx::query_scalar("SELECT count(*) FROM users WHERE id = $1")
+        .bind(user.as_uuid())
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(visible, 1);
+}
