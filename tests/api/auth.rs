@@ -693,3 +693,79 @@ async fn admins_must_enrol_totp_before_anything_else() {
     assert_eq!(res.status(), 401);
     assert_eq!(count(&app, "SELECT count(*) FROM sessions").await, 0);
 }
+
+#[tokio::test]
+async fn eddsa_and_rs256_keys_from_pem_files() {
+    for (alg, genargs) in [
+        ("EdDSA", vec!["genpkey", "-algorithm", "ed25519"]),
+        (
+            "RS256",
+            vec![
+                "genpkey",
+                "-algorithm",
+                "RSA",
+                "-pkeyopt",
+                "rsa_keygen_bits:2048",
+            ],
+        ),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let private = dir.path().join("key.pem");
+        let public = dir.path().join("key.pub");
+        let ok = std::process::Command::new("openssl")
+            .args(&genargs)
+            .arg("-out")
+            .arg(&private)
+            .output()
+            .unwrap()
+            .status
+            .success();
+        assert!(ok, "openssl genpkey ({alg})");
+        let ok = std::process::Command::new("openssl")
+            .args(["pkey", "-pubout", "-in"])
+            .arg(&private)
+            .arg("-out")
+            .arg(&public)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok);
+        let (p, q) = (private.display().to_string(), public.display().to_string());
+        let app = TestApp::spawn_with(|s| {
+            s.env.insert("JWT_ALGORITHM".into(), alg.into());
+            s.env.insert("JWT_PRIVATE_KEY_FILE".into(), p);
+            s.env.insert("JWT_PUBLIC_KEY_FILE".into(), q);
+        })
+        .await;
+        add_person(&app, app.tenant_a, "ana@alpha.test", &["employee"]).await;
+        let h = host("alpha");
+        let t = login(&app, &h, "ana@alpha.test").await;
+        let access = t["access_token"].as_str().unwrap();
+        let header = jsonwebtoken::decode_header(access).unwrap();
+        assert_eq!(format!("{:?}", header.alg), alg);
+        assert_eq!(me(&app, &h, access).await.status(), 200, "{alg}");
+        // An HS256 token signed with a guessable "secret" (the public key) is refused.
+        let forged = TokenKeys::hs256(
+            std::fs::read(dir.path().join("key.pub"))
+                .unwrap()
+                .as_slice(),
+            "serein",
+        )
+        .issue(
+            TokenType::Access,
+            &h,
+            app.tenant_a,
+            serein::db::UserId::new(),
+            &[Role::Employee],
+            Some(SessionId::new()),
+            app.clock.now(),
+            std::time::Duration::from_secs(60),
+        )
+        .unwrap();
+        assert_eq!(
+            me(&app, &h, &forged).await.status(),
+            401,
+            "{alg}: algorithm confusion"
+        );
+    }
+}
