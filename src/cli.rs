@@ -1,5 +1,5 @@
 //! The command line: `serein serve` (default), `serein migrate`, `serein tenants apply DIR`,
-//! `serein tenants list`.
+//! `serein tenants list`, `serein keys rotate [--tenant SLUG]`.
 //!
 //! Operator commands run as the login role from `DATABASE_URL` (they manage the platform, not
 //! a tenant's data); `serve` is the only command that answers requests.
@@ -35,6 +35,11 @@ pub enum Command {
     Tenants {
         #[command(subcommand)]
         command: TenantsCommand,
+    },
+    /// Envelope-encryption keys.
+    Keys {
+        #[command(subcommand)]
+        command: crate::crypto::rotation::KeysCommand,
     },
 }
 
@@ -72,6 +77,7 @@ pub async fn main() -> ExitCode {
         Command::Serve => serve(config).await,
         Command::Migrate => migrate(config).await,
         Command::Tenants { command } => tenants(config, command).await,
+        Command::Keys { command } => crate::crypto::rotation::run(config, command).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
