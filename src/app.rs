@@ -20,6 +20,7 @@ use utoipa_swagger_ui::SwaggerUi;
 use crate::auth::throttle::Throttle;
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::crypto::keyring::Keyring;
 use crate::crypto::passwords::Passwords;
 use crate::crypto::tokens::TokenKeys;
 use crate::db::Db;
@@ -41,6 +42,8 @@ pub struct AppState {
     pub tokens: TokenKeys,
     pub passwords: Passwords,
     pub throttle: Throttle,
+    /// Envelope encryption (sealing and opening confidential records).
+    pub keyring: Keyring,
 }
 
 /// The OpenAPI document's frame; paths are added by each feature's router.
@@ -148,6 +151,7 @@ impl App {
         let passwords =
             Passwords::new(config.auth.password_cost, config.auth.password_concurrency)?;
         let throttle = Throttle::new(&config.auth);
+        let keyring = Keyring::from_config_with_clock(&config, clock.clone())?;
         let limits = Limits {
             in_flight: Arc::new(Semaphore::new(config.max_in_flight)),
             max_body_bytes: config.max_body_bytes,
@@ -164,6 +168,7 @@ impl App {
             tokens,
             passwords,
             throttle,
+            keyring,
         };
         // Every product route passes the authorization gate (routes the test suite adds through
         // `extra` are merged after it and are not product routes).

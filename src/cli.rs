@@ -1,5 +1,5 @@
 //! The command line: `serein serve` (default), `serein migrate`, `serein tenants apply DIR`,
-//! `serein tenants list`, `serein users add`.
+//! `serein tenants list`, `serein users add`, `serein keys rotate [--tenant SLUG]`.
 //!
 //! Operator commands run as the login role from `DATABASE_URL` (they manage the platform, not
 //! a tenant's data); `serve` is the only command that answers requests.
@@ -40,6 +40,11 @@ pub enum Command {
     Users {
         #[command(subcommand)]
         command: UsersCommand,
+    },
+    /// Envelope-encryption keys.
+    Keys {
+        #[command(subcommand)]
+        command: crate::crypto::rotation::KeysCommand,
     },
 }
 
@@ -108,6 +113,7 @@ pub async fn main() -> ExitCode {
         Command::Migrate => migrate(config).await,
         Command::Tenants { command } => tenants(config, command).await,
         Command::Users { command } => users(config, command).await,
+        Command::Keys { command } => crate::crypto::rotation::run(config, command).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

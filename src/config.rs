@@ -56,6 +56,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Tokens, passwords, sessions, throttling.
     pub auth: crate::auth::config::AuthConfig,
+    /// Master key and key cache of envelope encryption.
+    pub crypto: crate::crypto::master::CryptoConfig,
 }
 
 impl std::fmt::Debug for Config {
@@ -541,11 +543,13 @@ impl Config {
             }
         })?);
         let auth = crate::auth::config::AuthConfig::load(&settings)?;
+        let crypto = crate::crypto::master::CryptoConfig::load(&settings)?;
         settings.finish(&path)?;
 
         Ok(Self {
             data_dir,
             auth,
+            crypto,
             database_url: SecretString::from(database_url),
             create_database,
             migrate_on_start,

@@ -8,6 +8,7 @@ pub mod handlers;
 pub mod model;
 pub mod repo;
 pub mod throttle;
+pub mod totp;
 
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -24,4 +25,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(handlers::forgot_password))
         .routes(routes!(handlers::reset_password))
         .routes(routes!(handlers::verify_email))
+        .routes(routes!(totp::login_totp))
+        .routes(routes!(totp::setup))
+        .routes(routes!(totp::enable))
+        .routes(routes!(totp::disable))
 }

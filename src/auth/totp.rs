@@ -13,7 +13,6 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
-use uuid::Uuid;
 use zeroize::Zeroizing;
 
 use super::actor::{Actor, TotpPrincipal};
@@ -22,7 +21,7 @@ use super::model::*;
 use super::repo;
 use super::throttle::ClientIp;
 use crate::app::AppState;
-use crate::crypto::keyring::Aad;
+use crate::crypto::sealed::Aad;
 use crate::crypto::tokens::TokenType;
 use crate::crypto::totp;
 use crate::db::tenancy::DbActor;
@@ -31,12 +30,7 @@ use crate::error::{AppError, AppResult, Problem};
 use crate::http::extract::AppJson;
 
 fn aad(user: UserId) -> Aad<'static> {
-    Aad {
-        tenant: TenantId(Uuid::nil()),
-        table: "users",
-        column: "totp_secret",
-        row_id: user.as_uuid(),
-    }
+    Aad::identity("users", "totp_secret", user.as_uuid())
 }
 
 fn seal(state: &AppState, user: UserId, secret: &[u8]) -> AppResult<Vec<u8>> {

@@ -1,7 +1,17 @@
 //! Cryptography: password hashing, tokens, TOTP, and (envelope) encryption of records.
 //!
-//! Nothing here logs key material, plaintext, tokens or codes.
+//! Nothing here logs key material, plaintext, tokens or codes. Envelope encryption (DESIGN §3):
+//! [`sealed`] is the blob format and AES-256-GCM over a key in memory, [`keyring`] the key
+//! hierarchy (master KEK → tenant keys → subject keys) with its cache, [`master`] where the
+//! master key comes from, [`keystore`] the SQL of the key tables, [`rotation`] `serein keys
+//! rotate`.
 
+pub mod cache;
+pub mod keyring;
+pub mod keystore;
+pub mod master;
 pub mod passwords;
+pub mod rotation;
+pub mod sealed;
 pub mod tokens;
 pub mod totp;

@@ -13,6 +13,7 @@ use axum::Router;
 use serein::app::{App, AppState};
 use serein::clock::Clock;
 use serein::config::Config;
+use serein::crypto::keyring::{Aad, KeyScope};
 use serein::db::{Db, TenantId, UserId};
 use sqlx::{Connection, Executor, PgConnection};
 use tokio::sync::{OnceCell, oneshot};
@@ -156,18 +157,18 @@ pub fn test_env(name: &str) -> HashMap<String, String> {
     env.insert("RATE_LIMIT_PER_IP_BURST".into(), "100000".into());
     env.insert("AUTH_RATE_LIMIT_PER_MIN".into(), "100000".into());
     env.insert("AUTH_RATE_LIMIT_BURST".into(), "100000".into());
-    env.insert(
-        "SEREIN_DATA_DIR".into(),
-        std::env::temp_dir()
-            .join(format!("serein-test-{name}"))
-            .display()
-            .to_string(),
-    );
+    // Hermetic: a fixed master key, so nothing is generated into the repository's `.data/`.
+    env.insert("SEREIN_MASTER_KEY".into(), TEST_MASTER_KEY_HEX.into());
     env
 }
 
 /// The JWT secret of every test app.
 pub const TEST_JWT_SECRET: &str = "test-secret-test-secret-test-secret-0123456789";
+
+/// The master key every test app runs with (64 hex digits of [`TEST_MASTER_KEY`]).
+pub const TEST_MASTER_KEY_HEX: &str =
+    "5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e";
+pub const TEST_MASTER_KEY: [u8; 32] = [0x5e; 32];
 
 /// A running app on its own database, with tenants `alpha` (A) and `bravo` (B).
 pub struct TestApp {
@@ -181,6 +182,8 @@ pub struct TestApp {
     pub state: AppState,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<()>>,
+    /// `SEREIN_DATA_DIR` of this app (development fallbacks land here, never in the repo).
+    _data_dir: tempfile::TempDir,
 }
 
 pub struct Spawn {
@@ -199,6 +202,11 @@ impl TestApp {
             env: test_env(&db_name),
             extra: None,
         };
+        let data_dir = tempfile::tempdir().unwrap();
+        s.env.insert(
+            "SEREIN_DATA_DIR".into(),
+            data_dir.path().to_str().unwrap().to_owned(),
+        );
         f(&mut s);
         let config = Config::load(&s.env).unwrap();
         let clock = Clock::manual(time::OffsetDateTime::now_utc());
@@ -233,6 +241,7 @@ impl TestApp {
             state,
             shutdown: Some(tx),
             server: Some(server),
+            _data_dir: data_dir,
         }
     }
 
@@ -346,6 +355,21 @@ pub async fn seed_world(owner: &mut PgConnection, tenant: TenantId, tag: &str) -
     .execute(&mut *owner)
     .await
     .unwrap();
+    // Envelope encryption: real keys under the test master key (the tenant's data and clinical
+    // keys, and this person's subject key), created the way the app creates them.
+    let keyring = serein::crypto::keyring::Keyring::for_tests(TEST_MASTER_KEY);
+    for scope in [KeyScope::Clinical, KeyScope::Subject(user)] {
+        let aad = Aad {
+            tenant,
+            table: "seed",
+            column: "seed",
+            row_id: uuid::Uuid::now_v7(),
+        };
+        keyring
+            .seal(&mut *owner, tenant, scope, &aad, b"seed")
+            .await
+            .unwrap();
+    }
     user
 }
 

@@ -1,0 +1,611 @@
+//! The keyring: envelope encryption of confidential records (DESIGN §3).
+//!
+//! Key hierarchy:
+//! - the master KEK (32 bytes, process memory only; [`super::master`]) wraps versioned tenant
+//!   keys (`tenant_keys`): purpose `data` wraps subject keys, purpose `clinical` seals clinical
+//!   notes directly (their legal retention outlives a person's erasure);
+//! - a tenant `data` key wraps versioned per-person subject keys (`subject_keys`), which seal
+//!   that person's journal and messages: destroying them crypto-shreds exactly that person's
+//!   data in that tenant ([`Keyring::destroy_subject`]);
+//! - the identity scope (TOTP secrets of the global `users` table) uses a key derived from the
+//!   master with HKDF-SHA256 (info `serein identity v1`): no database access.
+//!
+//! Invariants:
+//! - New records use the newest key version of their scope, read inside the caller's
+//!   RLS-scoped transaction (so rotation and destruction apply to writes at once, on every
+//!   server); records name their key version, so rotation never makes old data unreadable.
+//! - Keys are created lazily and race-safely: `INSERT … ON CONFLICT DO NOTHING`, then read
+//!   back, so two first writers in a tenant agree on one key.
+//! - Wrapped keys are bound to their identity by the wrapping AAD
+//!   (`serein-key v1|tenant|{tenant}|{purpose}|{version}`,
+//!   `serein-key v1|subject|{tenant}|{subject}|{version}`) and name their parent's version (the
+//!   master id, or the tenant data key version), so a swapped wrapped key fails to unwrap.
+//! - Unwrapped keys sit in a bounded LRU ([`super::cache`]), zeroed on drop. Sealing checks a
+//!   cached key against the current row's wrapping nonce; opening trusts a cached key for at
+//!   most `SEREIN_KEY_CACHE_TTL_SECS` and falls back to the stored key when it does not open
+//!   the record. Destroying a key evicts it here at once; other server instances stop opening
+//!   with it within the TTL (set the TTL to 0 for immediate effect everywhere, at one key read
+//!   per open).
+//!
+//! Errors: every failure to open is [`CryptoError::Unreadable`], logged once here as a warning
+//! naming tenant, table, column and row (never content). It maps to `410 sealed_data_unreadable`
+//! so one bad record never becomes a 500; a list should rather show the record as unreadable and
+//! carry on. Sealing under a destroyed key is [`CryptoError::Destroyed`] (`410 key_destroyed`).
+
+use std::sync::Arc;
+
+use hkdf::Hkdf;
+use sha2::Sha256;
+use sqlx::PgConnection;
+use zeroize::Zeroizing;
+
+use super::cache::{KeyCache, KeyId, Purpose};
+use super::keystore;
+use super::master::{CryptoConfig, MasterKey, dev_master_key};
+use super::sealed::{self, CryptoError, DataKey, KEY_LEN};
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::db::{TenantId, UserId};
+use crate::error::AppError;
+
+pub use super::cache::Purpose as TenantKeyPurpose;
+pub use super::sealed::Aad;
+
+/// Which key seals a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum KeyScope {
+    /// The tenant's clinical key (clinical notes).
+    Clinical,
+    /// The subject key of one person in the tenant (their journal, their messages).
+    Subject(UserId),
+}
+
+/// The keyring (see module header). Cheap to clone.
+#[derive(Clone)]
+pub struct Keyring {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    master: MasterKey,
+    previous: Option<MasterKey>,
+    /// Identity keys by master id, current first.
+    identity: Vec<(u32, DataKey)>,
+    cache: KeyCache,
+    clock: Clock,
+}
+
+impl std::fmt::Debug for Keyring {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Keyring")
+            .field(
+                "master_key_id",
+                &format_args!("{:08x}", self.inner.master.id),
+            )
+            .field("cached_keys", &self.inner.cache.len())
+            .finish_non_exhaustive()
+    }
+}
+
+fn identity_key(master: &MasterKey) -> Option<DataKey> {
+    let hk = Hkdf::<Sha256>::new(None, master.key.expose());
+    let mut okm = Zeroizing::new([0u8; KEY_LEN]);
+    hk.expand(b"serein identity v1", okm.as_mut_slice()).ok()?;
+    Some(DataKey::from_bytes(&okm))
+}
+
+fn tenant_key_aad(tenant: TenantId, purpose: Purpose, version: u32) -> Vec<u8> {
+    format!(
+        "serein-key v1|tenant|{}|{}|{version}",
+        tenant.as_uuid().hyphenated(),
+        purpose.as_str()
+    )
+    .into_bytes()
+}
+
+fn subject_key_aad(tenant: TenantId, subject: UserId, version: u32) -> Vec<u8> {
+    format!(
+        "serein-key v1|subject|{}|{}|{version}",
+        tenant.as_uuid().hyphenated(),
+        subject.as_uuid().hyphenated()
+    )
+    .into_bytes()
+}
+
+fn to_key(bytes: &[u8]) -> Result<DataKey, CryptoError> {
+    let arr: &[u8; KEY_LEN] = bytes.try_into().map_err(|_| CryptoError::Unreadable)?;
+    Ok(DataKey::from_bytes(arr))
+}
+
+/// A stored version number as the blob's `u32` (and back).
+fn v32(v: i32) -> Result<u32, CryptoError> {
+    u32::try_from(v).map_err(|_| CryptoError::Unreadable)
+}
+fn v_db(v: u32) -> Result<i32, CryptoError> {
+    i32::try_from(v).map_err(|_| CryptoError::Unreadable)
+}
+
+impl Keyring {
+    /// The keyring of the configured master key (see [`super::master`] for the development
+    /// fallback), on the system clock.
+    pub fn from_config(cfg: &Config) -> anyhow::Result<Self> {
+        Self::from_config_with_clock(cfg, Clock::system())
+    }
+
+    /// [`Keyring::from_config`] on an injected clock (cache expiry, key timestamps).
+    pub fn from_config_with_clock(cfg: &Config, clock: Clock) -> anyhow::Result<Self> {
+        let c: &CryptoConfig = &cfg.crypto;
+        let master = match &c.master_key {
+            Some(k) => MasterKey::from_secret(k)?,
+            None if c.require_master_key => anyhow::bail!(
+                "SEREIN_MASTER_KEY (or SEREIN_MASTER_KEY_FILE) is required when \
+                 SEREIN_REQUIRE_MASTER_KEY (or SEREIN_REQUIRE_SECRETS) is true"
+            ),
+            None => MasterKey::new(&*dev_master_key(&cfg.data_dir)?),
+        };
+        let previous = c
+            .previous_master_key
+            .as_ref()
+            .map(MasterKey::from_secret)
+            .transpose()?;
+        if previous.as_ref().is_some_and(|p| p.id == master.id) {
+            anyhow::bail!("SEREIN_PREVIOUS_MASTER_KEY has the same id as SEREIN_MASTER_KEY");
+        }
+        Ok(Self::build(
+            master,
+            previous,
+            KeyCache::new(c.key_cache_capacity, c.key_cache_ttl),
+            clock,
+        ))
+    }
+
+    /// A keyring on a fixed master key (tests), with the default cache.
+    pub fn for_tests(master: [u8; 32]) -> Self {
+        let master = Zeroizing::new(master);
+        Self::with_keys(&master, None, Clock::system())
+    }
+
+    /// A keyring on explicit master keys (tests of master rotation).
+    pub fn with_keys(
+        master: &[u8; KEY_LEN],
+        previous: Option<&[u8; KEY_LEN]>,
+        clock: Clock,
+    ) -> Self {
+        let cache = KeyCache::new(1024, std::time::Duration::from_secs(60));
+        Self::build(
+            MasterKey::new(master),
+            previous.map(MasterKey::new),
+            cache,
+            clock,
+        )
+    }
+
+    fn build(
+        master: MasterKey,
+        previous: Option<MasterKey>,
+        cache: KeyCache,
+        clock: Clock,
+    ) -> Self {
+        // HKDF-SHA256 cannot fail for a 32-byte output; were it to, the identity scope would
+        // refuse to seal and open (an empty list) rather than panic.
+        let identity = std::iter::once(&master)
+            .chain(previous.as_ref())
+            .filter_map(|m| identity_key(m).map(|k| (m.id, k)))
+            .collect();
+        Self {
+            inner: Arc::new(Inner {
+                master,
+                previous,
+                identity,
+                cache,
+                clock,
+            }),
+        }
+    }
+
+    /// The id of the current master key (what new wrapped tenant keys and identity blobs name).
+    pub fn master_key_id(&self) -> u32 {
+        self.inner.master.id
+    }
+
+    /// Unwrapped keys currently cached.
+    pub fn cached_keys(&self) -> usize {
+        self.inner.cache.len()
+    }
+
+    fn now(&self) -> time::OffsetDateTime {
+        self.inner.clock.now()
+    }
+
+    fn master_by_id(&self, id: u32) -> Option<&MasterKey> {
+        if self.inner.master.id == id {
+            return Some(&self.inner.master);
+        }
+        self.inner.previous.as_ref().filter(|p| p.id == id)
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // Identity scope: no database.
+
+    /// Seal an identity-level secret of the global `users` table (TOTP secrets). Use
+    /// [`Aad::identity`] (nil tenant).
+    pub fn seal_identity(&self, aad: &Aad<'_>, plaintext: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        let ad = aad.encode()?;
+        let (id, key) = self.inner.identity.first().ok_or(CryptoError::Unreadable)?;
+        sealed::seal_with(key, *id, &ad, plaintext)
+    }
+
+    /// Open an identity-level secret (sealed under the current or the previous master).
+    pub fn open_identity(
+        &self,
+        aad: &Aad<'_>,
+        blob: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+        let ad = aad.encode()?;
+        let opened = sealed::key_version(blob)
+            .and_then(|v| self.inner.identity.iter().find(|(id, _)| *id == v))
+            .ok_or(CryptoError::Unreadable)
+            .and_then(|(_, key)| sealed::open_with(key, &ad, blob));
+        if opened.is_err() {
+            tracing::warn!(
+                table = aad.table,
+                column = aad.column,
+                row_id = %aad.row_id,
+                "an identity-sealed value failed to open"
+            );
+        }
+        opened
+    }
+
+    /// A new blob under the current master when `blob` was sealed under the previous one
+    /// (master rotation); `None` when it is current already.
+    pub fn reseal_identity(
+        &self,
+        aad: &Aad<'_>,
+        blob: &[u8],
+    ) -> Result<Option<Vec<u8>>, CryptoError> {
+        if sealed::key_version(blob) == Some(self.inner.master.id) {
+            return Ok(None);
+        }
+        let plain = self.open_identity(aad, blob)?;
+        self.seal_identity(aad, &plain).map(Some)
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // Tenant and subject scopes: keys stored wrapped, read through the caller's transaction.
+
+    /// Seal under the newest key of `scope` in `tenant`, inside the caller's RLS-scoped
+    /// transaction (creating the key on first use).
+    pub async fn seal(
+        &self,
+        conn: &mut PgConnection,
+        tenant: TenantId,
+        scope: KeyScope,
+        aad: &Aad<'_>,
+        plaintext: &[u8],
+    ) -> Result<Vec<u8>, CryptoError> {
+        if aad.tenant != tenant {
+            return Err(CryptoError::InvalidAad("the AAD names another tenant"));
+        }
+        let ad = aad.encode()?;
+        let (version, key) = match scope {
+            KeyScope::Clinical => {
+                self.current_tenant_key(conn, tenant, Purpose::Clinical)
+                    .await?
+            }
+            KeyScope::Subject(subject) => self.current_subject_key(conn, tenant, subject).await?,
+        };
+        sealed::seal_with(&key, version, &ad, plaintext)
+    }
+
+    /// Open a record sealed by [`Keyring::seal`] with the same tenant, scope and AAD.
+    pub async fn open(
+        &self,
+        conn: &mut PgConnection,
+        tenant: TenantId,
+        scope: KeyScope,
+        aad: &Aad<'_>,
+        blob: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+        if aad.tenant != tenant {
+            return Err(CryptoError::InvalidAad("the AAD names another tenant"));
+        }
+        let ad = aad.encode()?;
+        let opened = self.open_inner(conn, tenant, scope, &ad, blob).await;
+        if matches!(opened, Err(CryptoError::Unreadable)) {
+            tracing::warn!(
+                tenant = %tenant,
+                table = aad.table,
+                column = aad.column,
+                row_id = %aad.row_id,
+                "a sealed record failed to open (tampered, moved, or its key destroyed)"
+            );
+        }
+        opened
+    }
+
+    /// The key version a blob names (for lazy re-encryption: compare with the newest).
+    pub fn blob_key_version(blob: &[u8]) -> Option<u32> {
+        sealed::key_version(blob)
+    }
+
+    async fn open_inner(
+        &self,
+        conn: &mut PgConnection,
+        tenant: TenantId,
+        scope: KeyScope,
+        ad: &[u8],
+        blob: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+        let version = sealed::key_version(blob).ok_or(CryptoError::Unreadable)?;
+        let id = match scope {
+            KeyScope::Clinical => KeyId::Tenant {
+                tenant,
+                purpose: Purpose::Clinical,
+                version,
+            },
+            KeyScope::Subject(subject) => KeyId::Subject {
+                tenant,
+                subject,
+                version,
+            },
+        };
+        if let Some((key, _)) = self.inner.cache.get(&id, self.now()) {
+            if let Ok(plain) = sealed::open_with(&key, ad, blob) {
+                return Ok(plain);
+            }
+            // Stale (a creation rolled back and redone) or simply a bad record: ask the store.
+            self.inner.cache.evict(&id);
+        }
+        let key = match scope {
+            KeyScope::Clinical => {
+                let row = keystore::tenant_key_at(conn, tenant, Purpose::Clinical, v_db(version)?)
+                    .await?
+                    .ok_or(CryptoError::Unreadable)?;
+                let wrapped = row.wrapped_key.ok_or(CryptoError::Unreadable)?;
+                self.tenant_key_from_row(tenant, Purpose::Clinical, version, &wrapped)?
+            }
+            KeyScope::Subject(subject) => {
+                let row = keystore::subject_key_at(conn, tenant, subject, v_db(version)?)
+                    .await?
+                    .ok_or(CryptoError::Unreadable)?;
+                self.subject_key_from_row(tenant, subject, &row)
+                    .map_err(|_| CryptoError::Unreadable)?
+            }
+        };
+        sealed::open_with(&key, ad, blob)
+    }
+
+    /// Crypto-shred one person's data in a tenant: every version of their subject key is
+    /// destroyed (and a person without a key gets a destroyed tombstone, so none is created
+    /// later). Their sealed records no longer open; nobody else's are affected. Commit the
+    /// caller's transaction to make it durable.
+    pub async fn destroy_subject(
+        &self,
+        conn: &mut PgConnection,
+        tenant: TenantId,
+        subject: UserId,
+    ) -> Result<(), CryptoError> {
+        keystore::destroy_subject(conn, tenant, subject, self.now()).await?;
+        self.inner.cache.evict_where(|id| {
+            matches!(id, KeyId::Subject { tenant: t, subject: s, .. } if *t == tenant && *s == subject)
+        });
+        Ok(())
+    }
+
+    /// Crypto-shred a whole tenant (offboarding): every tenant and subject key is destroyed and
+    /// no new key will be created for it.
+    pub async fn destroy_tenant(
+        &self,
+        conn: &mut PgConnection,
+        tenant: TenantId,
+    ) -> Result<(), CryptoError> {
+        keystore::destroy_tenant(conn, tenant, self.now()).await?;
+        self.inner.cache.evict_tenant(tenant);
+        Ok(())
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // Key resolution.
+
+    /// The newest tenant key of `purpose`, created (version 1) on first use.
+    pub(crate) async fn current_tenant_key(
+        &self,
+        conn: &mut PgConnection,
+        tenant: TenantId,
+        purpose: Purpose,
+    ) -> Result<(u32, Arc<DataKey>), CryptoError> {
+        let row = match keystore::current_tenant_key(conn, tenant, purpose).await? {
+            Some(row) => row,
+            None => {
+                let key = DataKey::generate()?;
+                let wrapped = self.wrap_tenant_key(tenant, purpose, 1, &key)?;
+                keystore::insert_tenant_key(conn, tenant, purpose, 1, &wrapped, self.now()).await?;
+                // Ours, or the one a concurrent first writer committed before us.
+                keystore::current_tenant_key(conn, tenant, purpose)
+                    .await?
+                    .ok_or(CryptoError::Unreadable)?
+            }
+        };
+        let version = v32(row.version)?;
+        let wrapped = row.wrapped_key.ok_or(CryptoError::Destroyed)?;
+        let key = self.tenant_key_from_row(tenant, purpose, version, &wrapped)?;
+        Ok((version, key))
+    }
+
+    /// The newest subject key of a person, created (version 1) on first use.
+    async fn current_subject_key(
+        &self,
+        conn: &mut PgConnection,
+        tenant: TenantId,
+        subject: UserId,
+    ) -> Result<(u32, Arc<DataKey>), CryptoError> {
+        let row = match keystore::current_subject_key(conn, tenant, subject).await? {
+            Some(row) => row,
+            None => {
+                let (parent_version, parent) =
+                    self.current_tenant_key(conn, tenant, Purpose::Data).await?;
+                let key = DataKey::generate()?;
+                let wrapped = sealed::seal_with(
+                    &parent,
+                    parent_version,
+                    &subject_key_aad(tenant, subject, 1),
+                    key.expose(),
+                )?;
+                keystore::insert_subject_key(
+                    conn,
+                    tenant,
+                    subject,
+                    1,
+                    v_db(parent_version)?,
+                    &wrapped,
+                    self.now(),
+                )
+                .await?;
+                keystore::current_subject_key(conn, tenant, subject)
+                    .await?
+                    .ok_or(CryptoError::Unreadable)?
+            }
+        };
+        if row.wrapped_key.is_none() || row.parent_wrapped.is_none() {
+            return Err(CryptoError::Destroyed);
+        }
+        let key = self.subject_key_from_row(tenant, subject, &row)?;
+        Ok((v32(row.version)?, key))
+    }
+
+    /// Unwrap (or find in the cache) a tenant key whose stored row is `wrapped`.
+    pub(crate) fn tenant_key_from_row(
+        &self,
+        tenant: TenantId,
+        purpose: Purpose,
+        version: u32,
+        wrapped: &[u8],
+    ) -> Result<Arc<DataKey>, CryptoError> {
+        let id = KeyId::Tenant {
+            tenant,
+            purpose,
+            version,
+        };
+        let nonce = sealed::nonce_of(wrapped).ok_or(CryptoError::Unreadable)?;
+        let now = self.now();
+        if let Some((key, cached_nonce)) = self.inner.cache.get(&id, now)
+            && cached_nonce == nonce
+        {
+            return Ok(key);
+        }
+        let master = sealed::key_version(wrapped)
+            .and_then(|m| self.master_by_id(m))
+            .ok_or(CryptoError::Unreadable)?;
+        let raw = sealed::open_with(
+            &master.key,
+            &tenant_key_aad(tenant, purpose, version),
+            wrapped,
+        )?;
+        let key = Arc::new(to_key(&raw)?);
+        self.inner.cache.put(id, key.clone(), nonce, now);
+        Ok(key)
+    }
+
+    /// Unwrap (or find in the cache) a subject key from its row (which carries its wrapping
+    /// tenant key).
+    fn subject_key_from_row(
+        &self,
+        tenant: TenantId,
+        subject: UserId,
+        row: &keystore::SubjectKeyRow,
+    ) -> Result<Arc<DataKey>, CryptoError> {
+        let version = v32(row.version)?;
+        let wrapped = row.wrapped_key.as_deref().ok_or(CryptoError::Destroyed)?;
+        let id = KeyId::Subject {
+            tenant,
+            subject,
+            version,
+        };
+        let nonce = sealed::nonce_of(wrapped).ok_or(CryptoError::Unreadable)?;
+        if let Some((key, cached_nonce)) = self.inner.cache.get(&id, self.now())
+            && cached_nonce == nonce
+        {
+            return Ok(key);
+        }
+        let parent_version = v32(row.wrapping_version)?;
+        let parent_wrapped = row
+            .parent_wrapped
+            .as_deref()
+            .ok_or(CryptoError::Destroyed)?;
+        if sealed::key_version(wrapped) != Some(parent_version) {
+            return Err(CryptoError::Unreadable);
+        }
+        let parent =
+            self.tenant_key_from_row(tenant, Purpose::Data, parent_version, parent_wrapped)?;
+        let key = Arc::new(self.unwrap_subject_key(&parent, tenant, subject, version, wrapped)?);
+        self.inner.cache.put(id, key.clone(), nonce, self.now());
+        Ok(key)
+    }
+
+    pub(crate) fn unwrap_subject_key(
+        &self,
+        parent: &DataKey,
+        tenant: TenantId,
+        subject: UserId,
+        version: u32,
+        wrapped: &[u8],
+    ) -> Result<DataKey, CryptoError> {
+        let raw = sealed::open_with(parent, &subject_key_aad(tenant, subject, version), wrapped)?;
+        to_key(&raw)
+    }
+
+    pub(crate) fn wrap_subject_key(
+        &self,
+        parent: &DataKey,
+        parent_version: u32,
+        tenant: TenantId,
+        subject: UserId,
+        version: u32,
+        key: &DataKey,
+    ) -> Result<Vec<u8>, CryptoError> {
+        sealed::seal_with(
+            parent,
+            parent_version,
+            &subject_key_aad(tenant, subject, version),
+            key.expose(),
+        )
+    }
+
+    /// Wrap a tenant key under the current master.
+    pub(crate) fn wrap_tenant_key(
+        &self,
+        tenant: TenantId,
+        purpose: Purpose,
+        version: u32,
+        key: &DataKey,
+    ) -> Result<Vec<u8>, CryptoError> {
+        sealed::seal_with(
+            &self.inner.master.key,
+            self.inner.master.id,
+            &tenant_key_aad(tenant, purpose, version),
+            key.expose(),
+        )
+    }
+
+    pub(crate) fn clock_now(&self) -> time::OffsetDateTime {
+        self.now()
+    }
+}
+
+impl From<CryptoError> for AppError {
+    fn from(e: CryptoError) -> Self {
+        match e {
+            CryptoError::Unreadable => AppError::Gone("sealed_data_unreadable"),
+            CryptoError::Destroyed => AppError::Gone("key_destroyed"),
+            CryptoError::TooLong => AppError::PayloadTooLarge,
+            CryptoError::Concurrent => AppError::Conflict {
+                code: "key_change_conflict",
+                detail: "A concurrent key change won; retry.".to_owned(),
+            },
+            CryptoError::Database(db) => AppError::from(db),
+            CryptoError::InvalidAad(why) => AppError::Internal(format!("sealing: {why}")),
+            CryptoError::Rng => AppError::Internal("no randomness available".to_owned()),
+        }
+    }
+}
