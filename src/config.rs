@@ -56,6 +56,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Tokens, passwords, sessions, throttling.
     pub auth: crate::auth::config::AuthConfig,
+    /// E-mail: SMTP relay, sender, retries.
+    pub mail: crate::mail::MailConfig,
 }
 
 impl std::fmt::Debug for Config {
@@ -541,11 +543,13 @@ impl Config {
             }
         })?);
         let auth = crate::auth::config::AuthConfig::load(&settings)?;
+        let mail = crate::mail::MailConfig::load(&settings, &base_domain)?;
         settings.finish(&path)?;
 
         Ok(Self {
             data_dir,
             auth,
+            mail,
             database_url: SecretString::from(database_url),
             create_database,
             migrate_on_start,

@@ -147,6 +147,8 @@ pub fn test_env(name: &str) -> HashMap<String, String> {
     env.insert("BIND".into(), "127.0.0.1:0".into());
     env.insert("DB_MAX_CONNECTIONS".into(), "4".into());
     env.insert("RUST_LOG".into(), "warn".into());
+    // Tests drive the mail worker by hand (`MailWorker::run_once`).
+    env.insert("MAIL_WORKER".into(), "false".into());
     env
 }
 
@@ -159,6 +161,11 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub tenant_a: TenantId,
     pub tenant_b: TenantId,
+    /// The running app's state (mailer, config, …).
+    pub state: AppState,
+    /// `SEREIN_DATA_DIR` of this app (dev keys, `.eml` files); removed on drop.
+    pub data_dir: std::path::PathBuf,
+    _data_dir: tempfile::TempDir,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<()>>,
 }
@@ -175,10 +182,15 @@ impl TestApp {
 
     pub async fn spawn_with(f: impl FnOnce(&mut Spawn)) -> Self {
         let db_name = fresh_database().await;
+        let data_dir = tempfile::tempdir().unwrap();
         let mut s = Spawn {
             env: test_env(&db_name),
             extra: None,
         };
+        s.env.insert(
+            "SEREIN_DATA_DIR".into(),
+            data_dir.path().to_string_lossy().into_owned(),
+        );
         f(&mut s);
         let config = Config::load(&s.env).unwrap();
         let clock = Clock::manual(time::OffsetDateTime::now_utc());
@@ -202,6 +214,7 @@ impl TestApp {
         Self {
             addr,
             db: state.db.clone(),
+            state: state.clone(),
             db_name,
             clock,
             client: reqwest::Client::builder()
@@ -210,6 +223,8 @@ impl TestApp {
                 .unwrap(),
             tenant_a,
             tenant_b,
+            data_dir: data_dir.path().to_owned(),
+            _data_dir: data_dir,
             shutdown: Some(tx),
             server: Some(server),
         }
@@ -322,6 +337,17 @@ pub async fn seed_world(owner: &mut PgConnection, tenant: TenantId, tag: &str) -
     .bind(uuid::Uuid::now_v7())
     .bind(tenant.as_uuid())
     .bind(user.as_uuid())
+    .execute(&mut *owner)
+    .await
+    .unwrap();
+    // E-mail: one queued message.
+    sqlx::query(
+        "INSERT INTO email_outbox (id, tenant_id, to_address, locale, template, subject, body_text, created_at, next_attempt_at)
+         VALUES ($1, $2, $3, 'en', 'verify_email', 'Confirm your email address', 'https://x.example/verify', now(), now())",
+    )
+    .bind(uuid::Uuid::now_v7())
+    .bind(tenant.as_uuid())
+    .bind(format!("{tag}-{}@example.test", user.as_uuid().simple()))
     .execute(&mut *owner)
     .await
     .unwrap();
