@@ -746,3 +746,47 @@ async fn retention_prunes_old_sent_and_dead_rows_only() {
         "a pending message is never pruned"
     );
 }
+
+#[tokio::test]
+async fn the_server_runs_the_worker_in_the_background_and_stops_it_on_shutdown() {
+    let app = TestApp::spawn_with(|s| {
+        s.env.insert("MAIL_WORKER".into(), "true".into());
+        s.env.insert("MAIL_POLL_MS".into(), "20".into());
+        // Long grace: if the worker ignored shutdown, stop() would take a minute.
+        s.env.insert("SHUTDOWN_GRACE_MS".into(), "60000".into());
+    })
+    .await;
+    enqueue_committed(
+        &app,
+        app.tenant_a,
+        "nina@acme.test",
+        Locale::En,
+        &Message::VerifyEmail {
+            link: "https://alpha.localhost/verify-email?token=bg".into(),
+        },
+    )
+    .await;
+    // A background task: poll with a deadline.
+    let dir = app.data_dir.join("mail");
+    let deadline = Instant::now() + StdDuration::from_secs(20);
+    let mut owner = app.owner().await;
+    loop {
+        let sent = rows(&mut owner, app.tenant_a)
+            .await
+            .first()
+            .is_some_and(|r| r.status == "sent");
+        if sent {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the background worker did not send within 20 s"
+        );
+        tokio::time::sleep(StdDuration::from_millis(20)).await;
+    }
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
+    // Graceful shutdown stops the worker promptly.
+    tokio::time::timeout(StdDuration::from_secs(10), app.stop())
+        .await
+        .expect("the server and its mail worker stop on shutdown");
+}
