@@ -2,7 +2,7 @@
 //!
 //! Start-up order (each step refuses to continue on failure): connect (creating the database
 //! if configured) → migrate (or, with `SEREIN_MIGRATE_ON_START=false`, verify) → self-check (RLS would hold) → apply `tenants/` if configured →
-//! bind → serve.
+//! bind → serve (with the mail worker beside it unless `MAIL_WORKER=false`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -44,6 +44,7 @@ pub struct AppState {
     pub throttle: Throttle,
     /// Envelope encryption (sealing and opening confidential records).
     pub keyring: Keyring,
+    pub mail: crate::mail::Mailer,
 }
 
 /// The OpenAPI document's frame; paths are added by each feature's router.
@@ -152,6 +153,7 @@ impl App {
             Passwords::new(config.auth.password_cost, config.auth.password_concurrency)?;
         let throttle = Throttle::new(&config.auth);
         let keyring = Keyring::from_config_with_clock(&config, clock.clone())?;
+        let mail = crate::mail::Mailer::from_config(&config.mail, &config.data_dir)?;
         let limits = Limits {
             in_flight: Arc::new(Semaphore::new(config.max_in_flight)),
             max_body_bytes: config.max_body_bytes,
@@ -169,6 +171,7 @@ impl App {
             passwords,
             throttle,
             keyring,
+            mail,
         };
         // Every product route passes the authorization gate (routes the test suite adds through
         // `extra` are merged after it and are not product routes).
@@ -222,7 +225,25 @@ impl App {
         };
         let addr: Option<SocketAddr> = listener.local_addr().ok();
         tracing::info!(?addr, base_domain = %cfg.base_domain, "serving");
+        // Background mail worker, stopped with the server.
+        let (stop_mail, mail_stopped) = tokio::sync::watch::channel(false);
+        let mail_worker = cfg.mail.worker.then(|| {
+            tokio::spawn(crate::mail::MailWorker::from_state(&self.state).run(mail_stopped))
+        });
+        let shutdown = async move {
+            shutdown.await;
+            let _ = stop_mail.send(true);
+        };
         server::serve(listener, self.router, opts, shutdown).await;
+        if let Some(mut worker) = mail_worker
+            && tokio::time::timeout(cfg.shutdown_grace, &mut worker)
+                .await
+                .is_err()
+        {
+            // A message cut off mid-send keeps its lease and is retried after it expires.
+            worker.abort();
+            tracing::warn!("mail worker did not stop within the grace period; aborted");
+        }
         // Requests still running after the grace period hold connections; do not wait for
         // them forever.
         if tokio::time::timeout(cfg.shutdown_grace, self.state.db.close())

@@ -58,6 +58,8 @@ pub struct Config {
     pub auth: crate::auth::config::AuthConfig,
     /// Master key and key cache of envelope encryption.
     pub crypto: crate::crypto::master::CryptoConfig,
+    /// E-mail: SMTP relay, sender, retries.
+    pub mail: crate::mail::MailConfig,
 }
 
 impl std::fmt::Debug for Config {
@@ -544,12 +546,14 @@ impl Config {
         })?);
         let auth = crate::auth::config::AuthConfig::load(&settings)?;
         let crypto = crate::crypto::master::CryptoConfig::load(&settings)?;
+        let mail = crate::mail::MailConfig::load(&settings, &base_domain)?;
         settings.finish(&path)?;
 
         Ok(Self {
             data_dir,
             auth,
             crypto,
+            mail,
             database_url: SecretString::from(database_url),
             create_database,
             migrate_on_start,

@@ -1,5 +1,24 @@
-//! Transactional e-mail (outbox + worker). The outbox, templates and worker arrive with the
-//! mail branch; this file fixes the interface the rest of the code calls.
+//! Transactional e-mail: an outbox in PostgreSQL, written in the caller's transaction, and a
+//! worker that sends it over SMTP (or, in development, into `.eml` files).
+//!
+//! Invariants:
+//! - [`enqueue`] only inserts a row through the caller's connection: the mail exists if and
+//!   only if the caller's transaction commits. Nothing is sent from a request.
+//! - The request role can insert outbox rows for its own tenant and do nothing else with them
+//!   (migration `…07_email_outbox.sql`); the worker claims, and records outcomes, through
+//!   `app_private` definer functions from a `SystemTx`, never a privileged connection.
+//! - Delivery is at least once: a worker that dies after sending and before recording retries
+//!   when the lease expires. Retries back off exponentially; after `SMTP_MAX_ATTEMPTS` (or a
+//!   permanent refusal of the recipient) the row is `dead`.
+//! - Rendered bodies (they hold single-use links) are purged once a row is sent or dead.
+//! - Logs carry the outbox id, template, tenant and attempt, never an address's local part, a
+//!   body, a subject line with a name in it, or a link.
+
+pub mod config;
+pub mod outbox;
+pub mod templates;
+pub mod transport;
+pub mod worker;
 
 use sqlx::PgConnection;
 use time::OffsetDateTime;
@@ -7,6 +26,10 @@ use time::OffsetDateTime;
 use crate::db::TenantId;
 use crate::error::AppError;
 use crate::tenants::model::Locale;
+
+pub use config::MailConfig;
+pub use transport::{Mailer, Transport};
+pub use worker::MailWorker;
 
 /// What to send; rendered by templates in the recipient's locale.
 #[derive(Debug, Clone)]
@@ -34,14 +57,123 @@ pub enum Message {
     },
 }
 
+impl Message {
+    /// The template's name, as stored in `email_outbox.template`.
+    pub fn template(&self) -> &'static str {
+        match self {
+            Message::VerifyEmail { .. } => "verify_email",
+            Message::PasswordReset { .. } => "password_reset",
+            Message::AccountLocked { .. } => "account_locked",
+            Message::Invitation { .. } => "invitation",
+            Message::AccountExists { .. } => "account_exists",
+        }
+    }
+
+    /// Every link the message carries.
+    pub fn links(&self) -> Vec<&str> {
+        match self {
+            Message::VerifyEmail { link }
+            | Message::PasswordReset { link, .. }
+            | Message::Invitation { link, .. } => vec![link.as_str()],
+            Message::AccountLocked { reset_link, .. } => vec![reset_link.as_str()],
+            Message::AccountExists {
+                login_link,
+                reset_link,
+            } => vec![login_link.as_str(), reset_link.as_str()],
+        }
+    }
+
+    /// Every link is an absolute http(s) URL (a `javascript:` or relative link would be a bug
+    /// in the caller; refuse it rather than mail it).
+    pub fn validate(&self) -> Result<(), AppError> {
+        for link in self.links() {
+            match url::Url::parse(link) {
+                Ok(u) if (u.scheme() == "https" || u.scheme() == "http") && u.has_host() => {}
+                _ => {
+                    return Err(AppError::Internal(format!(
+                        "{}: a link is not an absolute http(s) URL",
+                        self.template()
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Queue a message in the caller's transaction (sent only if it commits).
+///
+/// `conn` must be a [`crate::db::TenantTx`] of `tenant` (row-level security refuses a row for
+/// any other tenant). `to` must be a valid address (the callers pass a parsed `Email`).
 pub async fn enqueue(
-    _conn: &mut PgConnection,
-    _tenant: TenantId,
-    _to: &str,
-    _locale: Locale,
-    _message: &Message,
-    _now: OffsetDateTime,
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    to: &str,
+    locale: Locale,
+    message: &Message,
+    now: OffsetDateTime,
 ) -> Result<(), AppError> {
-    Err(AppError::Internal("mail outbox not merged yet".into()))
+    message.validate()?;
+    let to = to.trim();
+    if to.len() > 254 || to.parse::<lettre::Address>().is_err() {
+        return Err(AppError::Internal(format!(
+            "{}: the recipient is not a valid address",
+            message.template()
+        )));
+    }
+    let rendered = templates::render(message, locale);
+    let id = outbox::insert(
+        conn,
+        &outbox::NewMail {
+            tenant,
+            to,
+            locale,
+            template: message.template(),
+            rendered: &rendered,
+            now,
+        },
+    )
+    .await?;
+    tracing::debug!(mail = %id, %tenant, template = message.template(), "mail queued");
+    Ok(())
+}
+
+/// The domain of an address, for logs (the local part identifies a person).
+pub fn address_domain(address: &str) -> &str {
+    address.rsplit_once('@').map_or("", |(_, d)| d)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn links_must_be_absolute_http_urls() {
+        for bad in [
+            "javascript:alert(1)",
+            "/reset?token=x",
+            "ftp://acme.example/x",
+            "",
+        ] {
+            let m = Message::VerifyEmail { link: bad.into() };
+            assert!(m.validate().is_err(), "{bad}");
+        }
+        let ok = Message::AccountExists {
+            login_link: "https://acme.example/login".into(),
+            reset_link: "http://acme.localhost:8080/forgot-password".into(),
+        };
+        ok.validate().unwrap();
+        let half = Message::AccountExists {
+            login_link: "https://acme.example/login".into(),
+            reset_link: "data:text/html,hi".into(),
+        };
+        assert!(half.validate().is_err());
+    }
+
+    #[test]
+    fn only_the_domain_of_an_address_is_logged() {
+        assert_eq!(address_domain("alice@acme.example"), "acme.example");
+        assert_eq!(address_domain("nonsense"), "");
+    }
 }

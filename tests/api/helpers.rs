@@ -159,6 +159,8 @@ pub fn test_env(name: &str) -> HashMap<String, String> {
     env.insert("AUTH_RATE_LIMIT_BURST".into(), "100000".into());
     // Hermetic: a fixed master key, so nothing is generated into the repository's `.data/`.
     env.insert("SEREIN_MASTER_KEY".into(), TEST_MASTER_KEY_HEX.into());
+    // Tests drive the mail worker by hand (`MailWorker::run_once`).
+    env.insert("MAIL_WORKER".into(), "false".into());
     env
 }
 
@@ -179,11 +181,13 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub tenant_a: TenantId,
     pub tenant_b: TenantId,
+    /// The running app's state (tokens, keyring, mailer, config, …).
     pub state: AppState,
+    /// `SEREIN_DATA_DIR` of this app (dev keys, `.eml` files); removed on drop.
+    pub data_dir: std::path::PathBuf,
+    _data_dir: tempfile::TempDir,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<()>>,
-    /// `SEREIN_DATA_DIR` of this app (development fallbacks land here, never in the repo).
-    _data_dir: tempfile::TempDir,
 }
 
 pub struct Spawn {
@@ -205,7 +209,7 @@ impl TestApp {
         let data_dir = tempfile::tempdir().unwrap();
         s.env.insert(
             "SEREIN_DATA_DIR".into(),
-            data_dir.path().to_str().unwrap().to_owned(),
+            data_dir.path().to_string_lossy().into_owned(),
         );
         f(&mut s);
         let config = Config::load(&s.env).unwrap();
@@ -239,9 +243,10 @@ impl TestApp {
             tenant_a,
             tenant_b,
             state,
+            data_dir: data_dir.path().to_owned(),
+            _data_dir: data_dir,
             shutdown: Some(tx),
             server: Some(server),
-            _data_dir: data_dir,
         }
     }
 
@@ -370,6 +375,17 @@ pub async fn seed_world(owner: &mut PgConnection, tenant: TenantId, tag: &str) -
             .await
             .unwrap();
     }
+    // E-mail: one queued message.
+    sqlx::query(
+        "INSERT INTO email_outbox (id, tenant_id, to_address, locale, template, subject, body_text, created_at, next_attempt_at)
+         VALUES ($1, $2, $3, 'en', 'verify_email', 'Confirm your email address', 'https://x.example/verify', now(), now())",
+    )
+    .bind(uuid::Uuid::now_v7())
+    .bind(tenant.as_uuid())
+    .bind(format!("{tag}-{}@example.test", user.as_uuid().simple()))
+    .execute(&mut *owner)
+    .await
+    .unwrap();
     user
 }
 

@@ -12,6 +12,7 @@ mod cli;
 mod health;
 mod helpers;
 mod isolation;
+mod mail;
 mod openapi;
 mod people;
 mod pipeline;
