@@ -54,11 +54,9 @@ struct TotpState {
 }
 
 async fn load_state(tx: &mut TenantTx) -> AppResult<TotpState> {
-    let r = sqlx::query!(
-        r#"SELECT secret, enabled AS "enabled!" FROM app_private.totp_state()"#
-    )
-    .fetch_optional(&mut **tx)
-    .await?;
+    let r = sqlx::query!(r#"SELECT secret, enabled AS "enabled!" FROM app_private.totp_state()"#)
+        .fetch_optional(&mut **tx)
+        .await?;
     Ok(match r {
         Some(r) => TotpState {
             secret: r.secret,
@@ -121,12 +119,14 @@ async fn second_factor(
             Some(blob) => {
                 let secret = open(state, user, blob)?;
                 match totp::verify(&secret, code.expose_secret(), now) {
-                    Some(step) => sqlx::query_scalar!(
-                        r#"SELECT app_private.totp_accept_step($1) AS "ok!""#,
-                        step
-                    )
-                    .fetch_one(&mut *tx)
-                    .await?,
+                    Some(step) => {
+                        sqlx::query_scalar!(
+                            r#"SELECT app_private.totp_accept_step($1) AS "ok!""#,
+                            step
+                        )
+                        .fetch_one(&mut *tx)
+                        .await?
+                    }
                     None => false,
                 }
             }
@@ -320,7 +320,13 @@ pub async fn login_totp(
     let now = state.clock.now();
     let claims = state
         .tokens
-        .verify(req.mfa_token.expose_secret(), &scope.host, scope.tenant, TokenType::Mfa, now)
+        .verify(
+            req.mfa_token.expose_secret(),
+            &scope.host,
+            scope.tenant,
+            TokenType::Mfa,
+            now,
+        )
         .map_err(|_| AppError::Unauthorized("invalid_mfa_token"))?;
     let user = claims.sub;
     second_factor(
@@ -333,8 +339,12 @@ pub async fn login_totp(
         true,
     )
     .await?;
-    let mut tx =
-        TenantTx::begin(&state.db, scope.tenant, Some(&DbActor::new(user, Vec::new()))).await?;
+    let mut tx = TenantTx::begin(
+        &state.db,
+        scope.tenant,
+        Some(&DbActor::new(user, Vec::new())),
+    )
+    .await?;
     let (names, active) = repo::current_roles(&mut tx, scope.tenant, user)
         .await?
         .unwrap_or_default();
@@ -346,9 +356,12 @@ pub async fn login_totp(
         return Err(AppError::Unauthorized("invalid_credentials"));
     }
     drop(tx);
-    let mut tx =
-        TenantTx::begin(&state.db, scope.tenant, Some(&DbActor::new(user, roles.clone())))
-            .await?;
+    let mut tx = TenantTx::begin(
+        &state.db,
+        scope.tenant,
+        Some(&DbActor::new(user, roles.clone())),
+    )
+    .await?;
     let tokens = super::handlers::open_session(&state, &mut tx, &scope.host, user, &roles).await?;
     tx.commit().await?;
     Ok(Json(tokens))

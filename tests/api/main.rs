@@ -8,6 +8,7 @@
 )]
 
 mod auth;
+mod auth_mail;
 mod cli;
 mod health;
 mod helpers;
