@@ -11,6 +11,7 @@ mod cli;
 mod health;
 mod helpers;
 mod isolation;
+mod keys;
 mod openapi;
 mod pipeline;
 mod selfcheck;
