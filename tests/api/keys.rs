@@ -571,15 +571,21 @@ async fn app_role_sees_and_changes_only_its_tenants_key_rows() {
 
 fn serein(db: &str, args: &[&str], master_hex: &str) -> (bool, String) {
     let data_dir = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_serein"))
-        .args(args)
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_serein"));
+    cmd.args(args)
         .env("DATABASE_URL", db_url(db))
         .env("SEREIN_CREATE_DATABASE", "false")
-        .env("SEREIN_MASTER_KEY", master_hex)
         .env("SEREIN_DATA_DIR", data_dir.path())
         .env("RUST_LOG", "warn")
-        .output()
-        .unwrap();
+        .env_remove("SEREIN_MASTER_KEY");
+    if !master_hex.is_empty() {
+        cmd.env("SEREIN_MASTER_KEY", master_hex);
+    }
+    let out = cmd.output().unwrap();
+    assert!(
+        !data_dir.path().join("master.key").exists(),
+        "the CLI generated a development master key"
+    );
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -646,6 +652,9 @@ async fn cli_keys_rotate_one_tenant_or_all() {
         &other,
     );
     assert!(!ok, "{out}");
+    // Without any master key the CLI refuses (and mints no development key).
+    let (ok, out) = serein(&app.db_name, &["keys", "rotate"], "");
+    assert!(!ok && out.contains("no master key"), "{out}");
     let sealed_again = seal(&app, &cold, a, KeyScope::Subject(x), row, b"still v3").await;
     assert_eq!(Keyring::blob_key_version(&sealed_again), Some(3));
 }
