@@ -42,14 +42,13 @@ use zeroize::Zeroizing;
 use super::cache::{KeyCache, KeyId, Purpose};
 use super::keystore;
 use super::master::{CryptoConfig, MasterKey, dev_master_key};
-use super::sealed::{self, CryptoError, DataKey, KEY_LEN};
+use super::sealed::{self, DataKey, KEY_LEN};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::db::{TenantId, UserId};
 use crate::error::AppError;
 
-pub use super::cache::Purpose as TenantKeyPurpose;
-pub use super::sealed::Aad;
+pub use super::sealed::{Aad, CryptoError};
 
 /// Which key seals a record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
