@@ -42,14 +42,13 @@ use zeroize::Zeroizing;
 use super::cache::{KeyCache, KeyId, Purpose};
 use super::keystore;
 use super::master::{CryptoConfig, MasterKey, dev_master_key};
-use super::sealed::{self, CryptoError, DataKey, KEY_LEN};
+use super::sealed::{self, DataKey, KEY_LEN};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::db::{TenantId, UserId};
 use crate::error::AppError;
 
-pub use super::cache::Purpose as TenantKeyPurpose;
-pub use super::sealed::Aad;
+pub use super::sealed::{Aad, CryptoError};
 
 /// Which key seals a record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -607,5 +606,179 @@ impl From<CryptoError> for AppError {
             CryptoError::InvalidAad(why) => AppError::Internal(format!("sealing: {why}")),
             CryptoError::Rng => AppError::Internal("no randomness available".to_owned()),
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+    use uuid::Uuid;
+
+    fn config(pairs: &[(&str, &str)], data_dir: &std::path::Path) -> Result<Config, String> {
+        let mut m: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        m.insert(
+            "SEREIN_DATA_DIR".into(),
+            data_dir.to_str().unwrap().to_owned(),
+        );
+        Config::load(&m).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn identity_round_trip_is_bound_to_its_row_and_master() {
+        let k = Keyring::for_tests([1; 32]);
+        let user = Uuid::now_v7();
+        let aad = Aad::identity("users", "totp_secret", user);
+        let blob = k.seal_identity(&aad, b"JBSWY3DPEHPK3PXP").unwrap();
+        assert_eq!(sealed::key_version(&blob), Some(k.master_key_id()));
+        assert_eq!(
+            &**k.open_identity(&aad, &blob).unwrap(),
+            b"JBSWY3DPEHPK3PXP"
+        );
+        // Another person's row, another column, another master: unreadable.
+        let other = Aad::identity("users", "totp_secret", Uuid::now_v7());
+        assert!(matches!(
+            k.open_identity(&other, &blob),
+            Err(CryptoError::Unreadable)
+        ));
+        let col = Aad::identity("users", "recovery", user);
+        assert!(k.open_identity(&col, &blob).is_err());
+        assert!(
+            Keyring::for_tests([2; 32])
+                .open_identity(&aad, &blob)
+                .is_err()
+        );
+        // The identity key is derived, not the master itself.
+        let direct = sealed::seal_with(
+            &DataKey::from_bytes(&[1; 32]),
+            k.master_key_id(),
+            &aad.encode().unwrap(),
+            b"x",
+        )
+        .unwrap();
+        assert!(k.open_identity(&aad, &direct).is_err());
+    }
+
+    #[test]
+    fn identity_blobs_survive_master_rotation_and_reseal() {
+        let old = Keyring::for_tests([1; 32]);
+        let aad = Aad::identity("users", "totp_secret", Uuid::now_v7());
+        let blob = old.seal_identity(&aad, b"secret").unwrap();
+        let rotated = Keyring::with_keys(&[2; 32], Some(&[1; 32]), Clock::system());
+        assert_eq!(&**rotated.open_identity(&aad, &blob).unwrap(), b"secret");
+        let fresh = rotated.reseal_identity(&aad, &blob).unwrap().unwrap();
+        assert_eq!(sealed::key_version(&fresh), Some(rotated.master_key_id()));
+        assert!(rotated.reseal_identity(&aad, &fresh).unwrap().is_none());
+        let new_only = Keyring::for_tests([2; 32]);
+        assert_eq!(&**new_only.open_identity(&aad, &fresh).unwrap(), b"secret");
+        assert!(new_only.open_identity(&aad, &blob).is_err());
+    }
+
+    #[test]
+    fn wrapped_keys_are_bound_to_their_identity() {
+        let k = Keyring::for_tests([3; 32]);
+        let (t1, t2) = (TenantId::new(), TenantId::new());
+        let key = DataKey::generate().unwrap();
+        let w = k.wrap_tenant_key(t1, Purpose::Data, 1, &key).unwrap();
+        assert_eq!(w.len(), sealed::WRAPPED_KEY_LEN);
+        let back = k.tenant_key_from_row(t1, Purpose::Data, 1, &w).unwrap();
+        assert_eq!(back.expose(), key.expose());
+        for (t, p, v) in [
+            (t2, Purpose::Data, 1),
+            (t1, Purpose::Clinical, 1),
+            (t1, Purpose::Data, 2),
+        ] {
+            assert!(k.tenant_key_from_row(t, p, v, &w).is_err(), "{p:?} v{v}");
+        }
+        let (s1, s2) = (UserId::new(), UserId::new());
+        let sw = k.wrap_subject_key(&key, 1, t1, s1, 1, &key).unwrap();
+        assert!(k.unwrap_subject_key(&key, t1, s1, 1, &sw).is_ok());
+        assert!(k.unwrap_subject_key(&key, t1, s2, 1, &sw).is_err());
+        assert!(k.unwrap_subject_key(&key, t2, s1, 1, &sw).is_err());
+    }
+
+    #[test]
+    fn master_key_comes_from_config_or_a_private_dev_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let hex = "11".repeat(32);
+        let k = Keyring::from_config(&config(&[("SEREIN_MASTER_KEY", &hex)], dir.path()).unwrap())
+            .unwrap();
+        assert_eq!(k.master_key_id(), MasterKey::new(&[0x11; 32]).id);
+        assert!(!dir.path().join("master.key").exists());
+
+        // No key: generated once into the data dir, stable across restarts.
+        let c = config(&[], dir.path()).unwrap();
+        let first = Keyring::from_config(&c).unwrap();
+        assert!(dir.path().join("master.key").exists());
+        assert_eq!(
+            Keyring::from_config(&c).unwrap().master_key_id(),
+            first.master_key_id()
+        );
+
+        // Production refuses the fallback.
+        let empty = tempfile::tempdir().unwrap();
+        for flag in ["SEREIN_REQUIRE_MASTER_KEY", "SEREIN_REQUIRE_SECRETS"] {
+            let c = config(
+                &[(flag, "true"), ("JWT_SECRET", &"j".repeat(32))],
+                empty.path(),
+            )
+            .unwrap();
+            assert!(Keyring::from_config(&c).is_err(), "{flag}");
+        }
+        assert!(!empty.path().join("master.key").exists());
+
+        // Bad values name the variable, never echo the value.
+        let e = config(&[("SEREIN_MASTER_KEY", "hunter2hunter2")], dir.path()).unwrap_err();
+        assert!(
+            e.contains("SEREIN_MASTER_KEY") && !e.contains("hunter2"),
+            "{e}"
+        );
+        let e = config(
+            &[
+                ("SEREIN_MASTER_KEY", &hex),
+                ("SEREIN_PREVIOUS_MASTER_KEY", &hex),
+            ],
+            dir.path(),
+        )
+        .unwrap_err();
+        assert!(e.contains("SEREIN_PREVIOUS_MASTER_KEY"), "{e}");
+        let file = dir.path().join("kek");
+        std::fs::write(&file, [0x22u8; 32]).unwrap();
+        let c = config(
+            &[("SEREIN_MASTER_KEY_FILE", file.to_str().unwrap())],
+            dir.path(),
+        )
+        .unwrap();
+        assert_eq!(
+            Keyring::from_config(&c).unwrap().master_key_id(),
+            MasterKey::new(&[0x22; 32]).id
+        );
+        assert!(!format!("{c:?}").contains("22222222"));
+        assert!(!format!("{:?}", c.crypto).contains("[34, 34"));
+    }
+
+    #[test]
+    fn crypto_errors_map_to_stable_non_500_problems() {
+        assert_eq!(
+            AppError::from(CryptoError::Unreadable).status().as_u16(),
+            410
+        );
+        assert_eq!(
+            AppError::from(CryptoError::Unreadable).code(),
+            "sealed_data_unreadable"
+        );
+        assert_eq!(
+            AppError::from(CryptoError::Destroyed).code(),
+            "key_destroyed"
+        );
     }
 }

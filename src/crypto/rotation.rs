@@ -229,6 +229,14 @@ pub async fn run(config: Config, command: KeysCommand) -> anyhow::Result<()> {
 }
 
 async fn rotate(config: Config, slug: Option<&str>) -> anyhow::Result<()> {
+    // Never mint a development master key here: rotating under a key nobody has used would
+    // only fail to unwrap (or, on an empty database, create keys under a throwaway master).
+    if config.crypto.master_key.is_none() && !config.data_dir.join("master.key").exists() {
+        anyhow::bail!(
+            "no master key: set SEREIN_MASTER_KEY (or SEREIN_MASTER_KEY_FILE), or run where \
+             SEREIN_DATA_DIR holds the development master.key"
+        );
+    }
     let keyring = Keyring::from_config(&config)?;
     let db = Db::connect(&config).await?;
     if let Err(reason) = db.readiness().await {

@@ -14,6 +14,7 @@ mod health;
 mod helpers;
 mod isolation;
 mod mail;
+mod keys;
 mod openapi;
 mod people;
 mod pipeline;
