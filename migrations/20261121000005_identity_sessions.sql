@@ -129,8 +129,9 @@ CREATE INDEX auth_tokens_user_idx ON auth_tokens (tenant_id, user_id, purpose);
 -- that touches these tables knows the person first: login after the password check, and the
 -- refresh, reset and verification tokens carry the user id in clear before their secret part
 -- (`{user}.{secret}`), so the transaction is bound to that person before the hash is looked up.
--- Inserting needs only the tenant (creating a session or a token for someone grants nothing
--- without the signing key or the token's secret).
+-- The request role may not INSERT at all: rows are created only by the definer functions below,
+-- which take tenant and person from the request's context (never from arguments), so no code
+-- path can mint a session or a reset token for someone else.
 DO $$
 DECLARE t text;
 BEGIN
@@ -142,10 +143,6 @@ BEGIN
             USING (tenant_id = (SELECT app.current_tenant()) AND user_id = (SELECT app.current_user_id()))
         $p$, t);
         EXECUTE format($p$
-            CREATE POLICY %1$s_tenant_insert ON %1$I FOR INSERT TO serein_app
-            WITH CHECK (tenant_id = (SELECT app.current_tenant()))
-        $p$, t);
-        EXECUTE format($p$
             CREATE POLICY %1$s_own_update ON %1$I FOR UPDATE TO serein_app
             USING (tenant_id = (SELECT app.current_tenant()) AND user_id = (SELECT app.current_user_id()))
             WITH CHECK (tenant_id = (SELECT app.current_tenant()) AND user_id = (SELECT app.current_user_id()))
@@ -153,10 +150,63 @@ BEGIN
     END LOOP;
 END $$;
 
-GRANT SELECT, INSERT ON sessions, refresh_tokens, auth_tokens TO serein_app;
+GRANT SELECT ON sessions, refresh_tokens, auth_tokens TO serein_app;
 GRANT UPDATE (revoked_at, revoked_reason, idle_expires_at) ON sessions TO serein_app;
 GRANT UPDATE (used_at) ON refresh_tokens TO serein_app;
 GRANT UPDATE (used_at) ON auth_tokens TO serein_app;
+
+-- A new session with its first refresh token, for the request's tenant and person.
+CREATE FUNCTION app_private.open_session(p_session uuid, p_refresh uuid, p_refresh_hash bytea,
+                                         p_now timestamptz, p_idle timestamptz, p_absolute timestamptz)
+    RETURNS void
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+    SET search_path = ''
+    AS $$
+BEGIN
+    IF app.current_tenant() IS NULL OR app.current_user_id() IS NULL THEN
+        RAISE EXCEPTION 'no tenant or person in context' USING ERRCODE = '42501';
+    END IF;
+    INSERT INTO public.sessions (id, tenant_id, user_id, created_at, idle_expires_at, absolute_expires_at)
+    VALUES (p_session, app.current_tenant(), app.current_user_id(), p_now, p_idle, p_absolute);
+    INSERT INTO public.refresh_tokens (id, tenant_id, session_id, user_id, parent_id, token_hash, created_at, expires_at)
+    VALUES (p_refresh, app.current_tenant(), p_session, app.current_user_id(), NULL, p_refresh_hash, p_now, p_idle);
+END
+$$;
+
+-- The child of a spent refresh token, in a live session of the request's person.
+CREATE FUNCTION app_private.add_refresh_token(p_session uuid, p_id uuid, p_parent uuid, p_hash bytea,
+                                              p_now timestamptz, p_expires timestamptz)
+    RETURNS void
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+    SET search_path = ''
+    AS $$
+BEGIN
+    INSERT INTO public.refresh_tokens (id, tenant_id, session_id, user_id, parent_id, token_hash, created_at, expires_at)
+    SELECT p_id, s.tenant_id, s.id, s.user_id, p_parent, p_hash, p_now, p_expires
+    FROM public.sessions s
+    WHERE s.id = p_session AND s.tenant_id = app.current_tenant() AND s.user_id = app.current_user_id()
+      AND s.revoked_at IS NULL;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'no live session of the current person' USING ERRCODE = '42501';
+    END IF;
+END
+$$;
+
+-- A single-use e-mailed token for the request's tenant and person.
+CREATE FUNCTION app_private.issue_auth_token(p_id uuid, p_purpose text, p_hash bytea,
+                                             p_now timestamptz, p_expires timestamptz)
+    RETURNS void
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+    SET search_path = ''
+    AS $$
+BEGIN
+    IF app.current_tenant() IS NULL OR app.current_user_id() IS NULL THEN
+        RAISE EXCEPTION 'no tenant or person in context' USING ERRCODE = '42501';
+    END IF;
+    INSERT INTO public.auth_tokens (id, tenant_id, user_id, purpose, token_hash, created_at, expires_at)
+    VALUES (p_id, app.current_tenant(), app.current_user_id(), p_purpose, p_hash, p_now, p_expires);
+END
+$$;
 
 -- ---------------------------------------------------------------------------------------------
 -- The session guard, called inside every authenticated request's context statement (same round
@@ -179,6 +229,9 @@ BEGIN
         WHERE s.id = p_session AND s.tenant_id = p_tenant AND s.user_id = p_user
           AND s.revoked_at IS NULL AND s.idle_expires_at > p_now AND s.absolute_expires_at > p_now
           AND u.status = 'active'
+          AND cardinality(p_roles) > 0
+          -- Admin roles act only with TOTP enabled (a promotion or a disabled TOTP bites at once).
+          AND (NOT (p_roles && ARRAY['tenant_admin', 'platform_admin']) OR u.totp_enabled_at IS NOT NULL)
           AND CASE WHEN p_tenant = '00000000-0000-0000-0000-000000000000'
                    THEN u.platform_roles @> p_roles
                    ELSE m.status = 'active' AND m.roles @> p_roles
@@ -212,6 +265,9 @@ CREATE FUNCTION app_private.login_identity(p_tenant uuid, p_email text)
         FROM public.users u
         LEFT JOIN public.memberships m ON m.user_id = u.id AND m.tenant_id = p_tenant
         WHERE u.email = lower(p_email)
+          -- Only before anyone is authenticated, and only for the request's own tenant.
+          AND app.current_user_id() IS NULL
+          AND p_tenant = app.current_tenant()
     $$;
 REVOKE ALL ON FUNCTION app_private.login_identity(uuid, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION app_private.login_identity(uuid, text) TO serein_app;
@@ -392,6 +448,15 @@ BEGIN
     UPDATE public.auth_throttle
     SET attempts = r.attempts, window_start = r.window_start, locked_until = r.locked_until
     WHERE key_hash = p_key;
+    -- Now and then, forget keys whose window and lock are long over (unknown e-mails tried
+    -- once would otherwise accumulate forever).
+    IF random() < 0.01 THEN
+        DELETE FROM public.auth_throttle
+        WHERE ctid IN (SELECT ctid FROM public.auth_throttle
+                       WHERE greatest(window_start + make_interval(secs => p_window_secs),
+                                      coalesce(locked_until, '-infinity')) < p_now - interval '1 day'
+                       LIMIT 1000);
+    END IF;
     RETURN QUERY SELECT true, 0, r.attempts >= p_max;
 END
 $$;
@@ -419,7 +484,10 @@ BEGIN
         'app_private.use_recovery_code(bytea, timestamptz)',
         'app_private.recovery_codes_left()',
         'app_private.throttle_begin(bytea, integer, integer, integer, timestamptz)',
-        'app_private.throttle_clear(bytea)'
+        'app_private.throttle_clear(bytea)',
+        'app_private.open_session(uuid, uuid, bytea, timestamptz, timestamptz, timestamptz)',
+        'app_private.add_refresh_token(uuid, uuid, uuid, bytea, timestamptz, timestamptz)',
+        'app_private.issue_auth_token(uuid, text, bytea, timestamptz, timestamptz)'
     ] LOOP
         EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f);
         EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO serein_app', f);

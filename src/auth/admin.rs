@@ -114,7 +114,7 @@ pub async fn add_user(db: &Db, config: &Config, new: NewUser<'_>) -> anyhow::Res
     };
     if new.platform_admin {
         sqlx::query!(
-            "UPDATE users SET platform_roles = ARRAY['platform_admin'], status = 'active', updated_at = $2
+            "UPDATE users SET platform_roles = ARRAY['platform_admin'], updated_at = $2
              WHERE id = $1",
             user.as_uuid(),
             now

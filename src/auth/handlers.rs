@@ -52,6 +52,11 @@ fn throttle_key(purpose: &str, subject: &str) -> [u8; 32] {
     Sha256::digest(format!("{purpose}:{subject}").as_bytes()).into()
 }
 
+/// The failed-login budget of an e-mail on one tenant (or the platform).
+pub fn login_key(tenant: TenantId, email: &str) -> [u8; 32] {
+    throttle_key("login", &format!("{tenant}:{email}"))
+}
+
 fn locale_of(s: &str) -> Locale {
     if s == "fr" { Locale::Fr } else { Locale::En }
 }
@@ -85,8 +90,6 @@ pub(super) async fn open_session(
     let tenant = tx.tenant();
     repo::open_session(
         tx,
-        tenant,
-        user,
         session,
         &refresh.hash,
         now,
@@ -217,16 +220,7 @@ pub async fn register(
         repo::add_membership(&mut tx, tenant.id, user, &["employee".to_owned()], now).await?;
         let token = tokens::user_token(user);
         let expires = now + secs(state.config.auth.verify_ttl);
-        repo::insert_auth_token(
-            &mut tx,
-            tenant.id,
-            user,
-            "email_verify",
-            &token.hash,
-            now,
-            expires,
-        )
-        .await?;
+        repo::insert_auth_token(&mut tx, "email_verify", &token.hash, now, expires).await?;
         let link = format!("{base}/verify-email?token={}", token.token);
         mail::enqueue(
             &mut tx,
@@ -279,7 +273,10 @@ pub async fn login(
     }
     let cfg = &state.config.auth;
     let now = state.clock.now();
-    let key = throttle_key("login", email.as_str());
+    // Per tenant: guesses on one company's host cannot lock the person out of another (nor a
+    // platform admin out of the platform host); a host where the person is not a member answers
+    // the same whatever the password, so it is no oracle either.
+    let key = login_key(scope.tenant, email.as_str());
 
     // Spend one attempt of the budget first (committed, so parallel guesses see it), then read
     // the identity, in one transaction.
@@ -307,10 +304,16 @@ pub async fn login(
     let identity = match identity {
         Some(i) if password_ok && i.user_active && i.member_active => i,
         other => {
-            if attempt.locked_now {
-                if let Some(i) = other {
+            if let (true, Some(i)) = (attempt.locked_now, other) {
+                // Off the request path: the answer must not take longer for a real account.
+                let state = state.clone();
+                let scope = HostScope {
+                    tenant: scope.tenant,
+                    host: scope.host.clone(),
+                };
+                tokio::spawn(async move {
                     notify_lockout(&state, &scope, &email, &i, now).await;
-                }
+                });
             }
             return Err(invalid_credentials());
         }
@@ -601,14 +604,26 @@ pub async fn forgot_password(
     state
         .throttle
         .check_account(ip, &format!("reset:{}", email.as_str()))?;
+    let cfg = &state.config.auth;
     let now = state.clock.now();
+    // The same work for every address (one transaction that spends a budget and commits), so
+    // neither the answer nor its timing tells whether the address has an account here. The
+    // budget also caps reset mails per address across every server instance.
     let mut tx = TenantTx::begin(&state.db, scope.tenant, None).await?;
+    let attempt = repo::throttle_begin(
+        &mut tx,
+        &throttle_key("reset", &format!("{}:{}", scope.tenant, email.as_str())),
+        cfg.login_max_failures,
+        cfg.failure_window.as_secs(),
+        cfg.failure_window.as_secs(),
+        now,
+    )
+    .await?;
     let identity = repo::login_identity(&mut tx, scope.tenant, email.as_str()).await?;
-    drop(tx);
-    let Some(i) = identity.filter(|i| i.user_active && i.member_active) else {
+    tx.commit().await?;
+    let Some(i) = identity.filter(|i| attempt.allowed && i.user_active && i.member_active) else {
         return Ok(accepted);
     };
-    let cfg = &state.config.auth;
     let token = tokens::user_token(i.user_id);
     let expires = now + secs(cfg.reset_ttl);
     let mut tx = TenantTx::begin(
@@ -617,16 +632,7 @@ pub async fn forgot_password(
         Some(&DbActor::new(i.user_id, Vec::new())),
     )
     .await?;
-    repo::insert_auth_token(
-        &mut tx,
-        scope.tenant,
-        i.user_id,
-        "password_reset",
-        &token.hash,
-        now,
-        expires,
-    )
-    .await?;
+    repo::insert_auth_token(&mut tx, "password_reset", &token.hash, now, expires).await?;
     let link = format!(
         "{}/reset-password?token={}",
         cfg.public_base(&scope.host),
@@ -671,20 +677,9 @@ pub async fn reset_password(
         .throttle
         .check_account(ip, &format!("reset-token:{user}"))?;
     let now = state.clock.now();
-    // Look the person up to check the new password against their address.
-    let mut tx = TenantTx::begin(
-        &state.db,
-        scope.tenant,
-        Some(&DbActor::new(user, Vec::new())),
-    )
-    .await?;
-    let email = sqlx::query_scalar!("SELECT email FROM users WHERE id = $1", user.as_uuid())
-        .fetch_optional(&mut *tx)
-        .await?
-        .ok_or(AppError::Gone("reset_token_invalid"))?;
-    drop(tx);
-    passwords::check_policy(&req.password, &email)?;
-    let new_hash = state.passwords.hash(&req.password).await?;
+    // The token is checked (and locked) before anything about the person is looked at, so a
+    // forged `{user}.{garbage}` learns nothing and costs no hashing. A refused new password
+    // rolls back: the link still works.
     let mut tx = TenantTx::begin(
         &state.db,
         scope.tenant,
@@ -695,12 +690,18 @@ pub async fn reset_password(
         Ok(owner) if owner == user => {}
         _ => return Err(AppError::Gone("reset_token_invalid")),
     }
+    let email = sqlx::query_scalar!("SELECT email FROM users WHERE id = $1", user.as_uuid())
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or(AppError::Gone("reset_token_invalid"))?;
+    passwords::check_policy(&req.password, &email)?;
+    let new_hash = state.passwords.hash(&req.password).await?;
     repo::retire_auth_tokens(&mut tx, scope.tenant, user, "password_reset", now).await?;
     repo::set_password(&mut tx, &new_hash, now).await?;
     // Receiving the link proves the address.
     repo::mark_email_verified(&mut tx, now).await?;
     let revoked = repo::revoke_all_sessions(&mut tx, "password_reset", now).await?;
-    repo::throttle_clear(&mut tx, &throttle_key("login", &email)).await?;
+    repo::throttle_clear(&mut tx, &login_key(scope.tenant, &email)).await?;
     tx.commit().await?;
     tracing::info!(%user, revoked, "password reset; sessions revoked");
     Ok(StatusCode::NO_CONTENT)

@@ -34,7 +34,8 @@ impl Email {
                 }
                 None => false,
             };
-        if ok {
+        // What the mailer will accept, too (a sign-up must never fail later at sending).
+        if ok && e.parse::<lettre::Address>().is_ok() {
             Ok(Self(e))
         } else {
             Err(AppError::Validation(vec![FieldError {

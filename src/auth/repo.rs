@@ -91,12 +91,10 @@ pub async fn throttle_clear(conn: &mut PgConnection, key: &[u8; 32]) -> Result<(
     Ok(())
 }
 
-/// A new session with its first refresh token.
-#[allow(clippy::too_many_arguments)]
+/// A new session with its first refresh token, for the transaction's tenant and person
+/// (`app_private.open_session` takes both from the context, never from arguments).
 pub async fn open_session(
     conn: &mut PgConnection,
-    tenant: TenantId,
-    user: UserId,
     session: SessionId,
     refresh_hash: &[u8; 32],
     now: OffsetDateTime,
@@ -104,52 +102,13 @@ pub async fn open_session(
     absolute_expires: OffsetDateTime,
 ) -> Result<(), sqlx::Error> {
     sqlx::query!(
-        "INSERT INTO sessions (id, tenant_id, user_id, created_at, idle_expires_at, absolute_expires_at)
-         VALUES ($1, $2, $3, $4, $5, $6)",
+        "SELECT app_private.open_session($1, $2, $3, $4, $5, $6)",
         session.as_uuid(),
-        tenant.as_uuid(),
-        user.as_uuid(),
+        Uuid::now_v7(),
+        refresh_hash.as_slice(),
         now,
         idle_expires,
         absolute_expires
-    )
-    .execute(&mut *conn)
-    .await?;
-    insert_refresh(
-        conn,
-        tenant,
-        user,
-        session,
-        None,
-        refresh_hash,
-        now,
-        idle_expires,
-    )
-    .await
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn insert_refresh(
-    conn: &mut PgConnection,
-    tenant: TenantId,
-    user: UserId,
-    session: SessionId,
-    parent: Option<Uuid>,
-    hash: &[u8; 32],
-    now: OffsetDateTime,
-    expires: OffsetDateTime,
-) -> Result<(), sqlx::Error> {
-    sqlx::query!(
-        "INSERT INTO refresh_tokens (id, tenant_id, session_id, user_id, parent_id, token_hash, created_at, expires_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        Uuid::now_v7(),
-        tenant.as_uuid(),
-        session.as_uuid(),
-        user.as_uuid(),
-        parent,
-        hash.as_slice(),
-        now,
-        expires
     )
     .execute(conn)
     .await?;
@@ -226,17 +185,18 @@ pub async fn rotate_refresh(
     )
     .execute(&mut *conn)
     .await?;
-    insert_refresh(
-        conn,
-        tenant,
-        row.user,
-        row.session,
-        Some(row.id),
-        new_hash,
+    sqlx::query!(
+        "SELECT app_private.add_refresh_token($1, $2, $3, $4, $5, $6)",
+        row.session.as_uuid(),
+        Uuid::now_v7(),
+        row.id,
+        new_hash.as_slice(),
         now,
-        idle_expires,
+        idle_expires
     )
-    .await
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 /// Revoke one session (the whole refresh-token family).
@@ -306,22 +266,17 @@ pub async fn current_roles(
     Ok(r.map(|r| (r.roles, r.active)))
 }
 
-/// A single-use e-mailed token.
+/// A single-use e-mailed token for the transaction's tenant and person.
 pub async fn insert_auth_token(
     conn: &mut PgConnection,
-    tenant: TenantId,
-    user: UserId,
     purpose: &str,
     hash: &[u8; 32],
     now: OffsetDateTime,
     expires: OffsetDateTime,
 ) -> Result<(), sqlx::Error> {
     sqlx::query!(
-        "INSERT INTO auth_tokens (id, tenant_id, user_id, purpose, token_hash, created_at, expires_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        "SELECT app_private.issue_auth_token($1, $2, $3, $4, $5)",
         Uuid::now_v7(),
-        tenant.as_uuid(),
-        user.as_uuid(),
         purpose,
         hash.as_slice(),
         now,

@@ -91,10 +91,11 @@ impl Throttle {
         }
     }
 
-    /// One request from `ip`.
+    /// One request from `ip`. IPv6 clients are counted per /64 (one end site holds a whole
+    /// /64, so counting single addresses would let it rotate past the limit).
     pub fn check_ip(&self, ip: IpAddr) -> Result<(), AppError> {
         self.housekeeping();
-        self.per_ip.check_key(&ip).map_err(|not_until| {
+        self.per_ip.check_key(&bucket(ip)).map_err(|not_until| {
             let wait = not_until.wait_time_from(DefaultClock::default().now());
             too_many(wait)
         })
@@ -107,10 +108,20 @@ impl Throttle {
         for (k, d) in key.iter_mut().zip(digest.iter()) {
             *k = *d;
         }
-        self.per_account.check_key(&(ip, key)).map_err(|not_until| {
-            let wait = not_until.wait_time_from(DefaultClock::default().now());
-            too_many(wait)
-        })
+        self.per_account
+            .check_key(&(bucket(ip), key))
+            .map_err(|not_until| {
+                let wait = not_until.wait_time_from(DefaultClock::default().now());
+                too_many(wait)
+            })
+    }
+}
+
+/// The rate-limit bucket of an address: itself for IPv4, its /64 for IPv6.
+fn bucket(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => IpAddr::V6(std::net::Ipv6Addr::from(u128::from(v6) & (u128::MAX << 64))),
     }
 }
 
@@ -216,5 +227,13 @@ mod tests {
         t.check_account(ip, "A@B.C ").unwrap();
         assert!(t.check_account(ip, "a@b.c").is_err());
         t.check_account(ip, "other@b.c").unwrap();
+        // One IPv6 /64 is one client.
+        let t = throttle("");
+        for i in 0..3 {
+            t.check_ip(format!("2001:db8::{i}").parse().unwrap())
+                .unwrap();
+        }
+        assert!(t.check_ip("2001:db8::ffff".parse().unwrap()).is_err());
+        t.check_ip("2001:db8:0:1::1".parse().unwrap()).unwrap();
     }
 }

@@ -255,15 +255,17 @@ pub async fn enable(
             detail: "No pending enrolment: call POST /auth/totp/setup first.".into(),
         });
     }
+    // A change of second factor ends every session: the next login uses the new factor.
+    repo::revoke_all_sessions(&mut tx, "mfa_change", state.clock.now()).await?;
     tx.commit().await?;
-    tracing::info!(%user, "TOTP enabled");
+    tracing::info!(%user, "TOTP enabled; sessions revoked");
     Ok(Json(TotpEnabledResponse {
         recovery_codes: codes,
     }))
 }
 
-/// Turn TOTP off (needs a current code or a recovery code). Admin roles must enrol again at
-/// their next login.
+/// Turn TOTP off (needs a current code or a recovery code). Every session of the person ends;
+/// admin roles must enrol again at their next login.
 #[utoipa::path(post, path = "/api/v1/auth/totp/disable", tag = "auth",
     extensions(("x-authz" = json!({"resource": "totp", "action": "manage"}))),
     security(("bearer" = [])),
@@ -296,8 +298,9 @@ pub async fn disable(
     sqlx::query!("SELECT app_private.totp_disable($1)", state.clock.now())
         .execute(&mut *tx)
         .await?;
+    repo::revoke_all_sessions(&mut tx, "mfa_change", state.clock.now()).await?;
     tx.commit().await?;
-    tracing::info!(user = %actor.user, "TOTP disabled");
+    tracing::info!(user = %actor.user, "TOTP disabled; sessions revoked");
     Ok(StatusCode::NO_CONTENT)
 }
 

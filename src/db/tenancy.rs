@@ -153,29 +153,29 @@ fn context_statement(
          set_config('idle_in_transaction_session_timeout', '{}', true)",
         limits.statement_timeout_ms, limits.idle_in_transaction_timeout_ms
     );
-    if let (Some(t), Some(a)) = (tenant, actor) {
-        if let Some(check) = a.session {
-            // Typed values only: uuids, roles from the closed enum, an RFC 3339 timestamp
-            // formatted here (digits, '-', ':', '.', 'T', 'Z').
-            let roles = a
-                .roles
-                .iter()
-                .map(|r| r.as_str())
-                .collect::<Vec<_>>()
-                .join(",");
-            let now = check
-                .now
-                .to_offset(time::UtcOffset::UTC)
-                .format(&Rfc3339)
-                .unwrap_or_default();
-            let _ = write!(
-                s,
-                ", app_private.session_guard('{}', '{}', '{}', '{{{roles}}}', '{now}')",
-                t.as_uuid(),
-                a.user.as_uuid(),
-                check.id.as_uuid()
-            );
-        }
+    if let (Some(t), Some(a)) = (tenant, actor)
+        && let Some(check) = a.session
+    {
+        // Typed values only: uuids, roles from the closed enum, an RFC 3339 timestamp
+        // formatted here (digits, '-', ':', '.', 'T', 'Z').
+        let roles = a
+            .roles
+            .iter()
+            .map(|r| r.as_str())
+            .collect::<Vec<_>>()
+            .join(",");
+        let now = check
+            .now
+            .to_offset(time::UtcOffset::UTC)
+            .format(&Rfc3339)
+            .unwrap_or_default();
+        let _ = write!(
+            s,
+            ", app_private.session_guard('{}', '{}', '{}', '{{{roles}}}', '{now}')",
+            t.as_uuid(),
+            a.user.as_uuid(),
+            check.id.as_uuid()
+        );
     }
     s
 }
@@ -249,10 +249,10 @@ async fn begin(db: &Db, statement: String) -> Result<ScopedConn, AppError> {
                 // aborted transaction: roll it back and return it to the pool (closing it
                 // would let a revoked token churn connections). If that fails, `pending`
                 // closes it.
-                if let Some(c) = pending.conn.as_mut() {
-                    if sqlx::Executor::execute(&mut **c, "ROLLBACK").await.is_ok() {
-                        drop(pending.release());
-                    }
+                if let Some(c) = pending.conn.as_mut()
+                    && sqlx::Executor::execute(&mut **c, "ROLLBACK").await.is_ok()
+                {
+                    drop(pending.release());
                 }
                 return Err(AppError::Unauthorized("session_revoked"));
             }

@@ -470,9 +470,10 @@ async fn parallel_guesses_do_not_bypass_the_lockout() {
     assert_eq!(problem(res).await["code"], "too_many_requests");
     // The lock lives in PostgreSQL (so every server instance sees it), keyed by a hash.
     let locked: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM auth_throttle WHERE locked_until > $1 AND key_hash = sha256(convert_to('login:ana@alpha.test', 'UTF8'))",
+        "SELECT count(*) FROM auth_throttle WHERE locked_until > $1 AND key_hash = sha256(convert_to('login:' || $2 || ':ana@alpha.test', 'UTF8'))",
     )
     .bind(app.clock.now())
+    .bind(app.tenant_a.to_string())
     .fetch_one(&mut app.owner().await)
     .await
     .unwrap();
