@@ -15,6 +15,7 @@ use std::time::SystemTime;
 use lettre::message::header::ContentType;
 use lettre::message::{Mailbox, MultiPart};
 use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use secrecy::ExposeSecret;
 use time::OffsetDateTime;
@@ -72,13 +73,27 @@ fn classify(e: &lettre::transport::smtp::Error) -> SendError {
     }
     if e.is_timeout() {
         SendError::transient("timeout")
-    } else if e.is_tls() {
+    } else if e.is_tls() || tls_failure(e) {
         SendError::transient("tls")
     } else if e.is_client() {
         SendError::transient("client")
     } else {
         SendError::transient("connect")
     }
+}
+
+/// A failed TLS handshake (untrusted certificate, wrong name, protocol mismatch) surfaces from
+/// tokio-rustls as an I/O error of kind `InvalidData` wrapped in a connection error; a refused
+/// or reset TCP connection has other kinds.
+fn tls_failure(e: &lettre::transport::smtp::Error) -> bool {
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            return io.kind() == std::io::ErrorKind::InvalidData;
+        }
+        source = s.source();
+    }
+    false
 }
 
 /// Classify an SMTP reply code. Only refusals of the recipient mailbox are final; 5xx for
@@ -105,10 +120,19 @@ struct Inner {
 }
 
 fn smtp_transport(cfg: &SmtpConfig) -> anyhow::Result<AsyncSmtpTransport<Tokio1Executor>> {
+    let tls = || -> anyhow::Result<TlsParameters> {
+        let mut params = TlsParameters::builder(cfg.host.clone());
+        if let Some(pem) = &cfg.ca_pem {
+            params = params.add_root_certificate(Certificate::from_pem(pem)?);
+        }
+        Ok(params.build()?)
+    };
+    let builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&cfg.host);
     let builder = match cfg.tls {
-        TlsMode::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&cfg.host),
-        TlsMode::StartTls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&cfg.host)?,
-        TlsMode::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(&cfg.host)?,
+        TlsMode::None => builder.tls(Tls::None),
+        // Required: a relay that does not offer STARTTLS gets nothing, rather than clear text.
+        TlsMode::StartTls => builder.tls(Tls::Required(tls()?)),
+        TlsMode::Tls => builder.tls(Tls::Wrapper(tls()?)),
     };
     let mut builder = builder.port(cfg.port).timeout(Some(cfg.timeout));
     if let (Some(user), Some(password)) = (&cfg.username, &cfg.password) {

@@ -44,6 +44,11 @@ impl SmtpServer {
     }
 
     async fn start_on(port: u16) -> Self {
+        Self::start_with(port, &[]).await
+    }
+
+    /// With extra command-line options (`--tlscert …` for STARTTLS, `--smtpscert …` for TLS).
+    async fn start_with(port: u16, options: &[&std::ffi::OsStr]) -> Self {
         let probe = Command::new("python3")
             .args(["-c", "import aiosmtpd"])
             .output();
@@ -62,6 +67,7 @@ impl SmtpServer {
         let mut child = Command::new("python3")
             .args(["-m", "aiosmtpd", "-n", "-l"])
             .arg(format!("127.0.0.1:{port}"))
+            .args(options)
             .args(["-c", "aiosmtpd.handlers.Mailbox"])
             .arg(maildir.path().join("box"))
             .stdin(Stdio::null())
@@ -789,4 +795,157 @@ async fn the_server_runs_the_worker_in_the_background_and_stops_it_on_shutdown()
     tokio::time::timeout(StdDuration::from_secs(10), app.stop())
         .await
         .expect("the server and its mail worker stop on shutdown");
+}
+
+/// A private CA and a server certificate for 127.0.0.1 / localhost signed by it (openssl CLI).
+struct Pki {
+    dir: tempfile::TempDir,
+}
+
+impl Pki {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let run = |args: &[&str]| {
+            let out = Command::new("openssl")
+                .args(args)
+                .current_dir(dir.path())
+                .output()
+                .unwrap_or_else(|e| panic!("the TLS tests need the openssl CLI: {e}"));
+            assert!(
+                out.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+        ];
+        let mut ca = vec!["req", "-x509", "-days", "2", "-subj", "/CN=Serein Test CA"];
+        ca.extend(ec);
+        ca.extend(["-keyout", "ca.key", "-out", "ca.pem"]);
+        run(&ca);
+        let mut csr = vec!["req", "-subj", "/CN=localhost"];
+        csr.extend(ec);
+        csr.extend(["-keyout", "server.key", "-out", "server.csr"]);
+        run(&csr);
+        std::fs::write(
+            dir.path().join("ext.cnf"),
+            "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n\
+             subjectAltName=DNS:localhost,IP:127.0.0.1\n",
+        )
+        .unwrap();
+        run(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "ext.cnf",
+            "-out",
+            "server.pem",
+        ]);
+        Self { dir }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// aiosmtpd options serving this certificate with STARTTLS (`--tlscert`) or implicit TLS
+    /// (`--smtpscert`).
+    fn server_options(&self, implicit: bool) -> Vec<std::ffi::OsString> {
+        let (cert, key) = if implicit {
+            ("--smtpscert", "--smtpskey")
+        } else {
+            ("--tlscert", "--tlskey")
+        };
+        vec![
+            cert.into(),
+            self.path("server.pem").into(),
+            key.into(),
+            self.path("server.key").into(),
+        ]
+    }
+}
+
+async fn start_tls_server(pki: &Pki, implicit: bool) -> SmtpServer {
+    let options = pki.server_options(implicit);
+    let options: Vec<&std::ffi::OsStr> = options.iter().map(|o| o.as_os_str()).collect();
+    SmtpServer::start_with(free_port(), &options).await
+}
+
+#[tokio::test]
+async fn starttls_and_implicit_tls_deliver_to_a_relay_with_a_private_ca() {
+    let pki = Pki::new();
+    let ca = pki.path("ca.pem").to_string_lossy().into_owned();
+    for (mode, implicit) in [("starttls", false), ("tls", true)] {
+        let smtp = start_tls_server(&pki, implicit).await;
+        let app = app_with_smtp(smtp.port, &[("SMTP_TLS", mode), ("SMTP_TLS_CA_FILE", &ca)]).await;
+        let link = format!("https://alpha.localhost/verify-email?token={mode}");
+        enqueue_committed(
+            &app,
+            app.tenant_a,
+            "olga@acme.test",
+            Locale::En,
+            &Message::VerifyEmail { link: link.clone() },
+        )
+        .await;
+        assert_eq!(
+            MailWorker::from_state(&app.state).run_once().await.unwrap(),
+            1
+        );
+        let mut owner = app.owner().await;
+        let r = &rows(&mut owner, app.tenant_a).await[0];
+        assert_eq!(r.status, "sent", "{mode}: {:?}", r.last_error);
+        let received = smtp.received();
+        assert_eq!(received.len(), 1, "{mode}");
+        let m = parse_eml(&received[0]);
+        assert_eq!(m["to"], "olga@acme.test");
+        assert!(m["text"].as_str().unwrap().contains(&link), "{mode}");
+    }
+}
+
+#[tokio::test]
+async fn a_relay_that_cannot_prove_its_identity_or_offers_no_starttls_gets_nothing() {
+    let pki = Pki::new();
+    // Its certificate chains to a CA we were not told to trust.
+    let untrusted = start_tls_server(&pki, false).await;
+    // No STARTTLS offered at all: the message must not go out in clear.
+    let plain = SmtpServer::start().await;
+    for (smtp, expected) in [(&untrusted, "tls"), (&plain, "client")] {
+        let app = app_with_smtp(smtp.port, &[("SMTP_TLS", "starttls")]).await;
+        enqueue_committed(
+            &app,
+            app.tenant_a,
+            "pat@acme.test",
+            Locale::En,
+            &Message::VerifyEmail {
+                link: "https://alpha.localhost/verify-email?token=t".into(),
+            },
+        )
+        .await;
+        assert_eq!(
+            MailWorker::from_state(&app.state).run_once().await.unwrap(),
+            1
+        );
+        let mut owner = app.owner().await;
+        let r = &rows(&mut owner, app.tenant_a).await[0];
+        assert_eq!(r.status, "pending", "{expected}");
+        assert_eq!(r.last_error.as_deref(), Some(expected));
+        assert!(
+            smtp.received().is_empty(),
+            "{expected}: a message was delivered"
+        );
+    }
 }
