@@ -67,6 +67,7 @@ async fn a_committed_message_is_delivered_over_smtp_in_the_recipients_language()
     assert_eq!(fr["rcpt_to"], "Alice.Martin@acme.test", "SMTP envelope");
     assert_eq!(fr["mail_from"], "no-reply@serein.test", "SMTP envelope");
     assert_eq!(fr["multipart"], "multipart/alternative");
+    assert_eq!(fr["auto_submitted"], "auto-generated");
     assert_eq!(fr["defects"], 0);
     let text = fr["text"].as_str().unwrap();
     assert!(text.contains(reset), "{text}");

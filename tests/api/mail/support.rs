@@ -132,6 +132,7 @@ print(json.dumps({
     'message_id': str(m['Message-ID']), 'date': str(m['Date']),
     'rcpt_to': m.get('X-RcptTo'), 'mail_from': m.get('X-MailFrom'),
     'multipart': m.get_content_type(),
+    'auto_submitted': m.get('Auto-Submitted'),
     'text': text.get_content() if text is not None else None,
     'html': html.get_content() if html is not None else None,
     'defects': len(m.defects),
