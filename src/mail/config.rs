@@ -4,7 +4,10 @@
 //!
 //! Invariants: with no `SMTP_HOST`, mail goes to `.eml` files under the data directory (dev);
 //! `SMTP_TLS=none` (credentials and bodies in clear) is refused for anything but a loopback
-//! relay unless `SMTP_ALLOW_PLAINTEXT=true`; the password is a secret, never echoed.
+//! relay unless `SMTP_ALLOW_PLAINTEXT=true`; `starttls` is required, not opportunistic; the
+//! relay's certificate is always verified (web PKI roots, plus `SMTP_TLS_CA_FILE` for a private
+//! CA; there is no switch to accept invalid certificates); the password is a secret, never
+//! echoed.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -52,6 +55,9 @@ pub struct SmtpConfig {
     pub tls: TlsMode,
     pub username: Option<String>,
     pub password: Option<SecretString>,
+    /// Extra trusted roots (PEM), for a relay with a private CA; the public web PKI roots are
+    /// trusted either way.
+    pub ca_pem: Option<Vec<u8>>,
     /// Connect and command timeout.
     pub timeout: Duration,
 }
@@ -64,6 +70,7 @@ impl std::fmt::Debug for SmtpConfig {
             .field("tls", &self.tls)
             .field("username", &self.username)
             .field("password", &self.password.as_ref().map(|_| "[redacted]"))
+            .field("ca_pem", &self.ca_pem.as_ref().map(|_| "[set]"))
             .field("timeout", &self.timeout)
             .finish()
     }
@@ -130,6 +137,25 @@ impl MailConfig {
             })?;
             password = Some(SecretString::from(text.trim().to_owned()));
         }
+        let ca_pem = match s.opt("SMTP_TLS_CA_FILE", |v| Ok(PathBuf::from(v)))? {
+            None => None,
+            Some(path) => {
+                let pem = std::fs::read(&path).map_err(|e| {
+                    config_error(
+                        "SMTP_TLS_CA_FILE",
+                        format!("cannot read {}: {e}", path.display()),
+                    )
+                })?;
+                let certs = lettre::transport::smtp::client::Certificate::from_pem(&pem);
+                if certs.is_err() || !pem.windows(17).any(|w| w == b"BEGIN CERTIFICATE") {
+                    return Err(config_error(
+                        "SMTP_TLS_CA_FILE",
+                        format!("{} holds no PEM certificate", path.display()),
+                    ));
+                }
+                Some(pem)
+            }
+        };
         let allow_plaintext = s.flag("SMTP_ALLOW_PLAINTEXT", false)?;
         let timeout = secs(s, "SMTP_TIMEOUT_SECS", 30, 1, 300)?;
         let smtp = match host {
@@ -162,6 +188,7 @@ impl MailConfig {
                     tls,
                     username,
                     password,
+                    ca_pem,
                     timeout,
                 })
             }

@@ -114,13 +114,7 @@ pub async fn enqueue(
     now: OffsetDateTime,
 ) -> Result<(), AppError> {
     message.validate()?;
-    let to = to.trim();
-    if to.len() > 254 || to.parse::<lettre::Address>().is_err() {
-        return Err(AppError::Internal(format!(
-            "{}: the recipient is not a valid address",
-            message.template()
-        )));
-    }
+    let to = deliverable(to)?;
     let rendered = templates::render(message, locale);
     let id = outbox::insert(
         conn,
@@ -136,6 +130,21 @@ pub async fn enqueue(
     .await?;
     tracing::debug!(mail = %id, %tenant, template = message.template(), "mail queued");
     Ok(())
+}
+
+/// The recipient, if the SMTP layer can address it. An address the caller's own validation let
+/// through but that cannot be put in an envelope is the client's input, so this is a 422 on the
+/// `email` field (not a 500, and the same answer whether or not an account exists).
+pub fn deliverable(to: &str) -> Result<&str, AppError> {
+    let to = to.trim();
+    if to.len() <= 254 && to.parse::<lettre::Address>().is_ok() {
+        Ok(to)
+    } else {
+        Err(AppError::invalid(
+            "email",
+            "is not a deliverable e-mail address",
+        ))
+    }
 }
 
 /// The domain of an address, for logs (the local part identifies a person).
@@ -169,6 +178,29 @@ mod tests {
             reset_link: "data:text/html,hi".into(),
         };
         assert!(half.validate().is_err());
+    }
+
+    #[test]
+    fn undeliverable_recipients_are_a_validation_error() {
+        assert_eq!(
+            deliverable(" a.b+c@acme.example ").unwrap(),
+            "a.b+c@acme.example"
+        );
+        for bad in [
+            "a,b@acme.example",
+            "a b@acme.example",
+            "<a@acme.example>",
+            "a@acme.example\r\nBcc: x@evil.example",
+            "no-at-sign",
+            "",
+        ] {
+            assert!(
+                matches!(deliverable(bad), Err(AppError::Validation(_))),
+                "{bad:?}"
+            );
+        }
+        let long = format!("{}@acme.example", "a".repeat(250));
+        assert!(deliverable(&long).is_err());
     }
 
     #[test]

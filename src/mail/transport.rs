@@ -12,9 +12,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use lettre::message::header::ContentType;
+use lettre::message::header::{ContentType, Header, HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart};
 use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use secrecy::ExposeSecret;
 use time::OffsetDateTime;
@@ -37,6 +38,28 @@ impl std::fmt::Debug for Transport {
             Transport::Smtp(_) => f.write_str("Transport::Smtp"),
             Transport::Files(dir) => f.debug_tuple("Transport::Files").field(dir).finish(),
         }
+    }
+}
+
+/// `Auto-Submitted: auto-generated` (RFC 3834): vacation responders and list software must not
+/// answer a transactional message.
+#[derive(Clone)]
+struct AutoSubmitted;
+
+// Evaluated at compile time: an invalid name would fail the build, never panic at run time.
+const AUTO_SUBMITTED: HeaderName = HeaderName::new_from_ascii_str("Auto-Submitted");
+
+impl Header for AutoSubmitted {
+    fn name() -> HeaderName {
+        AUTO_SUBMITTED
+    }
+
+    fn parse(_: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(Self)
+    }
+
+    fn display(&self) -> HeaderValue {
+        HeaderValue::new(Self::name(), "auto-generated".to_owned())
     }
 }
 
@@ -72,13 +95,27 @@ fn classify(e: &lettre::transport::smtp::Error) -> SendError {
     }
     if e.is_timeout() {
         SendError::transient("timeout")
-    } else if e.is_tls() {
+    } else if e.is_tls() || tls_failure(e) {
         SendError::transient("tls")
     } else if e.is_client() {
         SendError::transient("client")
     } else {
         SendError::transient("connect")
     }
+}
+
+/// A failed TLS handshake (untrusted certificate, wrong name, protocol mismatch) surfaces from
+/// tokio-rustls as an I/O error of kind `InvalidData` wrapped in a connection error; a refused
+/// or reset TCP connection has other kinds.
+fn tls_failure(e: &lettre::transport::smtp::Error) -> bool {
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            return io.kind() == std::io::ErrorKind::InvalidData;
+        }
+        source = s.source();
+    }
+    false
 }
 
 /// Classify an SMTP reply code. Only refusals of the recipient mailbox are final; 5xx for
@@ -105,10 +142,19 @@ struct Inner {
 }
 
 fn smtp_transport(cfg: &SmtpConfig) -> anyhow::Result<AsyncSmtpTransport<Tokio1Executor>> {
+    let tls = || -> anyhow::Result<TlsParameters> {
+        let mut params = TlsParameters::builder(cfg.host.clone());
+        if let Some(pem) = &cfg.ca_pem {
+            params = params.add_root_certificate(Certificate::from_pem(pem)?);
+        }
+        Ok(params.build()?)
+    };
+    let builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&cfg.host);
     let builder = match cfg.tls {
-        TlsMode::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&cfg.host),
-        TlsMode::StartTls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&cfg.host)?,
-        TlsMode::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(&cfg.host)?,
+        TlsMode::None => builder.tls(Tls::None),
+        // Required: a relay that does not offer STARTTLS gets nothing, rather than clear text.
+        TlsMode::StartTls => builder.tls(Tls::Required(tls()?)),
+        TlsMode::Tls => builder.tls(Tls::Wrapper(tls()?)),
     };
     let mut builder = builder.port(cfg.port).timeout(Some(cfg.timeout));
     if let (Some(user), Some(password)) = (&cfg.username, &cfg.password) {
@@ -191,7 +237,8 @@ impl Mailer {
             .to(to)
             .subject(mail.subject.clone())
             .message_id(Some(format!("<{}@{}>", mail.id, from.email.domain())))
-            .date(SystemTime::from(now));
+            .date(SystemTime::from(now))
+            .header(AutoSubmitted);
         match &mail.html {
             Some(html) => builder.multipart(MultiPart::alternative_plain_html(
                 mail.text.clone(),
