@@ -403,6 +403,27 @@ async fn membership_changes_take_effect_on_the_next_request() {
         .unwrap();
     assert_eq!(me(&app, &h, &token).await.status(), 401);
 
+    // Promoted to an admin role mid-session: the refreshed token carries it, but admin roles
+    // act only once TOTP is enabled.
+    add_person(&app, app.tenant_a, "eve@alpha.test", &["employee"]).await;
+    let t = login(&app, &h, "eve@alpha.test").await;
+    sqlx::query("UPDATE memberships m SET roles = ARRAY['employee', 'tenant_admin'] FROM users u WHERE u.id = m.user_id AND u.email = 'eve@alpha.test'")
+        .execute(&mut owner)
+        .await
+        .unwrap();
+    let res = post(
+        &app,
+        &h,
+        "/api/v1/auth/refresh",
+        json!({"refresh_token": t["refresh_token"]}),
+    )
+    .await;
+    assert_eq!(res.status(), 200);
+    let promoted: Value = res.json().await.unwrap();
+    let res = me(&app, &h, promoted["access_token"].as_str().unwrap()).await;
+    assert_eq!(res.status(), 401);
+    assert_eq!(problem(res).await["code"], "session_revoked");
+
     // Disabled person.
     let (user, token) = member_session(&app, &[Role::Employee]).await;
     sqlx::query("UPDATE users SET status = 'disabled' WHERE id = $1")

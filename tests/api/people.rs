@@ -119,6 +119,18 @@ pub async fn mint_session(
     roles: &[Role],
 ) -> (SessionId, String) {
     let session = SessionId::new();
+    // Admin roles act only with TOTP enabled (the session guard checks): a minted admin session
+    // stands for an admin who enrolled.
+    if roles
+        .iter()
+        .any(|r| matches!(r, Role::TenantAdmin | Role::PlatformAdmin))
+    {
+        sqlx::query("UPDATE users SET totp_enabled_at = now() WHERE id = $1")
+            .bind(user.as_uuid())
+            .execute(&mut app.owner().await)
+            .await
+            .unwrap();
+    }
     sqlx::query(
         "INSERT INTO sessions (id, tenant_id, user_id, created_at, idle_expires_at, absolute_expires_at)
          VALUES ($1, $2, $3, $4, $4 + interval '1 hour', $4 + interval '1 day')",
