@@ -791,3 +791,65 @@ async fn eddsa_and_rs256_keys_from_pem_files() {
         );
     }
 }
+
+#[tokio::test]
+async fn credentials_are_out_of_reach_of_the_request_role() {
+    // Global credential tables and columns (DESIGN §2: the few global tables get explicit
+    // tests): even the person themself, in any tenant context, cannot read or write them
+    // directly; only the app_private functions bound to that person can.
+    use sqlx::Executor;
+    let app = TestApp::spawn().await;
+    let user = add_person(&app, app.tenant_a, "ana@alpha.test", &["employee"]).await;
+    let mut conn = app.owner().await;
+    for sql in [
+        "SELECT count(*) FROM recovery_codes",
+        "INSERT INTO recovery_codes (user_id, code_hash) VALUES (gen_random_uuid(), sha256('x'))",
+        "SELECT count(*) FROM auth_throttle",
+        "DELETE FROM auth_throttle",
+        "SELECT password_hash FROM users",
+        "SELECT totp_secret FROM users",
+        "SELECT totp_last_step FROM users",
+        "UPDATE users SET password_hash = 'x'",
+        "UPDATE users SET email_verified_at = now()",
+        "UPDATE users SET platform_roles = ARRAY['platform_admin']",
+        "INSERT INTO sessions (id, tenant_id, user_id, created_at, idle_expires_at, absolute_expires_at) SELECT gen_random_uuid(), tenant_id, user_id, now(), now(), now() FROM memberships",
+        "INSERT INTO auth_tokens (id, tenant_id, user_id, purpose, token_hash, created_at, expires_at) SELECT gen_random_uuid(), tenant_id, user_id, 'password_reset', sha256('x'), now(), now() + interval '1 hour' FROM memberships",
+    ] {
+        crate::helpers::as_app(&mut conn, Some(app.tenant_a), Some(user)).await;
+        let err = conn.execute(sql).await.expect_err(sql);
+        let code = err
+            .as_database_error()
+            .and_then(|e| e.code())
+            .unwrap_or_default()
+            .to_string();
+        assert_eq!(code, "42501", "{sql}: {err}");
+        conn.execute("ROLLBACK").await.unwrap();
+    }
+    // The definers refuse to act without a person in context, and act only on that person.
+    crate::helpers::as_app(&mut conn, Some(app.tenant_a), None).await;
+    let err = conn
+        .execute("SELECT app_private.issue_auth_token(gen_random_uuid(), 'password_reset', sha256('x'), now(), now())")
+        .await
+        .expect_err("no person");
+    assert_eq!(err.as_database_error().unwrap().code().unwrap(), "42501");
+    conn.execute("ROLLBACK").await.unwrap();
+    // Login look-up only before authentication, and only in the request's tenant.
+    crate::helpers::as_app(&mut conn, Some(app.tenant_a), Some(user)).await;
+    let n: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM app_private.login_identity($1, 'ana@alpha.test')")
+            .bind(app.tenant_a.as_uuid())
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+    assert_eq!(n, 0);
+    conn.execute("ROLLBACK").await.unwrap();
+    crate::helpers::as_app(&mut conn, Some(app.tenant_b), None).await;
+    let n: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM app_private.login_identity($1, 'ana@alpha.test')")
+            .bind(app.tenant_a.as_uuid())
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+    assert_eq!(n, 0);
+    conn.execute("ROLLBACK").await.unwrap();
+}
