@@ -149,6 +149,32 @@ fn enrollment_required(token: String, expires_in: u64) -> Response {
     res
 }
 
+/// Spend an e-mailed single-use link token of `purpose`: the transaction is bound to the person
+/// the token names before its hash is looked up (and locked). Any failure is `gone`.
+async fn spend_link(
+    state: &AppState,
+    scope: &HostScope,
+    purpose: &str,
+    token: &secrecy::SecretString,
+    gone: AppError,
+    ip: Option<std::net::IpAddr>,
+) -> AppResult<(UserId, TenantTx)> {
+    let Some((user, hash)) = tokens::parse_user_token(token.expose_secret()) else {
+        return Err(gone);
+    };
+    if let Some(ip) = ip {
+        state
+            .throttle
+            .check_account(ip, &format!("{purpose}:{user}"))?;
+    }
+    let actor = DbActor::new(user, Vec::new());
+    let mut tx = TenantTx::begin(&state.db, scope.tenant, Some(&actor)).await?;
+    match repo::spend_auth_token(&mut tx, scope.tenant, purpose, &hash, state.clock.now()).await? {
+        Ok(owner) if owner == user => Ok((user, tx)),
+        _ => Err(gone),
+    }
+}
+
 /// Self-sign-up as an employee, for e-mails of the tenant's allowed domains.
 #[utoipa::path(post, path = "/api/v1/auth/register", tag = "auth",
     extensions(("x-authz" = json!({"resource": "auth", "action": "register"}))),
@@ -671,25 +697,13 @@ pub async fn reset_password(
     ClientIp(ip): ClientIp,
     AppJson(req): AppJson<ResetRequest>,
 ) -> AppResult<StatusCode> {
-    let gone = AppError::Gone("reset_token_invalid");
-    let (user, hash) = tokens::parse_user_token(req.token.expose_secret()).ok_or(gone)?;
-    state
-        .throttle
-        .check_account(ip, &format!("reset-token:{user}"))?;
-    let now = state.clock.now();
     // The token is checked (and locked) before anything about the person is looked at, so a
     // forged `{user}.{garbage}` learns nothing and costs no hashing. A refused new password
     // rolls back: the link still works.
-    let mut tx = TenantTx::begin(
-        &state.db,
-        scope.tenant,
-        Some(&DbActor::new(user, Vec::new())),
-    )
-    .await?;
-    match repo::spend_auth_token(&mut tx, scope.tenant, "password_reset", &hash, now).await? {
-        Ok(owner) if owner == user => {}
-        _ => return Err(AppError::Gone("reset_token_invalid")),
-    }
+    let gone = AppError::Gone("reset_token_invalid");
+    let (user, mut tx) =
+        spend_link(&state, &scope, "password_reset", &req.token, gone, Some(ip)).await?;
+    let now = state.clock.now();
     let email = sqlx::query_scalar!("SELECT email FROM users WHERE id = $1", user.as_uuid())
         .fetch_optional(&mut *tx)
         .await?
@@ -720,19 +734,9 @@ pub async fn verify_email(
     scope: HostScope,
     AppJson(req): AppJson<VerifyEmailRequest>,
 ) -> AppResult<StatusCode> {
-    let (user, hash) = tokens::parse_user_token(req.token.expose_secret())
-        .ok_or(AppError::Gone("verification_token_invalid"))?;
+    let gone = AppError::Gone("verification_token_invalid");
+    let (_, mut tx) = spend_link(&state, &scope, "email_verify", &req.token, gone, None).await?;
     let now = state.clock.now();
-    let mut tx = TenantTx::begin(
-        &state.db,
-        scope.tenant,
-        Some(&DbActor::new(user, Vec::new())),
-    )
-    .await?;
-    match repo::spend_auth_token(&mut tx, scope.tenant, "email_verify", &hash, now).await? {
-        Ok(owner) if owner == user => {}
-        _ => return Err(AppError::Gone("verification_token_invalid")),
-    }
     repo::mark_email_verified(&mut tx, now).await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)

@@ -69,6 +69,13 @@ async fn load_state(tx: &mut TenantTx) -> AppResult<TotpState> {
     })
 }
 
+fn not_pending() -> AppError {
+    AppError::Conflict {
+        code: "totp_not_pending",
+        detail: "No pending enrolment: call POST /auth/totp/setup first.".into(),
+    }
+}
+
 fn budget_key(user: UserId) -> [u8; 32] {
     Sha256::digest(format!("totp:{user}").as_bytes()).into()
 }
@@ -229,10 +236,7 @@ pub async fn enable(
         let mut tx = who.begin(&state).await?;
         let st = load_state(&mut tx).await?;
         if st.enabled || st.secret.is_none() {
-            return Err(AppError::Conflict {
-                code: "totp_not_pending",
-                detail: "No pending enrolment: call POST /auth/totp/setup first.".into(),
-            });
+            return Err(not_pending());
         }
     }
     second_factor(&state, who.tenant(), user, ip, Some(code), None, false).await?;
@@ -250,10 +254,7 @@ pub async fn enable(
     .fetch_one(&mut *tx)
     .await?;
     if !enabled {
-        return Err(AppError::Conflict {
-            code: "totp_not_pending",
-            detail: "No pending enrolment: call POST /auth/totp/setup first.".into(),
-        });
+        return Err(not_pending());
     }
     // A change of second factor ends every session: the next login uses the new factor.
     repo::revoke_all_sessions(&mut tx, "mfa_change", state.clock.now()).await?;
