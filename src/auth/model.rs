@@ -130,6 +130,15 @@ pub struct VerifyEmailRequest {
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+pub struct TotpSetupRequest {
+    /// The current password (required with an access token).
+    #[serde(default)]
+    #[schema(schema_with = secret_schema)]
+    pub password: Option<SecretString>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct TotpCodeRequest {
     #[serde(default)]
     #[schema(schema_with = secret_schema)]

@@ -166,27 +166,60 @@ async fn second_factor(
     Ok(())
 }
 
-/// Start enrolment: a new secret (replacing any pending one).
+/// Start enrolment: a new secret (replacing any pending one). A signed-in person must confirm
+/// their password (`{"password": …}`): a stolen access token alone cannot bind the account to
+/// an attacker's authenticator. An admin holding an enrolment token has just proved it at login;
+/// the body may then be empty.
 #[utoipa::path(post, path = "/api/v1/auth/totp/setup", tag = "auth",
     extensions(("x-authz" = json!({"resource": "totp", "action": "enroll"}))),
     security(("bearer" = [])),
+    request_body(content = Option<TotpSetupRequest>, description = "Required with an access token"),
     responses(
         (status = 200, body = TotpSetupResponse),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json", description = "unauthorized, or invalid_credentials (wrong password)"),
         (status = 409, body = Problem, content_type = "application/problem+json", description = "totp_already_enabled"),
+        (status = 422, body = Problem, content_type = "application/problem+json", description = "password required"),
     ))]
 pub async fn setup(
     State(state): State<AppState>,
     who: TotpPrincipal,
+    ClientIp(ip): ClientIp,
+    body: axum::body::Bytes,
 ) -> AppResult<Json<TotpSetupResponse>> {
+    let req: TotpSetupRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        TotpSetupRequest { password: None }
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|_| AppError::bad_request("invalid_body", "Expected {\"password\": \"…\"}."))?
+    };
     let user = who.user();
+    let email = {
+        let mut tx = who.begin(&state).await?;
+        sqlx::query_scalar!("SELECT email FROM users WHERE id = $1", user.as_uuid())
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or(AppError::Unauthorized("unauthorized"))?
+    };
+    if let TotpPrincipal::Actor(_) = &who {
+        let password = req
+            .password
+            .as_ref()
+            .ok_or_else(|| AppError::invalid("password", "confirm your password to set up TOTP"))?;
+        state.throttle.check_account(ip, &format!("totp:{user}"))?;
+        let mut tx = TenantTx::begin(&state.db, who.tenant(), None).await?;
+        let identity = repo::login_identity(&mut tx, who.tenant(), &email).await?;
+        drop(tx);
+        let hash = identity
+            .as_ref()
+            .filter(|i| i.user_id == user)
+            .and_then(|i| i.password_hash.as_deref());
+        if !state.passwords.verify(password, hash).await? {
+            return Err(AppError::Unauthorized("invalid_credentials"));
+        }
+    }
     let secret = totp::new_secret();
     let blob = seal(&state, user, &secret)?;
     let mut tx = who.begin(&state).await?;
-    let email = sqlx::query_scalar!("SELECT email FROM users WHERE id = $1", user.as_uuid())
-        .fetch_optional(&mut *tx)
-        .await?
-        .unwrap_or_default();
     let stored = sqlx::query_scalar!(
         r#"SELECT app_private.totp_set_pending($1, $2) AS "ok!""#,
         blob,

@@ -298,7 +298,14 @@ async fn disabling_needs_a_code_and_admins_must_enrol_again() {
         .unwrap()
         .to_owned();
     // Setup while enabled is refused.
-    let res = post_bearer(&app, &h, "/api/v1/auth/totp/setup", &access, json!({})).await;
+    let res = post_bearer(
+        &app,
+        &h,
+        "/api/v1/auth/totp/setup",
+        &access,
+        json!({"password": PASSWORD}),
+    )
+    .await;
     assert_eq!(res.status(), 409);
     let res = post_bearer(&app, &h, "/api/v1/auth/totp/disable", &access, json!({})).await;
     assert_eq!(res.status(), 422);
@@ -346,7 +353,27 @@ async fn employees_may_opt_in_and_platform_admins_enrol_on_the_platform_host() {
     add_person(&app, app.tenant_a, "ana@alpha.test", &["employee"]).await;
     let t = login(&app, &h, "ana@alpha.test").await;
     let access = t["access_token"].as_str().unwrap();
+    // With an access token, the password must be confirmed.
     let res = post_bearer(&app, &h, "/api/v1/auth/totp/setup", access, json!({})).await;
+    assert_eq!(res.status(), 422);
+    let res = post_bearer(
+        &app,
+        &h,
+        "/api/v1/auth/totp/setup",
+        access,
+        json!({"password": "not the password"}),
+    )
+    .await;
+    assert_eq!(res.status(), 401);
+    assert_eq!(problem(res).await["code"], "invalid_credentials");
+    let res = post_bearer(
+        &app,
+        &h,
+        "/api/v1/auth/totp/setup",
+        access,
+        json!({"password": PASSWORD}),
+    )
+    .await;
     assert_eq!(res.status(), 200);
     let secret = secret_of(&res.json().await.unwrap());
     let res = post_bearer(
