@@ -18,7 +18,8 @@
 # rate limits (per IP, per account) set far above any rate reached here.
 #
 # Writes raw outputs to bench/out/<timestamp>/ and prints a summary (also in summary.md there).
-# Measurements (each preceded by a wait for the 1-minute load average < LOAD_MAX):
+# Measurements (each preceded by a wait for the 1-minute load average < LOAD_MAX, or with
+# IDLE_BUSY_MAX=0.03 for the machine measured < 3 % busy over 5 s; see wait_idle):
 #   A    wrk -c8 -t1 -d20s -s bench/random_tenant.lua            (the API)
 #   B4   pgbench -M prepared -c8 -j1 -T20 -n -f bench/profile_tx.sql            (4 round trips)
 #   B3p  pgbench -M prepared ... -f bench/profile_tx_pipelined.sql  (BEGIN+set_config pipelined: 3)
@@ -75,7 +76,7 @@ export PGHOST PGPORT PGUSER
 SUFFIX=; [[ $MODE == profile ]] || SUFFIX=-$MODE
 OUT=${OUT:-$ROOT/bench/out/$(date -u +%Y%m%dT%H%M%SZ)$SUFFIX}
 mkdir -p "$OUT"
-RESULTS=$OUT/results.tsv   # kind round value(req/s|tps) client_cpu_s server_cpu_s machine_busy_s wall_s loadavg_before waited_s steal_s
+RESULTS=$OUT/results.tsv   # kind round value(req/s|tps) client_cpu_s server_cpu_s machine_busy_s wall_s loadavg_before waited_s steal_s db_xacts
 : > "$RESULTS"
 log() { printf '[%s] %s\n' "$(date -u +%H:%M:%S)" "$*" | tee -a "$OUT/run.log" >&2; }
 
@@ -83,18 +84,38 @@ log() { printf '[%s] %s\n' "$(date -u +%H:%M:%S)" "$*" | tee -a "$OUT/run.log" >
 
 loadavg1() { cut -d' ' -f1 /proc/loadavg; }
 
+# Busy fraction of the whole machine (all cores, 0..1) over the next $1 seconds, /proc/stat.
+busy_fraction() {
+    local a b
+    a=$(awk '/^cpu /{print $2+$3+$4+$7+$8+$9, $2+$3+$4+$5+$6+$7+$8+$9}' /proc/stat)
+    sleep "$1"
+    b=$(awk '/^cpu /{print $2+$3+$4+$7+$8+$9, $2+$3+$4+$5+$6+$7+$8+$9}' /proc/stat)
+    awk -v a="$a" -v b="$b" 'BEGIN{split(a, x, " "); split(b, y, " "); t = y[2] - x[2];
+        printf "%.3f\n", (t > 0 ? (y[1] - x[1]) / t : 1)}'
+}
 # Wait until the 1-minute load average is below LOAD_MAX (poll every 10 s, give up after
 # LOAD_WAIT_MAX seconds and note it). Prints "<loadavg> <waited_seconds>[!]".
+# With IDLE_BUSY_MAX (e.g. 0.03), also accept a machine measured idle right now: busy less
+# than that fraction of all cores over IDLE_SAMPLE (5) seconds. The 1-minute average decays
+# for ~50 s after each of our own 20 s runs although nothing runs any more; this check still
+# refuses to start while anything else (a compiler, another benchmark) uses the CPU.
 wait_idle() {
-    local waited=0 la
+    local waited=0 la bf
     while :; do
         la=$(loadavg1)
         if awk -v a="$la" -v m="$LOAD_MAX" 'BEGIN{exit !(a < m)}'; then
             echo "$la $waited"; return
         fi
+        if [[ -n ${IDLE_BUSY_MAX:-} ]]; then
+            bf=$(busy_fraction "${IDLE_SAMPLE:-5}")
+            waited=$((waited + ${IDLE_SAMPLE:-5}))
+            if awk -v a="$bf" -v m="$IDLE_BUSY_MAX" 'BEGIN{exit !(a < m)}'; then
+                echo "$la,busy=$bf $waited"; return
+            fi
+        fi
         if (( waited >= LOAD_WAIT_MAX )); then
             log "load average still $la after ${waited}s: proceeding anyway"
-            echo "$la ${waited}!"; return
+            echo "$la${bf:+,busy=$bf} ${waited}!"; return
         fi
         sleep 10; waited=$((waited + 10))
     done
@@ -112,6 +133,8 @@ machine_steal() {
 proc_cpu() {
     awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f\n", ($14+$15)/hz}' "/proc/$1/stat"
 }
+# Transactions committed + rolled back in the bench database so far (pg_stat_database).
+db_xacts() { psql -XAtc "select xact_commit + xact_rollback from pg_stat_database where datname = '$DB'" postgres; }
 rss_kb() { awk '/^VmRSS/{print $2}' "/proc/$1/status"; }
 hwm_kb() { awk '/^VmHWM/{print $2}' "/proc/$1/status"; }
 
@@ -131,7 +154,8 @@ measure() {
     local lw la waited f=$OUT/${kind}.r${round}.txt
     lw=$(wait_idle); la=${lw% *}; waited=${lw#* }
     log "$kind round $round (loadavg $la, waited ${waited}s)"
-    local s0 c0 b0 t0 t1 s1 b1 ccpu
+    local s0 c0 b0 t0 t1 s1 b1 ccpu x0 x1
+    x0=$(db_xacts)
     s0=$(proc_cpu "$SERVER_PID"); b0=$(machine_busy); st0=$(machine_steal); t0=$(date +%s.%N)
     # Sample the server's RSS half-way through (API runs only).
     local sampler=
@@ -144,6 +168,9 @@ measure() {
     { time "$@" > "$f" 2> "$f.err"; } 2> "$f.time"
     t1=$(date +%s.%N); s1=$(proc_cpu "$SERVER_PID"); b1=$(machine_busy); st1=$(machine_steal)
     if [[ -n $sampler ]]; then wait "$sampler" 2>/dev/null || true; fi
+    # Transactions the database committed or rolled back meanwhile (idle backends report their
+    # counters within ~1 s: wait a little; the few look-ups of this script are noise).
+    sleep 2; x1=$(db_xacts)
     ccpu=$(awk '{printf "%.2f", $1+$2}' "$f.time")
     local value
     case $kind in
@@ -152,11 +179,11 @@ measure() {
         *)    value=$(awk '/^tps = /{print $3}' "$f")
               if grep -q "failed transactions: [1-9]" "$f"; then log "WARNING: failed transactions in $f"; fi ;;
     esac
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$kind" "$round" "$value" "$ccpu" \
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$kind" "$round" "$value" "$ccpu" \
         "$(awk -v a="$s0" -v b="$s1" 'BEGIN{printf "%.2f", b-a}')" \
         "$(awk -v a="$b0" -v b="$b1" 'BEGIN{printf "%.2f", b-a}')" \
         "$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.2f", b-a}')" "$la" "$waited" \
-        "$(awk -v a="$st0" -v b="$st1" 'BEGIN{printf "%.2f", b-a}')" >> "$RESULTS"
+        "$(awk -v a="$st0" -v b="$st1" 'BEGIN{printf "%.2f", b-a}')" "$((x1 - x0))" >> "$RESULTS"
     log "  -> $value"
 }
 
@@ -521,9 +548,15 @@ def wrk_pct(kind, rnd, p):
     m = re.search(rf"^\s+{p}%\s+([0-9.]+)(us|ms|s)\s*$", t, re.M)
     return ms(m.group(1), m.group(2)) if m else float("nan")
 
+def done(kind, rnd):
+    """Requests (wrk) or transactions (pgbench) actually completed in a measurement."""
+    t = open(os.path.join(out, f"{kind}.r{rnd}.txt")).read()
+    m = re.search(r"(\d+) requests in", t) or re.search(r"actually processed: (\d+)", t)
+    return int(m.group(1)) if m else 0
+
 med = {}
-print("| run | rounds | median | min | max | client CPU µs/tx | server CPU µs/tx | machine busy µs/tx | steal s | loadavg before |")
-print("|---|---|---|---|---|---|---|---|---|---|")
+print("| run | rounds | median | min | max | client CPU µs/tx | server CPU µs/tx | machine busy µs/tx | DB xacts per tx | steal s | loadavg before |")
+print("|---|---|---|---|---|---|---|---|---|---|---|")
 for k in kinds:
     rs = by[k]
     if not rs:
@@ -536,7 +569,9 @@ for k in kinds:
     bz = statistics.median([float(r[5]) / x * 1e6 for r, x in zip(rs, n)])
     las = ", ".join(r[7] + (f" (waited {r[8]}s)" if r[8] not in ("0",) else "") for r in rs)
     stl = " / ".join(r[9] if len(r) > 9 else "?" for r in rs)
-    print(f"| {label[k]} | {' / '.join(f'{x:.0f}' for x in v)} | **{med[k]:.0f}** | {min(v):.0f} | {max(v):.0f} | {cl:.0f} | {sv:.0f} | {bz:.0f} | {stl} | {las} |")
+    dx = [float(r[10]) / done(k, r[1]) for r in rs if len(r) > 10 and done(k, r[1])]
+    dxs = f"{statistics.median(dx):.2f}" if dx else "?"
+    print(f"| {label[k]} | {' / '.join(f'{x:.0f}' for x in v)} | **{med[k]:.0f}** | {min(v):.0f} | {max(v):.0f} | {cl:.0f} | {sv:.0f} | {bz:.0f} | {dxs} | {stl} | {las} |")
 print()
 main = {"profile": "api", "me": "api_me"}.get(mode)
 if main in med:
