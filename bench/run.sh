@@ -168,9 +168,11 @@ measure() {
     { time "$@" > "$f" 2> "$f.err"; } 2> "$f.time"
     t1=$(date +%s.%N); s1=$(proc_cpu "$SERVER_PID"); b1=$(machine_busy); st1=$(machine_steal)
     if [[ -n $sampler ]]; then wait "$sampler" 2>/dev/null || true; fi
-    # Transactions the database committed or rolled back meanwhile (idle backends report their
-    # counters within ~1 s: wait a little; the few look-ups of this script are noise).
-    sleep 2; x1=$(db_xacts)
+    # Transactions the database committed or rolled back meanwhile. pgbench's backends report
+    # their counters when they exit; the server's pooled connections stay open and an idle
+    # backend reports only after PGSTAT_IDLE_INTERVAL (10 s, PostgreSQL 15): wait 11 s then.
+    if [[ $kind == api* || $kind == login* ]]; then sleep 11; else sleep 1; fi
+    x1=$(db_xacts)
     ccpu=$(awk '{printf "%.2f", $1+$2}' "$f.time")
     local value
     case $kind in
@@ -355,8 +357,11 @@ norm = lambda s: re.sub(r"\s+", " ", s).replace(" ;", ";").strip().rstrip(";")
 script_lines = lambda f: [l for l in open(f) if l.strip() and not l.startswith(("--", "\\set", "\\startpipeline", "\\endpipeline"))]
 
 if mode == "login":
-    # No pgbench counterpart: list what one login sends (round trips and work besides Argon2).
-    print(f"{len(texts)} statements for the captured logins:")
+    # No pgbench counterpart: list what the logins send (round trips and work besides Argon2),
+    # from the first transaction on (before it: the server's start-up migrations and self-check).
+    first = next((i for i, t in enumerate(texts) if t.startswith("BEGIN;")), 0)
+    texts = texts[first:]
+    print(f"{len(texts)} statements for the captured logins (after start-up):")
     for t in texts: print("  " + norm(t)[:300])
     print("LISTED")
     sys.exit(0)
