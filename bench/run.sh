@@ -518,6 +518,11 @@ if [[ $MODE != login ]]; then
 fi
 sleep 5
 RSS_IDLE_END=$(rss_kb "$SERVER_PID")
+{   # Where the memory is (threads: tokio workers + blocking pool; anonymous mappings ≥ 1 MiB).
+    echo "threads: $(ls "/proc/$SERVER_PID/task" | wc -l)"
+    awk '/^[0-9a-f]+-[0-9a-f]+ /{split($1, a, "-"); name = $6} /^Rss:/{if ($2 >= 1024) printf "%8d kB %s\n", $2, (name == "" ? "[anon]" : name)}' \
+        "/proc/$SERVER_PID/smaps" | sort -rn | head -40
+} > "$OUT/server_memory.txt" 2>/dev/null || true
 stop_server
 
 # --- summary ---------------------------------------------------------------------------------
