@@ -31,6 +31,8 @@
 #   M3p      pgbench -M prepared ... -f bench/me_tx_pipelined.sql     (3, pipelined)
 #   M3s      pgbench -M simple   ... -f bench/me_tx_compound_simple.sql (the server's shape)
 #   B4       pgbench -M prepared ... -f bench/profile_tx.sql          (the foundation's, continuity)
+#   api      wrk ... -s bench/random_tenant.lua: the anonymous profile read on the same server
+#            (the foundation's API figure under the same conditions; SKIP_PROFILE=1 skips it)
 # MODE=login measures wrk -c<c> -t1 -d20s --latency -s bench/login.lua for each c in LOGIN_CONNS.
 set -euo pipefail
 
@@ -76,7 +78,7 @@ export PGHOST PGPORT PGUSER
 SUFFIX=; [[ $MODE == profile ]] || SUFFIX=-$MODE
 OUT=${OUT:-$ROOT/bench/out/$(date -u +%Y%m%dT%H%M%SZ)$SUFFIX}
 mkdir -p "$OUT"
-RESULTS=$OUT/results.tsv   # kind round value(req/s|tps) client_cpu_s server_cpu_s machine_busy_s wall_s loadavg_before waited_s steal_s db_xacts
+RESULTS=$OUT/results.tsv   # kind round value(req/s|tps) client_cpu_s server_cpu_s machine_busy_s wall_s loadavg_before waited_s steal_s db_xacts pg_cpu_s
 : > "$RESULTS"
 log() { printf '[%s] %s\n' "$(date -u +%H:%M:%S)" "$*" | tee -a "$OUT/run.log" >&2; }
 
@@ -133,6 +135,14 @@ machine_steal() {
 proc_cpu() {
     awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f\n", ($14+$15)/hz}' "/proc/$1/stat"
 }
+# CPU seconds used by PostgreSQL so far: every live postgres process (backends, background
+# workers) plus what the postmaster collected from exited children (pgbench's backends end
+# with their run). The postmaster is the postgres process whose parent is not postgres.
+pg_cpu() {
+    awk -v hz="$(getconf CLK_TCK)" '$2 == "(postgres)" { pid[$1] = 1; ppid[$1] = $4; own[$1] = $14 + $15; kids[$1] = $16 + $17 }
+        END { for (p in pid) { s += own[p]; if (!(ppid[p] in pid)) s += kids[p] } printf "%.2f\n", s / hz }' \
+        /proc/[0-9]*/stat 2>/dev/null
+}
 # Transactions committed + rolled back in the bench database so far (pg_stat_database).
 db_xacts() { psql -XAtc "select xact_commit + xact_rollback from pg_stat_database where datname = '$DB'" postgres; }
 rss_kb() { awk '/^VmRSS/{print $2}' "/proc/$1/status"; }
@@ -154,8 +164,8 @@ measure() {
     local lw la waited f=$OUT/${kind}.r${round}.txt
     lw=$(wait_idle); la=${lw% *}; waited=${lw#* }
     log "$kind round $round (loadavg $la, waited ${waited}s)"
-    local s0 c0 b0 t0 t1 s1 b1 ccpu x0 x1
-    x0=$(db_xacts)
+    local s0 c0 b0 t0 t1 s1 b1 ccpu x0 x1 p0 p1
+    x0=$(db_xacts); p0=$(pg_cpu)
     s0=$(proc_cpu "$SERVER_PID"); b0=$(machine_busy); st0=$(machine_steal); t0=$(date +%s.%N)
     # Sample the server's RSS half-way through (API runs only).
     local sampler=
@@ -172,7 +182,7 @@ measure() {
     # their counters when they exit; the server's pooled connections stay open and an idle
     # backend reports only after PGSTAT_IDLE_INTERVAL (10 s, PostgreSQL 15): wait 11 s then.
     if [[ $kind == api* || $kind == login* ]]; then sleep 11; else sleep 1; fi
-    x1=$(db_xacts)
+    x1=$(db_xacts); p1=$(pg_cpu)
     ccpu=$(awk '{printf "%.2f", $1+$2}' "$f.time")
     local value
     case $kind in
@@ -181,11 +191,12 @@ measure() {
         *)    value=$(awk '/^tps = /{print $3}' "$f")
               if grep -q "failed transactions: [1-9]" "$f"; then log "WARNING: failed transactions in $f"; fi ;;
     esac
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$kind" "$round" "$value" "$ccpu" \
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$kind" "$round" "$value" "$ccpu" \
         "$(awk -v a="$s0" -v b="$s1" 'BEGIN{printf "%.2f", b-a}')" \
         "$(awk -v a="$b0" -v b="$b1" 'BEGIN{printf "%.2f", b-a}')" \
         "$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.2f", b-a}')" "$la" "$waited" \
-        "$(awk -v a="$st0" -v b="$st1" 'BEGIN{printf "%.2f", b-a}')" "$((x1 - x0))" >> "$RESULTS"
+        "$(awk -v a="$st0" -v b="$st1" 'BEGIN{printf "%.2f", b-a}')" "$((x1 - x0))" \
+        "$(awk -v a="$p0" -v b="$p1" 'BEGIN{printf "%.2f", b-a}')" >> "$RESULTS"
     log "  -> $value"
 }
 
@@ -459,6 +470,9 @@ profile)
     ;;
 me)
     TOKENS=$TOKENS PORT=$PORT wrk -c"$CONNS" -t1 -d"${WARMUP}s" -s bench/me.lua "http://127.0.0.1:$PORT" > "$OUT/warmup_api.txt" 2>&1
+    if [[ -z ${SKIP_PROFILE:-} ]]; then
+        wrk -c"$CONNS" -t1 -d"${WARMUP}s" -s bench/random_tenant.lua "http://127.0.0.1:$PORT" >> "$OUT/warmup_api.txt" 2>&1
+    fi
     for f in me_tx profile_tx me_tx_pipelined; do
         pgbench -c"$CONNS" -j1 -T"$WARMUP" -n -M prepared -f "bench/$f.sql" "$DB" >> "$OUT/warmup_pgbench.txt" 2>&1
     done
@@ -474,7 +488,8 @@ if grep -q "Non-2xx" "$OUT/warmup_api.txt"; then log "WARNING: non-2xx responses
 for r in $(seq 1 "$ROUNDS"); do
     case $MODE in
         profile) run_api "$r"; run_b4 "$r"; run_b3p "$r"; run_b3s "$r" ;;
-        me)      run_api_me "$r"; run_m4 "$r"; run_m3p "$r"; run_m3s "$r"; run_b4 "$r" ;;
+        me)      run_api_me "$r"; run_m4 "$r"; run_m3p "$r"; run_m3s "$r"; run_b4 "$r"
+                 if [[ -z ${SKIP_PROFILE:-} ]]; then run_api "$r"; fi ;;
         login)   for c in $LOGIN_CONNS; do run_login "$r" "$c"; done ;;
     esac
 done
@@ -542,7 +557,8 @@ label = {
 }
 if mode == "me":
     label["pgbench_4stmt"] = "B4: foundation profile_tx.sql, pgbench -M prepared (tps)"
-    kinds = ["api_me", "pgbench_me_4stmt", "pgbench_me_3rt_pipeline", "pgbench_me_3rt_simple", "pgbench_4stmt"]
+    label["api"] = "API GET /tenant/profile, anonymous (wrk, req/s), same server"
+    kinds = ["api_me", "pgbench_me_4stmt", "pgbench_me_3rt_pipeline", "pgbench_me_3rt_simple", "pgbench_4stmt", "api"]
 elif mode == "login":
     kinds = sorted({r[0] for r in rows}, key=lambda k: int(k.split("_c")[1]))
     for k in kinds:
@@ -565,8 +581,8 @@ def done(kind, rnd):
     return int(m.group(1)) if m else 0
 
 med = {}
-print("| run | rounds | median | min | max | client CPU µs/tx | server CPU µs/tx | machine busy µs/tx | DB xacts per tx | steal s | loadavg before |")
-print("|---|---|---|---|---|---|---|---|---|---|---|")
+print("| run | rounds | median | min | max | client CPU µs/tx | server CPU µs/tx | PostgreSQL CPU µs/tx | machine busy µs/tx | DB xacts per tx | steal s | loadavg before |")
+print("|---|---|---|---|---|---|---|---|---|---|---|---|")
 for k in kinds:
     rs = by[k]
     if not rs:
@@ -581,7 +597,9 @@ for k in kinds:
     stl = " / ".join(r[9] if len(r) > 9 else "?" for r in rs)
     dx = [float(r[10]) / done(k, r[1]) for r in rs if len(r) > 10 and done(k, r[1])]
     dxs = f"{statistics.median(dx):.2f}" if dx else "?"
-    print(f"| {label[k]} | {' / '.join(f'{x:.0f}' for x in v)} | **{med[k]:.0f}** | {min(v):.0f} | {max(v):.0f} | {cl:.0f} | {sv:.0f} | {bz:.0f} | {dxs} | {stl} | {las} |")
+    pc = [float(r[11]) / x * 1e6 for r, x in zip(rs, n) if len(r) > 11]
+    pcs = f"{statistics.median(pc):.0f}" if pc else "?"
+    print(f"| {label[k]} | {' / '.join(f'{x:.0f}' for x in v)} | **{med[k]:.0f}** | {min(v):.0f} | {max(v):.0f} | {cl:.0f} | {sv:.0f} | {pcs} | {bz:.0f} | {dxs} | {stl} | {las} |")
 print()
 main = {"profile": "api", "me": "api_me"}.get(mode)
 if main in med:
@@ -592,6 +610,11 @@ if main in med:
             # per-round ratios (API round i vs pgbench round i) give the band
             pr = [x / y for x, y in zip(a, b)]
             print(f"- ratio API ÷ {label[k]}: **{med[main] / med[k]:.3f}** (median ÷ median; per-round {', '.join(f'{x:.3f}' for x in pr)})")
+    if mode == "me" and "api" in med and "pgbench_4stmt" in med:
+        a = [float(r[2]) for r in by["api"]]
+        b = [float(r[2]) for r in by["pgbench_4stmt"]]
+        pr = [x / y for x, y in zip(a, b)]
+        print(f"- (foundation's figure, this run) API /tenant/profile ÷ B4: **{med['api'] / med['pgbench_4stmt']:.3f}** (per-round {', '.join(f'{x:.3f}' for x in pr)})")
     print()
 if mode == "login":
     print("| connections | logins/s median (min–max) | p50 ms median (min–max) | p99 ms median (min–max) | server CPU ms/login | machine busy ms/login | non-2xx |")
