@@ -139,9 +139,10 @@ proc_cpu() {
 # workers) plus what the postmaster collected from exited children (pgbench's backends end
 # with their run). The postmaster is the postgres process whose parent is not postgres.
 pg_cpu() {
-    awk -v hz="$(getconf CLK_TCK)" '$2 == "(postgres)" { pid[$1] = 1; ppid[$1] = $4; own[$1] = $14 + $15; kids[$1] = $16 + $17 }
-        END { for (p in pid) { s += own[p]; if (!(ppid[p] in pid)) s += kids[p] } printf "%.2f\n", s / hz }' \
-        /proc/[0-9]*/stat 2>/dev/null
+    # (processes come and go while /proc is read: cat skips the vanished ones)
+    { cat /proc/[0-9]*/stat 2>/dev/null || true; } |
+        awk -v hz="$(getconf CLK_TCK)" '$2 == "(postgres)" { pid[$1] = 1; ppid[$1] = $4; own[$1] = $14 + $15; kids[$1] = $16 + $17 }
+            END { for (p in pid) { s += own[p]; if (!(ppid[p] in pid)) s += kids[p] } printf "%.2f\n", s / hz }'
 }
 # Transactions committed + rolled back in the bench database so far (pg_stat_database).
 db_xacts() { psql -XAtc "select xact_commit + xact_rollback from pg_stat_database where datname = '$DB'" postgres; }
