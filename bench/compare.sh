@@ -8,6 +8,9 @@
 # SSLMODE=disable turns TLS off for both the server's pool and pgbench (default: libpq/sqlx
 # default "prefer", i.e. TLS whenever the server has ssl = on).
 # ROUNDS (3), DURATION (15 s), LOAD_MAX (0.5; waits up to LOAD_WAIT_MAX s) as in run.sh.
+# WRK_SCRIPT (default bench/random_tenant.lua); for GET /auth/me: WRK_SCRIPT=bench/me.lua with
+# TOKENS=<file minted by bench/mint_tokens.py> and the same JWT_SECRET in the environment.
+# Servers run with rate limits far above any rate reached here and SEREIN_DATA_DIR in /tmp.
 # Prints per-round req/s and server / client / machine CPU µs per request, then medians.
 set -euo pipefail
 # Run from a private copy, so that editing this file during a run cannot derail it.
@@ -22,6 +25,10 @@ cd "$BENCH_ROOT"
 ROUNDS=${ROUNDS:-3}; DURATION=${DURATION:-15}; CONNS=${CONNS:-8}; PORT=${PORT:-8080}
 LOAD_MAX=${LOAD_MAX:-0.5}; LOAD_WAIT_MAX=${LOAD_WAIT_MAX:-600}
 DB=${DB:-serein_bench}
+WRK_SCRIPT=${WRK_SCRIPT:-bench/random_tenant.lua}
+export SEREIN_DATA_DIR=${SEREIN_DATA_DIR:-/tmp/serein-bench-data} \
+    RATE_LIMIT_PER_IP_PER_SEC=1000000 RATE_LIMIT_PER_IP_BURST=1000000 \
+    AUTH_RATE_LIMIT_PER_MIN=1000000 AUTH_RATE_LIMIT_BURST=1000000 PORT
 SSLQ=; if [[ -n ${SSLMODE:-} ]]; then SSLQ="?sslmode=$SSLMODE"; export PGSSLMODE=$SSLMODE; fi
 OUT=${OUT:-bench/out/compare-$(date -u +%Y%m%dT%H%M%SZ)}; mkdir -p "$OUT"
 HZ=$(getconf CLK_TCK)
@@ -66,9 +73,9 @@ for r in $(seq 1 "$ROUNDS"); do
         if ! kill -0 "$PID" 2>/dev/null; then
             echo "  $label: server did not start:" >&2; tail -3 "$OUT/server-$label.log" >&2; PID=; continue
         fi
-        wrk -c"$CONNS" -t1 -d3s -s bench/random_tenant.lua "http://127.0.0.1:$PORT" > /dev/null 2>&1   # warm-up
+        wrk -c"$CONNS" -t1 -d3s -s "$WRK_SCRIPT" "http://127.0.0.1:$PORT" > /dev/null 2>&1   # warm-up
         s0=$(pcpu "$PID"); b0=$(busy)
-        { time wrk -c"$CONNS" -t1 -d"${DURATION}s" --latency -s bench/random_tenant.lua "http://127.0.0.1:$PORT" > "$OUT/wrk-$label-$r.txt" 2>&1; } 2> "$OUT/time-$label-$r.txt"
+        { time wrk -c"$CONNS" -t1 -d"${DURATION}s" --latency -s "$WRK_SCRIPT" "http://127.0.0.1:$PORT" > "$OUT/wrk-$label-$r.txt" 2>&1; } 2> "$OUT/time-$label-$r.txt"
         s1=$(pcpu "$PID"); b1=$(busy)
         stop
         rps=$(awk '/^Requests\/sec:/{print $2}' "$OUT/wrk-$label-$r.txt")
