@@ -35,6 +35,10 @@ COPY --from=builder /out/serein /usr/local/bin/serein
 #   -e SEREIN_TENANTS_DIR=/usr/share/serein/tenants
 # The Helm chart mounts real tenant files from a ConfigMap instead.
 COPY --chown=0:0 tenants/ /usr/share/serein/tenants/
+# glibc keeps freed Argon2 buffers (19 MiB per password hash) in per-thread arenas: without
+# this, resident memory climbs to ~0.5 GiB after a burst of logins and stays there (measured,
+# bench/RESULTS.md). Large blocks are mmapped and returned to the system when freed.
+ENV MALLOC_MMAP_THRESHOLD_=1048576
 USER 65532:65532
 EXPOSE 8080
 ENTRYPOINT ["/usr/local/bin/serein"]
