@@ -50,8 +50,11 @@ ALTER TABLE users
 GRANT SELECT (locale, totp_enabled_at) ON users TO serein_app;
 GRANT UPDATE (locale) ON users TO serein_app;
 
--- Single-use TOTP recovery codes, stored as SHA-256 of an 80-bit random code. Global (they
--- belong to the identity); no policy and no grant: definer functions only.
+-- Single-use TOTP recovery codes, stored as SHA-256 of an 80-bit random code.
+-- GLOBAL TABLE (no tenant_id), deliberately: the codes belong to the identity, which is global
+-- like `users`, and unlock it on every tenant. RLS is forced with NO policy and NO grant, so the
+-- request role sees nothing; only the app_private functions bound to app.current_user_id() below
+-- read or spend them.
 CREATE TABLE recovery_codes (
     user_id    uuid NOT NULL REFERENCES users (id) ON DELETE CASCADE,
     code_hash  bytea NOT NULL CHECK (length(code_hash) = 32),
@@ -61,9 +64,11 @@ CREATE TABLE recovery_codes (
 ALTER TABLE recovery_codes ENABLE ROW LEVEL SECURITY;
 ALTER TABLE recovery_codes FORCE ROW LEVEL SECURITY;
 
--- Failed-attempt counters (login per e-mail, TOTP per person), keyed by SHA-256 of a
--- purpose-prefixed subject so unknown e-mails are counted exactly like known ones. Global; no
--- policy and no grant: definer functions only.
+-- Failed-attempt counters (login per tenant and e-mail, TOTP per person, reset mails), keyed by
+-- SHA-256 of a purpose-prefixed subject so unknown e-mails are counted exactly like known ones.
+-- GLOBAL TABLE (no tenant_id), deliberately: a key is a hash that names no tenant row and the
+-- counters must hold across every server instance before anyone is authenticated. RLS is forced
+-- with NO policy and NO grant; only throttle_begin / throttle_clear touch it.
 CREATE TABLE auth_throttle (
     key_hash     bytea PRIMARY KEY CHECK (length(key_hash) = 32),
     attempts     integer NOT NULL DEFAULT 0,
@@ -132,23 +137,29 @@ CREATE INDEX auth_tokens_user_idx ON auth_tokens (tenant_id, user_id, purpose);
 -- The request role may not INSERT at all: rows are created only by the definer functions below,
 -- which take tenant and person from the request's context (never from arguments), so no code
 -- path can mint a session or a reset token for someone else.
-DO $$
-DECLARE t text;
-BEGIN
-    FOREACH t IN ARRAY ARRAY['sessions', 'refresh_tokens', 'auth_tokens'] LOOP
-        EXECUTE format('ALTER TABLE %I ENABLE ROW LEVEL SECURITY', t);
-        EXECUTE format('ALTER TABLE %I FORCE ROW LEVEL SECURITY', t);
-        EXECUTE format($p$
-            CREATE POLICY %1$s_own_read ON %1$I FOR SELECT TO serein_app
-            USING (tenant_id = (SELECT app.current_tenant()) AND user_id = (SELECT app.current_user_id()))
-        $p$, t);
-        EXECUTE format($p$
-            CREATE POLICY %1$s_own_update ON %1$I FOR UPDATE TO serein_app
-            USING (tenant_id = (SELECT app.current_tenant()) AND user_id = (SELECT app.current_user_id()))
-            WITH CHECK (tenant_id = (SELECT app.current_tenant()) AND user_id = (SELECT app.current_user_id()))
-        $p$, t);
-    END LOOP;
-END $$;
+ALTER TABLE sessions ENABLE ROW LEVEL SECURITY;
+ALTER TABLE sessions FORCE ROW LEVEL SECURITY;
+CREATE POLICY sessions_own_read ON sessions FOR SELECT TO serein_app
+    USING (tenant_id = (SELECT app.current_tenant()) AND user_id = (SELECT app.current_user_id()));
+CREATE POLICY sessions_own_update ON sessions FOR UPDATE TO serein_app
+    USING (tenant_id = (SELECT app.current_tenant()) AND user_id = (SELECT app.current_user_id()))
+    WITH CHECK (tenant_id = (SELECT app.current_tenant()) AND user_id = (SELECT app.current_user_id()));
+
+ALTER TABLE refresh_tokens ENABLE ROW LEVEL SECURITY;
+ALTER TABLE refresh_tokens FORCE ROW LEVEL SECURITY;
+CREATE POLICY refresh_tokens_own_read ON refresh_tokens FOR SELECT TO serein_app
+    USING (tenant_id = (SELECT app.current_tenant()) AND user_id = (SELECT app.current_user_id()));
+CREATE POLICY refresh_tokens_own_update ON refresh_tokens FOR UPDATE TO serein_app
+    USING (tenant_id = (SELECT app.current_tenant()) AND user_id = (SELECT app.current_user_id()))
+    WITH CHECK (tenant_id = (SELECT app.current_tenant()) AND user_id = (SELECT app.current_user_id()));
+
+ALTER TABLE auth_tokens ENABLE ROW LEVEL SECURITY;
+ALTER TABLE auth_tokens FORCE ROW LEVEL SECURITY;
+CREATE POLICY auth_tokens_own_read ON auth_tokens FOR SELECT TO serein_app
+    USING (tenant_id = (SELECT app.current_tenant()) AND user_id = (SELECT app.current_user_id()));
+CREATE POLICY auth_tokens_own_update ON auth_tokens FOR UPDATE TO serein_app
+    USING (tenant_id = (SELECT app.current_tenant()) AND user_id = (SELECT app.current_user_id()))
+    WITH CHECK (tenant_id = (SELECT app.current_tenant()) AND user_id = (SELECT app.current_user_id()));
 
 GRANT SELECT ON sessions, refresh_tokens, auth_tokens TO serein_app;
 GRANT UPDATE (revoked_at, revoked_reason, idle_expires_at) ON sessions TO serein_app;

@@ -74,27 +74,25 @@ CREATE TRIGGER subject_keys_stay_destroyed BEFORE UPDATE ON subject_keys
 -- Row-level security: a tenant's transaction sees and changes its own keys only. (Wrapped keys
 -- are useless without the master key, which never reaches the database; the policies keep one
 -- tenant from even shredding another's.)
-DO $$
-DECLARE t text;
-BEGIN
-    FOREACH t IN ARRAY ARRAY['tenant_keys', 'subject_keys'] LOOP
-        EXECUTE format('ALTER TABLE %I ENABLE ROW LEVEL SECURITY', t);
-        EXECUTE format('ALTER TABLE %I FORCE ROW LEVEL SECURITY', t);
-        EXECUTE format($p$
-            CREATE POLICY %1$s_tenant_read ON %1$I FOR SELECT TO serein_app
-            USING (tenant_id = (SELECT app.current_tenant()))
-        $p$, t);
-        EXECUTE format($p$
-            CREATE POLICY %1$s_tenant_insert ON %1$I FOR INSERT TO serein_app
-            WITH CHECK (tenant_id = (SELECT app.current_tenant()))
-        $p$, t);
-        EXECUTE format($p$
-            CREATE POLICY %1$s_tenant_update ON %1$I FOR UPDATE TO serein_app
-            USING (tenant_id = (SELECT app.current_tenant()))
-            WITH CHECK (tenant_id = (SELECT app.current_tenant()))
-        $p$, t);
-    END LOOP;
-END $$;
+ALTER TABLE tenant_keys ENABLE ROW LEVEL SECURITY;
+ALTER TABLE tenant_keys FORCE ROW LEVEL SECURITY;
+CREATE POLICY tenant_keys_tenant_read ON tenant_keys FOR SELECT TO serein_app
+    USING (tenant_id = (SELECT app.current_tenant()));
+CREATE POLICY tenant_keys_tenant_insert ON tenant_keys FOR INSERT TO serein_app
+    WITH CHECK (tenant_id = (SELECT app.current_tenant()));
+CREATE POLICY tenant_keys_tenant_update ON tenant_keys FOR UPDATE TO serein_app
+    USING (tenant_id = (SELECT app.current_tenant()))
+    WITH CHECK (tenant_id = (SELECT app.current_tenant()));
+
+ALTER TABLE subject_keys ENABLE ROW LEVEL SECURITY;
+ALTER TABLE subject_keys FORCE ROW LEVEL SECURITY;
+CREATE POLICY subject_keys_tenant_read ON subject_keys FOR SELECT TO serein_app
+    USING (tenant_id = (SELECT app.current_tenant()));
+CREATE POLICY subject_keys_tenant_insert ON subject_keys FOR INSERT TO serein_app
+    WITH CHECK (tenant_id = (SELECT app.current_tenant()));
+CREATE POLICY subject_keys_tenant_update ON subject_keys FOR UPDATE TO serein_app
+    USING (tenant_id = (SELECT app.current_tenant()))
+    WITH CHECK (tenant_id = (SELECT app.current_tenant()));
 
 GRANT SELECT, INSERT ON tenant_keys, subject_keys TO serein_app;
 GRANT UPDATE (wrapped_key, retired_at, destroyed_at) ON tenant_keys TO serein_app;
