@@ -141,19 +141,18 @@ pub async fn authorize(State(state): State<AppState>, mut req: Request, next: Ne
 }
 
 fn gate(state: &AppState, req: &mut Request) -> Result<(), AppError> {
-    let Some(path) = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned())
-    else {
-        // Unmatched requests never reach a route layer; be strict anyway.
-        return Err(AppError::forbidden());
+    let decision = {
+        let Some(path) = req.extensions().get::<MatchedPath>() else {
+            // Unmatched requests never reach a route layer; be strict anyway.
+            return Err(AppError::forbidden());
+        };
+        let Some(decision) = state.rbac.decision(req.method(), path.as_str()) else {
+            tracing::error!(route = %path.as_str(), "route without an authorization decision: denied");
+            return Err(AppError::forbidden());
+        };
+        decision
     };
-    let Some(decision) = state.rbac.decision(req.method(), &path).cloned() else {
-        tracing::error!(route = %path, "route without an authorization decision: denied");
-        return Err(AppError::forbidden());
-    };
-    if state.rbac.is_public(&decision) {
+    if state.rbac.is_public(decision) {
         return Ok(());
     }
     // Host-independent routes are public; everything else needs a host scope.
@@ -170,7 +169,7 @@ fn gate(state: &AppState, req: &mut Request) -> Result<(), AppError> {
                 .tokens
                 .verify(token, &host, tenant, TokenType::Enroll, now)
                 .map_err(|_| AppError::Unauthorized("unauthorized"))?;
-            if !state.rbac.allows(ENROLLING, &decision) {
+            if !state.rbac.allows(ENROLLING, decision) {
                 return Err(AppError::forbidden_because(
                     "mfa_enrollment_required",
                     "Enrol an authenticator app (TOTP) before using this route.",
@@ -188,7 +187,7 @@ fn gate(state: &AppState, req: &mut Request) -> Result<(), AppError> {
             return Err(AppError::Unauthorized("unauthorized"));
         }
     };
-    if !state.rbac.allows_roles(&claims.roles, &decision) {
+    if !state.rbac.allows_roles(&claims.roles, decision) {
         return Err(AppError::forbidden());
     }
     let session = claims.sid.ok_or(AppError::Unauthorized("unauthorized"))?;

@@ -37,7 +37,8 @@ pub struct Decision {
 #[derive(Clone)]
 pub struct Rbac {
     enforcer: Arc<RwLock<CachedEnforcer>>,
-    routes: Arc<HashMap<(Method, String), Decision>>,
+    /// Route template → method → decision (looked up per request without allocating).
+    routes: Arc<HashMap<String, HashMap<Method, Decision>>>,
 }
 
 impl Rbac {
@@ -49,8 +50,9 @@ impl Rbac {
         let known = policy_pairs(POLICY);
         let mut unknown: Vec<String> = routes
             .iter()
-            .filter(|(_, d)| !known.contains(&(d.resource.clone(), d.action.clone())))
-            .map(|((m, p), d)| format!("{m} {p} → ({}, {})", d.resource, d.action))
+            .flat_map(|(p, by_method)| by_method.iter().map(move |(m, d)| (m, p, d)))
+            .filter(|(_, _, d)| !known.contains(&(d.resource.clone(), d.action.clone())))
+            .map(|(m, p, d)| format!("{m} {p} → ({}, {})", d.resource, d.action))
             .collect();
         unknown.sort();
         if !unknown.is_empty() {
@@ -67,12 +69,14 @@ impl Rbac {
 
     /// The declared decision of a matched route.
     pub fn decision(&self, method: &Method, path: &str) -> Option<&Decision> {
-        self.routes.get(&(method.clone(), path.to_owned()))
+        self.routes.get(path)?.get(method)
     }
 
     /// Every route and its decision (tests, documentation).
-    pub fn routes(&self) -> impl Iterator<Item = (&(Method, String), &Decision)> {
-        self.routes.iter()
+    pub fn routes(&self) -> impl Iterator<Item = (&Method, &str, &Decision)> {
+        self.routes
+            .iter()
+            .flat_map(|(p, by_method)| by_method.iter().map(move |(m, d)| (m, p.as_str(), d)))
     }
 
     /// May `subject` (a role name or pseudo-role) do this? Errors deny.
@@ -115,7 +119,7 @@ pub fn policy_pairs(policy: &str) -> HashSet<(String, String)> {
 /// Read `x-authz` of every operation.
 pub fn route_decisions(
     openapi: &utoipa::openapi::OpenApi,
-) -> anyhow::Result<HashMap<(Method, String), Decision>> {
+) -> anyhow::Result<HashMap<String, HashMap<Method, Decision>>> {
     let doc = serde_json::to_value(openapi)?;
     let mut out = HashMap::new();
     let mut missing = Vec::new();
@@ -145,7 +149,9 @@ pub fn route_decisions(
             };
             match (field("resource"), field("action")) {
                 (Some(resource), Some(action)) => {
-                    out.insert((method, path.clone()), Decision { resource, action });
+                    out.entry(path.clone())
+                        .or_insert_with(HashMap::new)
+                        .insert(method, Decision { resource, action });
                 }
                 _ => missing.push(format!("{} {path}", m.to_ascii_uppercase())),
             }

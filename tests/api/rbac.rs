@@ -106,7 +106,7 @@ async fn every_route_declares_a_decision_the_policy_knows() {
         .state
         .rbac
         .routes()
-        .map(|((m, p), d)| (format!("{m} {p}"), (d.resource.clone(), d.action.clone())))
+        .map(|(m, p, d)| (format!("{m} {p}"), (d.resource.clone(), d.action.clone())))
         .collect();
     let documented: BTreeMap<String, (String, String)> = ops
         .iter()
