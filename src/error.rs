@@ -228,6 +228,12 @@ impl From<sqlx::Error> for AppError {
                     tracing::warn!(error = %db, "database refused the write (42501)");
                     Self::forbidden()
                 }
+                // `app_private.enforce_seats`: the company has no seat left for this change.
+                Some("SR409") => Self::Conflict {
+                    code: "seat_limit_reached",
+                    detail: "The company has no seat left for this change; nothing was applied."
+                        .into(),
+                },
                 Some("23505") => Self::Conflict {
                     code: "conflict",
                     detail: "This conflicts with an existing resource.".into(),

@@ -339,6 +339,27 @@ pub fn parse_user_token(token: &str) -> Option<(UserId, [u8; 32])> {
     Some((UserId(user), hash_token(token)))
 }
 
+/// A token naming a record (an invitation): `{record id, 32 hex}.{256 random bits}`, stored as
+/// the SHA-256 of the whole string. The id lets the server find the one row to compare against
+/// (through a definer, before anyone is authenticated); it grants nothing without the secret.
+pub fn record_token(id: Uuid) -> OpaqueToken {
+    let bytes: [u8; 32] = rand::random();
+    let token = format!("{}.{}", id.simple(), URL_SAFE_NO_PAD.encode(bytes));
+    let hash = hash_token(&token);
+    OpaqueToken { token, hash }
+}
+
+/// Split a presented [`record_token`]: the record it names and the hash to compare. Anything
+/// malformed is `None` (and never reaches the database).
+pub fn parse_record_token(token: &str) -> Option<(Uuid, [u8; 32])> {
+    let (id, secret) = token.split_once('.')?;
+    if id.len() != 32 || !plausible_opaque(secret) {
+        return None;
+    }
+    let record = Uuid::try_parse(id).ok()?;
+    Some((record, hash_token(token)))
+}
+
 /// Does this look like one of our opaque tokens (43 base64url characters)? Cheap pre-check so
 /// garbage never reaches the database.
 pub fn plausible_opaque(token: &str) -> bool {

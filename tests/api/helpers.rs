@@ -51,14 +51,16 @@ async fn template() -> &'static str {
             let mut conn = maintenance().await;
             conn.execute("SELECT pg_advisory_lock(727272)").await.unwrap();
             drop_stale(&mut conn).await;
-            // Templates of other migration sets (earlier checkouts) are dead weight.
-            let old: Vec<String> = sqlx::query_scalar(
+            // Templates of other migration sets (earlier checkouts) are dead weight — unless
+            // several checkouts share this server (parallel work trees): then keep them.
+            let keep = std::env::var_os("SEREIN_TEST_KEEP_TEMPLATES").is_some();
+            let old: Vec<String> = if keep { Vec::new() } else { sqlx::query_scalar(
                 "SELECT datname FROM pg_database WHERE datname LIKE 'serein\\_tpl\\_%' AND datname <> $1",
             )
             .bind(&name)
             .fetch_all(&mut conn)
             .await
-            .unwrap();
+            .unwrap() };
             for o in old {
                 let _ = conn
                     .execute(sqlx::AssertSqlSafe(format!("ALTER DATABASE {o} WITH IS_TEMPLATE false")))
@@ -375,6 +377,17 @@ pub async fn seed_world(owner: &mut PgConnection, tenant: TenantId, tag: &str) -
             .await
             .unwrap();
     }
+    // Organizations and people: one pending invitation.
+    sqlx::query(
+        "INSERT INTO invitations (id, tenant_id, email, roles, department, token_hash, created_at, updated_at, expires_at)
+         VALUES ($1, $2, $3, '{employee}', 'ops', sha256(gen_random_uuid()::text::bytea), now(), now(), now() + interval '7 days')",
+    )
+    .bind(uuid::Uuid::now_v7())
+    .bind(tenant.as_uuid())
+    .bind(format!("{tag}-invitee-{}@example.test", user.as_uuid().simple()))
+    .execute(&mut *owner)
+    .await
+    .unwrap();
     // E-mail: one queued message.
     sqlx::query(
         "INSERT INTO email_outbox (id, tenant_id, to_address, locale, template, subject, body_text, created_at, next_attempt_at)
