@@ -55,6 +55,11 @@ pub enum Message {
         login_link: String,
         reset_link: String,
     },
+    /// A new practitioner of the network: set your password (single-use link).
+    PractitionerWelcome {
+        link: String,
+        expires_in_hours: u32,
+    },
 }
 
 impl Message {
@@ -66,6 +71,7 @@ impl Message {
             Message::AccountLocked { .. } => "account_locked",
             Message::Invitation { .. } => "invitation",
             Message::AccountExists { .. } => "account_exists",
+            Message::PractitionerWelcome { .. } => "practitioner_welcome",
         }
     }
 
@@ -74,7 +80,8 @@ impl Message {
         match self {
             Message::VerifyEmail { link }
             | Message::PasswordReset { link, .. }
-            | Message::Invitation { link, .. } => vec![link.as_str()],
+            | Message::Invitation { link, .. }
+            | Message::PractitionerWelcome { link, .. } => vec![link.as_str()],
             Message::AccountLocked { reset_link, .. } => vec![reset_link.as_str()],
             Message::AccountExists {
                 login_link,

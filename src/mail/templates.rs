@@ -79,6 +79,15 @@ fn days(locale: Locale, n: u32) -> String {
     }
 }
 
+fn hours(locale: Locale, n: u32) -> String {
+    match (locale, n) {
+        (Locale::En, 1) => "1 hour".to_owned(),
+        (Locale::En, n) => format!("{n} hours"),
+        (Locale::Fr, n) if n <= 1 => format!("{n} heure"),
+        (Locale::Fr, n) => format!("{n} heures"),
+    }
+}
+
 fn when(locale: Locale, t: OffsetDateTime) -> String {
     let utc = t.to_offset(time::UtcOffset::UTC);
     let formatted = match locale {
@@ -271,6 +280,39 @@ fn draft(message: &Message, locale: Locale) -> (String, Vec<Block>) {
                 signature(l),
             ],
         ),
+        (Message::PractitionerWelcome { link, expires_in_hours }, Locale::En) => (
+            "Welcome to the Serein practitioner network".to_owned(),
+            vec![
+                greeting(l),
+                Para("You have been added to the Serein practitioner network. Set your password to \
+                      sign in; the companies you are assigned to will then show you in their \
+                      directory, and you sign in on each of them with this one password.".into()),
+                Para(format!(
+                    "This link works once and expires in {}:",
+                    hours(l, *expires_in_hours)
+                )),
+                Link(link.clone()),
+                Para("If you were not expecting this, you can ignore this message.".into()),
+                signature(l),
+            ],
+        ),
+        (Message::PractitionerWelcome { link, expires_in_hours }, Locale::Fr) => (
+            "Bienvenue dans le réseau de praticiens Serein".to_owned(),
+            vec![
+                greeting(l),
+                Para("Vous avez été ajouté(e) au réseau de praticiens Serein. Choisissez votre mot \
+                      de passe pour vous connecter ; les entreprises auxquelles vous êtes \
+                      rattaché(e) vous afficheront alors dans leur annuaire, et vous vous \
+                      connectez chez chacune avec ce seul mot de passe.".into()),
+                Para(format!(
+                    "Ce lien ne fonctionne qu’une fois et expire dans {} :",
+                    hours(l, *expires_in_hours)
+                )),
+                Link(link.clone()),
+                Para("Si vous n’attendiez pas ce message, ignorez-le.".into()),
+                signature(l),
+            ],
+        ),
     }
 }
 
@@ -346,6 +388,10 @@ mod tests {
                 login_link: "https://acme.example/login".into(),
                 reset_link: "https://acme.example/forgot-password".into(),
             },
+            Message::PractitionerWelcome {
+                link: "https://localhost/set-password?token=u.w3lcome".into(),
+                expires_in_hours: 72,
+            },
         ]
     }
 
@@ -385,6 +431,8 @@ mod tests {
         let r = render(&samples()[3], Locale::En);
         assert_eq!(r.subject, "You are invited to join Acme on Serein");
         assert!(r.text.contains("Dana has invited you") && r.text.contains("7 days"));
+        let r = render(&samples()[5], Locale::Fr);
+        assert!(r.text.contains("72 heures"), "{}", r.text);
         let anonymous = Message::Invitation {
             link: "https://acme.example/i".into(),
             tenant_name: "Acme".into(),

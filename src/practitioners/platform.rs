@@ -1,0 +1,349 @@
+//! The platform's side of the practitioner network (platform host, `platform_admin`):
+//! create a practitioner (identity + global profile + welcome mail with a single-use
+//! set-password link), list, read and edit the network.
+//!
+//! Invariants:
+//! - Every handler checks `actor.tenant == TenantId::PLATFORM` (defence in depth: the gate and
+//!   the policies already confine `platform_admin` to the platform host).
+//! - A platform admin never touches credentials: the identity and the link are made by the
+//!   definers of migration 0012, which issue a link only to an identity WITHOUT a password (an
+//!   existing account is never taken over; its owner keeps their password and gets no link).
+//! - The set-password link is a `password_reset` token of the platform tenant, spent by
+//!   `POST /api/v1/auth/password/reset` on the platform host; it then works on every company
+//!   host the practitioner is assigned to (one identity, one password).
+
+use axum::Json;
+use axum::extract::{RawQuery, State};
+use axum::http::StatusCode;
+
+use super::model::*;
+use super::repo::{self, PlatformFilter, ProfileFields};
+use crate::app::AppState;
+use crate::auth::actor::Actor;
+use crate::auth::model::{Email, parse_locale};
+use crate::crypto::tokens;
+use crate::db::{TenantId, UserId};
+use crate::error::{AppError, AppResult, FieldError, Problem};
+use crate::http::extract::{AppJson, AppPath};
+use crate::mail::{self, Message};
+use crate::tenants::model::Locale;
+
+/// How long the welcome (set-password) link works.
+pub const WELCOME_LINK_HOURS: u32 = 72;
+
+fn platform_only(actor: &Actor) -> Result<(), AppError> {
+    if actor.tenant == TenantId::PLATFORM {
+        Ok(())
+    } else {
+        Err(AppError::forbidden())
+    }
+}
+
+fn validation(errors: Vec<FieldError>) -> Result<(), AppError> {
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(AppError::Validation(errors))
+    }
+}
+
+/// Create a practitioner of the network and mail them a single-use link to set their password.
+#[utoipa::path(post, path = "/api/v1/platform/practitioners", tag = "practitioners",
+    extensions(("x-authz" = json!({"resource": "practitioner_network", "action": "create"}))),
+    security(("bearer" = [])),
+    request_body = CreatePractitionerRequest,
+    responses(
+        (status = 201, body = CreatedPractitioner),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 409, body = Problem, content_type = "application/problem+json", description = "already_practitioner"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    ))]
+#[tracing::instrument(skip_all)]
+pub async fn create(
+    State(state): State<AppState>,
+    actor: Actor,
+    AppJson(req): AppJson<CreatePractitionerRequest>,
+) -> AppResult<(StatusCode, Json<CreatedPractitioner>)> {
+    platform_only(&actor)?;
+    let mut errors = Vec::new();
+    let email = match Email::parse(&req.email) {
+        Ok(e) => Some(e),
+        Err(AppError::Validation(mut e)) => {
+            errors.append(&mut e);
+            None
+        }
+        Err(e) => return Err(e),
+    };
+    let display_name = parse_display_name(&req.display_name, &mut errors);
+    let specialties = parse_specialties("specialties", &req.specialties, 1, &mut errors);
+    let languages = parse_languages("languages", &req.languages, &mut errors);
+    let bio = parse_bio(req.bio.as_deref().unwrap_or(""), &mut errors);
+    let licence_number = req
+        .licence_number
+        .as_deref()
+        .map(|l| parse_licence_number(l, &mut errors));
+    let licence_country = req
+        .licence_country
+        .as_deref()
+        .map(|c| parse_country(c, &mut errors));
+    let locale = match parse_locale(req.locale.as_deref()) {
+        Ok(l) => l.unwrap_or(Locale::En),
+        Err(AppError::Validation(mut e)) => {
+            errors.append(&mut e);
+            Locale::En
+        }
+        Err(e) => return Err(e),
+    };
+    validation(errors)?;
+    let Some(email) = email else {
+        return Err(AppError::invalid("email", "is not a valid e-mail address"));
+    };
+    let email = mail::deliverable(email.as_str())?.to_owned();
+
+    let now = state.clock.now();
+    let mut tx = actor.begin(&state).await?;
+    let (user, created) = repo::create_identity(
+        &mut tx,
+        UserId::new(),
+        &email,
+        &display_name,
+        locale.as_str(),
+        now,
+    )
+    .await?
+    .ok_or_else(|| AppError::Internal("practitioner identity not returned".into()))?;
+    let fields = ProfileFields {
+        specialties: specialty_names(&specialties),
+        languages,
+        bio,
+        licence_number,
+        licence_country,
+        verified_at: req.verified.then_some(now),
+        photo_file_id: req.photo_file_id,
+    };
+    if !repo::insert_profile(&mut tx, user, &fields, now).await? {
+        return Err(AppError::Conflict {
+            code: "already_practitioner",
+            detail: "This person is already a practitioner of the network.".into(),
+        });
+    }
+    let (practitioner, stored_locale) = repo::platform_one(&mut tx, user)
+        .await?
+        .ok_or_else(|| AppError::Internal("new practitioner not visible".into()))?;
+
+    // The welcome link, only for an identity without a password (see the module header).
+    let token = tokens::user_token(user);
+    let expires = now + time::Duration::hours(i64::from(WELCOME_LINK_HOURS));
+    let welcome_mail_sent =
+        repo::issue_password_link(&mut tx, user, &token.hash, now, expires).await?;
+    if welcome_mail_sent {
+        let link = format!(
+            "{}/set-password?token={}",
+            state.config.auth.public_base(&actor.host),
+            token.token
+        );
+        let mail_locale = if stored_locale == "fr" {
+            Locale::Fr
+        } else {
+            Locale::En
+        };
+        mail::enqueue(
+            &mut tx,
+            TenantId::PLATFORM,
+            &email,
+            mail_locale,
+            &Message::PractitionerWelcome {
+                link,
+                expires_in_hours: WELCOME_LINK_HOURS,
+            },
+            now,
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    tracing::info!(practitioner = %user, identity_existed = !created, welcome_mail_sent, "practitioner created");
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedPractitioner {
+            practitioner,
+            identity_existed: !created,
+            welcome_mail_sent,
+        }),
+    ))
+}
+
+/// The network: keyset pagination by name; filters `specialty` (any of, repeated or
+/// comma-separated), `verified` (true|false), `q` (substring of name or e-mail).
+#[utoipa::path(get, path = "/api/v1/platform/practitioners", tag = "practitioners",
+    extensions(("x-authz" = json!({"resource": "practitioner_network", "action": "read"}))),
+    security(("bearer" = [])),
+    params(
+        ("specialty" = Option<Vec<Specialty>>, Query, description = "Any of these (repeat or comma-separate)"),
+        ("verified" = Option<bool>, Query),
+        ("q" = Option<String>, Query, description = "Substring of the name or e-mail"),
+        ("limit" = Option<i64>, Query, description = "1–100, default 20"),
+        ("cursor" = Option<String>, Query),
+    ),
+    responses(
+        (status = 200, body = PlatformPage),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    ))]
+#[tracing::instrument(skip_all)]
+pub async fn list(
+    State(state): State<AppState>,
+    actor: Actor,
+    RawQuery(raw): RawQuery,
+) -> AppResult<Json<PlatformPage>> {
+    platform_only(&actor)?;
+    let pairs = query_pairs(raw.as_deref());
+    only_known(&pairs, &["specialty", "verified", "q", "limit", "cursor"])?;
+    let mut errors = Vec::new();
+    let specs = values_of(&pairs, "specialty");
+    let specialties = if specs.is_empty() {
+        Vec::new()
+    } else {
+        parse_specialties("specialty", &specs, 1, &mut errors)
+    };
+    let verified = match single(&pairs, "verified")?.as_deref() {
+        None => None,
+        Some("true") => Some(true),
+        Some("false") => Some(false),
+        Some(_) => {
+            errors.push(FieldError {
+                field: "verified".into(),
+                reason: "must be true or false".into(),
+            });
+            None
+        }
+    };
+    let q = single(&pairs, "q")?
+        .map(|q| q.trim().chars().take(200).collect::<String>())
+        .filter(|q| !q.is_empty());
+    validation(errors)?;
+    let limit = parse_limit(single(&pairs, "limit")?, 20, 100)?;
+    let after = match single(&pairs, "cursor")? {
+        None => None,
+        Some(c) => match Cursor::decode(&c)? {
+            Cursor::Name { n, u } => Some((n, u)),
+            Cursor::Rank { .. } => {
+                return Err(AppError::bad_request(
+                    "invalid_cursor",
+                    "The cursor is not one this list issued.",
+                ));
+            }
+        },
+    };
+    let filter = PlatformFilter {
+        specialties: specialty_names(&specialties),
+        verified,
+        q,
+    };
+    let mut tx = actor.begin(&state).await?;
+    let mut items = repo::platform_page(
+        &mut tx,
+        &filter,
+        after.as_ref().map(|(n, u)| (n.as_str(), *u)),
+        limit,
+    )
+    .await?;
+    tx.commit().await?;
+    let more = usize::try_from(limit).is_ok_and(|l| items.len() > l);
+    if more {
+        items.pop();
+    }
+    let next_cursor = more.then(|| items.last()).flatten().map(|last| {
+        Cursor::Name {
+            n: last.display_name.clone(),
+            u: last.user_id.as_uuid(),
+        }
+        .encode()
+    });
+    Ok(Json(PlatformPage { items, next_cursor }))
+}
+
+/// One practitioner of the network.
+#[utoipa::path(get, path = "/api/v1/platform/practitioners/{id}", tag = "practitioners",
+    extensions(("x-authz" = json!({"resource": "practitioner_network", "action": "read"}))),
+    security(("bearer" = [])),
+    params(("id" = UserId, Path, description = "The practitioner's user id")),
+    responses(
+        (status = 200, body = PlatformPractitioner),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    ))]
+#[tracing::instrument(skip_all)]
+pub async fn get(
+    State(state): State<AppState>,
+    actor: Actor,
+    AppPath(id): AppPath<UserId>,
+) -> AppResult<Json<PlatformPractitioner>> {
+    platform_only(&actor)?;
+    let mut tx = actor.begin(&state).await?;
+    let (p, _) = repo::platform_one(&mut tx, id)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    tx.commit().await?;
+    Ok(Json(p))
+}
+
+/// Edit a practitioner's profile, licence and verification included. The person's name and
+/// locale are theirs (`PATCH /auth/me`).
+#[utoipa::path(patch, path = "/api/v1/platform/practitioners/{id}", tag = "practitioners",
+    extensions(("x-authz" = json!({"resource": "practitioner_network", "action": "update"}))),
+    security(("bearer" = [])),
+    params(("id" = UserId, Path, description = "The practitioner's user id")),
+    request_body = PlatformUpdateRequest,
+    responses(
+        (status = 200, body = PlatformPractitioner),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    ))]
+#[tracing::instrument(skip_all)]
+pub async fn update(
+    State(state): State<AppState>,
+    actor: Actor,
+    AppPath(id): AppPath<UserId>,
+    AppJson(req): AppJson<PlatformUpdateRequest>,
+) -> AppResult<Json<PlatformPractitioner>> {
+    platform_only(&actor)?;
+    let now = state.clock.now();
+    let mut tx = actor.begin(&state).await?;
+    let mut p = repo::profile_for_update(&mut tx, id)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    let mut errors = Vec::new();
+    if let Some(s) = &req.specialties {
+        p.specialties = specialty_names(&parse_specialties("specialties", s, 1, &mut errors));
+    }
+    if let Some(l) = &req.languages {
+        p.languages = parse_languages("languages", l, &mut errors);
+    }
+    if let Some(b) = &req.bio {
+        p.bio = parse_bio(b, &mut errors);
+    }
+    if let Some(l) = &req.licence_number {
+        p.licence_number = l.as_deref().map(|l| parse_licence_number(l, &mut errors));
+    }
+    if let Some(c) = &req.licence_country {
+        p.licence_country = c.as_deref().map(|c| parse_country(c, &mut errors));
+    }
+    if let Some(v) = req.verified {
+        // Re-verifying keeps the original date; un-verifying clears it.
+        p.verified_at = match (v, p.verified_at) {
+            (true, Some(at)) => Some(at),
+            (true, None) => Some(now),
+            (false, _) => None,
+        };
+    }
+    if let Some(f) = req.photo_file_id {
+        p.photo_file_id = f;
+    }
+    validation(errors)?;
+    repo::update_profile(&mut tx, id, &p, now).await?;
+    let (out, _) = repo::platform_one(&mut tx, id)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    tx.commit().await?;
+    Ok(Json(out))
+}

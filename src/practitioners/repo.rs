@@ -1,0 +1,483 @@
+//! SQL of the practitioner network. Every function runs inside the caller's `TenantTx`, so
+//! row-level security applies on top of the explicit filters:
+//! - directory queries filter `m.tenant_id = $1` on ACTIVE practitioner memberships (and the
+//!   `practitioner_profiles_read` policy shows a profile only through such a membership);
+//! - platform queries run in the platform tenant as `platform_admin`, where the policies of
+//!   migration 0008 show the network's profiles and identities, and nothing of any company.
+
+use sqlx::PgConnection;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::model::{Cursor, DirectoryPractitioner, PlatformPractitioner, specialties_of};
+use super::scoring::{Candidate, Rating};
+use crate::db::{TenantId, UserId};
+
+/// Directory filters, already validated.
+#[derive(Debug, Clone, Default)]
+pub struct DirectoryFilter {
+    /// Practitioners covering ANY of these (empty: no filter).
+    pub specialties: Vec<String>,
+    pub language: Option<String>,
+    /// Free text (`websearch_to_tsquery('simple', …)` syntax).
+    pub q: Option<String>,
+}
+
+struct DirRow {
+    user_id: UserId,
+    display_name: String,
+    specialties: Vec<String>,
+    languages: Vec<String>,
+    bio: String,
+    verified: bool,
+    licence_country: Option<String>,
+    photo_file_id: Option<Uuid>,
+    rank: Option<f32>,
+}
+
+impl DirRow {
+    fn into_item(self) -> (DirectoryPractitioner, Option<f32>) {
+        (
+            DirectoryPractitioner {
+                user_id: self.user_id,
+                display_name: self.display_name,
+                specialties: specialties_of(&self.specialties),
+                languages: self.languages,
+                bio: self.bio,
+                verified: self.verified,
+                licence_country: self.licence_country,
+                photo_file_id: self.photo_file_id,
+            },
+            self.rank,
+        )
+    }
+}
+
+/// One page of the directory, `limit + 1` rows fetched to know whether another page exists.
+/// Without `q`: ordered by (display_name, user_id). With `q`: by (rank desc, user_id); the rank
+/// is `ts_rank` of the same document and query on every page, so the keyset is stable.
+pub async fn directory_page(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    f: &DirectoryFilter,
+    after: Option<&Cursor>,
+    limit: i64,
+) -> Result<Vec<(DirectoryPractitioner, Option<f32>)>, sqlx::Error> {
+    let specs: Option<Vec<String>> = (!f.specialties.is_empty()).then(|| f.specialties.clone());
+    let rows = match &f.q {
+        None => {
+            let (after_name, after_id) = match after {
+                Some(Cursor::Name { n, u }) => (Some(n.clone()), Some(*u)),
+                _ => (None, None),
+            };
+            sqlx::query_as!(
+                DirRow,
+                r#"SELECT u.id AS "user_id!: UserId", u.display_name AS "display_name!",
+                          p.specialties AS "specialties!", p.languages AS "languages!", p.bio AS "bio!",
+                          p.verified_at IS NOT NULL AS "verified!", p.licence_country,
+                          p.photo_file_id, NULL::real AS "rank?"
+                   FROM memberships m
+                   JOIN users u ON u.id = m.user_id
+                   JOIN practitioner_profiles p ON p.user_id = m.user_id
+                   WHERE m.tenant_id = $1 AND m.status = 'active' AND 'practitioner' = ANY (m.roles)
+                     AND u.status = 'active'
+                     AND ($2::text[] IS NULL OR p.specialties && $2)
+                     AND ($3::text IS NULL OR $3 = ANY (p.languages))
+                     AND ($4::text IS NULL OR (u.display_name, u.id) > ($4, $5::uuid))
+                   ORDER BY u.display_name, u.id
+                   LIMIT $6"#,
+                tenant.as_uuid(),
+                specs.as_deref(),
+                f.language.as_deref(),
+                after_name,
+                after_id,
+                limit + 1
+            )
+            .fetch_all(&mut *conn)
+            .await?
+        }
+        Some(q) => {
+            let (after_rank, after_id) = match after {
+                Some(Cursor::Rank { r, u }) => (Some(f32::from_bits(*r)), Some(*u)),
+                _ => (None, None),
+            };
+            sqlx::query_as!(
+                DirRow,
+                r#"WITH hits AS (
+                       SELECT u.id, u.display_name, p.specialties, p.languages, p.bio,
+                              p.verified_at IS NOT NULL AS verified, p.licence_country, p.photo_file_id,
+                              ts_rank(to_tsvector('simple', u.display_name || ' ' || p.bio),
+                                      websearch_to_tsquery('simple', $4)) AS rank
+                       FROM memberships m
+                       JOIN users u ON u.id = m.user_id
+                       JOIN practitioner_profiles p ON p.user_id = m.user_id
+                       WHERE m.tenant_id = $1 AND m.status = 'active' AND 'practitioner' = ANY (m.roles)
+                         AND u.status = 'active'
+                         AND ($2::text[] IS NULL OR p.specialties && $2)
+                         AND ($3::text IS NULL OR $3 = ANY (p.languages))
+                         AND to_tsvector('simple', u.display_name || ' ' || p.bio)
+                             @@ websearch_to_tsquery('simple', $4)
+                   )
+                   SELECT id AS "user_id!: UserId", display_name AS "display_name!",
+                          specialties AS "specialties!", languages AS "languages!", bio AS "bio!",
+                          verified AS "verified!", licence_country, photo_file_id, rank AS "rank?"
+                   FROM hits
+                   WHERE $5::real IS NULL OR rank < $5 OR (rank = $5 AND id > $6::uuid)
+                   ORDER BY rank DESC, id
+                   LIMIT $7"#,
+                tenant.as_uuid(),
+                specs.as_deref(),
+                f.language.as_deref(),
+                q,
+                after_rank,
+                after_id,
+                limit + 1
+            )
+            .fetch_all(&mut *conn)
+            .await?
+        }
+    };
+    Ok(rows.into_iter().map(DirRow::into_item).collect())
+}
+
+/// One practitioner of this tenant's directory.
+pub async fn directory_one(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    user: UserId,
+) -> Result<Option<DirectoryPractitioner>, sqlx::Error> {
+    let row = sqlx::query_as!(
+        DirRow,
+        r#"SELECT u.id AS "user_id!: UserId", u.display_name AS "display_name!",
+                  p.specialties AS "specialties!", p.languages AS "languages!", p.bio AS "bio!",
+                  p.verified_at IS NOT NULL AS "verified!", p.licence_country,
+                  p.photo_file_id, NULL::real AS "rank?"
+           FROM memberships m
+           JOIN users u ON u.id = m.user_id
+           JOIN practitioner_profiles p ON p.user_id = m.user_id
+           WHERE m.tenant_id = $1 AND m.user_id = $2 AND m.status = 'active'
+             AND 'practitioner' = ANY (m.roles) AND u.status = 'active'"#,
+        tenant.as_uuid(),
+        user.as_uuid()
+    )
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.map(|r| r.into_item().0))
+}
+
+/// Matching candidates: this tenant's active practitioners covering at least one need (and
+/// speaking the language, when `language_required`). `soonest_slot` and the rating are NULL
+/// until scheduling and reviews exist (see `scoring`): those features fill these two columns.
+pub async fn match_candidates(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    needs: &[String],
+) -> Result<Vec<Candidate>, sqlx::Error> {
+    let rows = sqlx::query!(
+        r#"SELECT u.id AS "user_id!: UserId", p.specialties AS "specialties!",
+                  p.languages AS "languages!", p.verified_at IS NOT NULL AS "verified!",
+                  NULL::timestamptz AS "soonest_slot?", NULL::float8 AS "rating_mean?",
+                  NULL::bigint AS "rating_count?"
+           FROM memberships m
+           JOIN users u ON u.id = m.user_id
+           JOIN practitioner_profiles p ON p.user_id = m.user_id
+           WHERE m.tenant_id = $1 AND m.status = 'active' AND 'practitioner' = ANY (m.roles)
+             AND u.status = 'active' AND p.specialties && $2
+           ORDER BY u.id"#,
+        tenant.as_uuid(),
+        needs
+    )
+    .fetch_all(conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| Candidate {
+            user_id: r.user_id,
+            specialties: specialties_of(&r.specialties),
+            languages: r.languages,
+            verified: r.verified,
+            soonest_slot: r.soonest_slot,
+            rating: match (r.rating_mean, r.rating_count) {
+                (Some(mean), Some(count)) => Some(Rating { mean, count }),
+                _ => None,
+            },
+        })
+        .collect())
+}
+
+// ------------------------------------------------------------------------------------------
+// Platform.
+
+/// Create (or find) the identity of a practitioner (definer; platform admins only).
+/// Returns the identity and whether it was created now.
+pub async fn create_identity(
+    conn: &mut PgConnection,
+    id: UserId,
+    email: &str,
+    display_name: &str,
+    locale: &str,
+    now: OffsetDateTime,
+) -> Result<Option<(UserId, bool)>, sqlx::Error> {
+    let r = sqlx::query!(
+        r#"SELECT user_id AS "user_id!: UserId", created AS "created!"
+           FROM app_private.create_practitioner_identity($1, $2, $3, $4, $5)"#,
+        id.as_uuid(),
+        email,
+        display_name,
+        locale,
+        now
+    )
+    .fetch_optional(conn)
+    .await?;
+    Ok(r.map(|r| (r.user_id, r.created)))
+}
+
+/// The stored fields of a profile.
+#[derive(Debug, Clone)]
+pub struct ProfileFields {
+    pub specialties: Vec<String>,
+    pub languages: Vec<String>,
+    pub bio: String,
+    pub licence_number: Option<String>,
+    pub licence_country: Option<String>,
+    pub verified_at: Option<OffsetDateTime>,
+    pub photo_file_id: Option<Uuid>,
+}
+
+/// Insert a profile (RLS: platform admins only). `false` when the person already has one.
+pub async fn insert_profile(
+    conn: &mut PgConnection,
+    user: UserId,
+    p: &ProfileFields,
+    now: OffsetDateTime,
+) -> Result<bool, sqlx::Error> {
+    let r = sqlx::query_scalar!(
+        r#"INSERT INTO practitioner_profiles (user_id, specialties, languages, bio, licence_number,
+                                              licence_country, verified_at, photo_file_id,
+                                              created_at, updated_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)
+           ON CONFLICT (user_id) DO NOTHING
+           RETURNING user_id"#,
+        user.as_uuid(),
+        &p.specialties,
+        &p.languages,
+        p.bio,
+        p.licence_number,
+        p.licence_country,
+        p.verified_at,
+        p.photo_file_id,
+        now
+    )
+    .fetch_optional(conn)
+    .await?;
+    Ok(r.is_some())
+}
+
+/// Issue the set-password link (definer). `false`: not issued (the person has a password).
+pub async fn issue_password_link(
+    conn: &mut PgConnection,
+    user: UserId,
+    hash: &[u8; 32],
+    now: OffsetDateTime,
+    expires: OffsetDateTime,
+) -> Result<bool, sqlx::Error> {
+    let issued = sqlx::query_scalar!(
+        r#"SELECT app_private.issue_practitioner_password_link($1, $2, $3, $4, $5) AS "issued!""#,
+        user.as_uuid(),
+        Uuid::now_v7(),
+        hash.as_slice(),
+        now,
+        expires
+    )
+    .fetch_one(conn)
+    .await?;
+    Ok(issued)
+}
+
+struct PlatformRow {
+    user_id: UserId,
+    email: String,
+    display_name: String,
+    locale: String,
+    specialties: Vec<String>,
+    languages: Vec<String>,
+    bio: String,
+    licence_number: Option<String>,
+    licence_country: Option<String>,
+    verified_at: Option<OffsetDateTime>,
+    photo_file_id: Option<Uuid>,
+    created_at: OffsetDateTime,
+    updated_at: OffsetDateTime,
+}
+
+impl PlatformRow {
+    fn into_item(self) -> PlatformPractitioner {
+        PlatformPractitioner {
+            user_id: self.user_id,
+            email: self.email,
+            display_name: self.display_name,
+            specialties: specialties_of(&self.specialties),
+            languages: self.languages,
+            bio: self.bio,
+            licence_number: self.licence_number,
+            licence_country: self.licence_country,
+            verified: self.verified_at.is_some(),
+            verified_at: self.verified_at,
+            photo_file_id: self.photo_file_id,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        }
+    }
+}
+
+/// One practitioner of the network, with their locale (for mail).
+pub async fn platform_one(
+    conn: &mut PgConnection,
+    user: UserId,
+) -> Result<Option<(PlatformPractitioner, String)>, sqlx::Error> {
+    let r = sqlx::query_as!(
+        PlatformRow,
+        r#"SELECT u.id AS "user_id!: UserId", u.email AS "email!", u.display_name AS "display_name!",
+                  u.locale AS "locale!", p.specialties AS "specialties!", p.languages AS "languages!",
+                  p.bio AS "bio!", p.licence_number, p.licence_country, p.verified_at, p.photo_file_id,
+                  p.created_at AS "created_at!", p.updated_at AS "updated_at!"
+           FROM practitioner_profiles p
+           JOIN users u ON u.id = p.user_id
+           WHERE p.user_id = $1"#,
+        user.as_uuid()
+    )
+    .fetch_optional(conn)
+    .await?;
+    Ok(r.map(|r| {
+        let locale = r.locale.clone();
+        (r.into_item(), locale)
+    }))
+}
+
+/// Platform list filters.
+#[derive(Debug, Clone, Default)]
+pub struct PlatformFilter {
+    pub specialties: Vec<String>,
+    pub verified: Option<bool>,
+    /// Case-insensitive substring of the name or the e-mail.
+    pub q: Option<String>,
+}
+
+/// Escape `%`, `_` and `\` for a LIKE pattern.
+fn like_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('%');
+    for c in s.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('%');
+    out
+}
+
+/// One page of the network, by (display_name, user_id).
+pub async fn platform_page(
+    conn: &mut PgConnection,
+    f: &PlatformFilter,
+    after: Option<(&str, Uuid)>,
+    limit: i64,
+) -> Result<Vec<PlatformPractitioner>, sqlx::Error> {
+    let specs: Option<Vec<String>> = (!f.specialties.is_empty()).then(|| f.specialties.clone());
+    let pattern = f.q.as_deref().map(like_escape);
+    let rows = sqlx::query_as!(
+        PlatformRow,
+        r#"SELECT u.id AS "user_id!: UserId", u.email AS "email!", u.display_name AS "display_name!",
+                  u.locale AS "locale!", p.specialties AS "specialties!", p.languages AS "languages!",
+                  p.bio AS "bio!", p.licence_number, p.licence_country, p.verified_at, p.photo_file_id,
+                  p.created_at AS "created_at!", p.updated_at AS "updated_at!"
+           FROM practitioner_profiles p
+           JOIN users u ON u.id = p.user_id
+           WHERE ($1::text[] IS NULL OR p.specialties && $1)
+             AND ($2::boolean IS NULL OR (p.verified_at IS NOT NULL) = $2)
+             AND ($3::text IS NULL OR u.display_name ILIKE $3 OR u.email ILIKE $3)
+             AND ($4::text IS NULL OR (u.display_name, u.id) > ($4, $5::uuid))
+           ORDER BY u.display_name, u.id
+           LIMIT $6"#,
+        specs.as_deref(),
+        f.verified,
+        pattern,
+        after.map(|(n, _)| n),
+        after.map(|(_, u)| u),
+        limit + 1
+    )
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().map(PlatformRow::into_item).collect())
+}
+
+/// Update a profile's fields (the caller has merged the patch into `p`).
+pub async fn update_profile(
+    conn: &mut PgConnection,
+    user: UserId,
+    p: &ProfileFields,
+    now: OffsetDateTime,
+) -> Result<bool, sqlx::Error> {
+    let r = sqlx::query!(
+        r#"UPDATE practitioner_profiles
+           SET specialties = $2, languages = $3, bio = $4, licence_number = $5, licence_country = $6,
+               verified_at = $7, photo_file_id = $8, updated_at = $9
+           WHERE user_id = $1"#,
+        user.as_uuid(),
+        &p.specialties,
+        &p.languages,
+        p.bio,
+        p.licence_number,
+        p.licence_country,
+        p.verified_at,
+        p.photo_file_id,
+        now
+    )
+    .execute(conn)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// The stored fields of a profile visible to the caller, locked for an update.
+pub async fn profile_for_update(
+    conn: &mut PgConnection,
+    user: UserId,
+) -> Result<Option<ProfileFields>, sqlx::Error> {
+    let r = sqlx::query_as!(
+        ProfileFields,
+        r#"SELECT specialties, languages, bio, licence_number, licence_country, verified_at,
+                  photo_file_id
+           FROM practitioner_profiles WHERE user_id = $1 FOR UPDATE"#,
+        user.as_uuid()
+    )
+    .fetch_optional(conn)
+    .await?;
+    Ok(r)
+}
+
+// ------------------------------------------------------------------------------------------
+// Self-service.
+
+/// Update the person's own name and locale (policy `users_self_update`).
+pub async fn update_own_identity(
+    conn: &mut PgConnection,
+    user: UserId,
+    display_name: Option<&str>,
+    locale: Option<&str>,
+    now: OffsetDateTime,
+) -> Result<Option<(String, String)>, sqlx::Error> {
+    let r = sqlx::query!(
+        r#"UPDATE users SET display_name = coalesce($2, display_name), locale = coalesce($3, locale),
+                            updated_at = $4
+           WHERE id = $1
+           RETURNING display_name, locale"#,
+        user.as_uuid(),
+        display_name,
+        locale,
+        now
+    )
+    .fetch_optional(conn)
+    .await?;
+    Ok(r.map(|r| (r.display_name, r.locale)))
+}
