@@ -26,6 +26,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(platform::create, platform::list))
         .routes(routes!(platform::get, platform::update))
+        .routes(routes!(platform::resend_welcome))
         .routes(routes!(me::update_me))
         .routes(routes!(directory::list))
         .routes(routes!(directory::match_practitioners))

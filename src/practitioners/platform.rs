@@ -133,34 +133,8 @@ pub async fn create(
         .ok_or_else(|| AppError::Internal("new practitioner not visible".into()))?;
 
     // The welcome link, only for an identity without a password (see the module header).
-    let token = tokens::user_token(user);
-    let expires = now + time::Duration::hours(i64::from(WELCOME_LINK_HOURS));
     let welcome_mail_sent =
-        repo::issue_password_link(&mut tx, user, &token.hash, now, expires).await?;
-    if welcome_mail_sent {
-        let link = format!(
-            "{}/set-password?token={}",
-            state.config.auth.public_base(&actor.host),
-            token.token
-        );
-        let mail_locale = if stored_locale == "fr" {
-            Locale::Fr
-        } else {
-            Locale::En
-        };
-        mail::enqueue(
-            &mut tx,
-            TenantId::PLATFORM,
-            &email,
-            mail_locale,
-            &Message::PractitionerWelcome {
-                link,
-                expires_in_hours: WELCOME_LINK_HOURS,
-            },
-            now,
-        )
-        .await?;
-    }
+        send_welcome(&state, &actor, &mut tx, user, &email, &stored_locale).await?;
     tx.commit().await?;
     tracing::info!(practitioner = %user, identity_existed = !created, welcome_mail_sent, "practitioner created");
     Ok((
@@ -171,6 +145,92 @@ pub async fn create(
             welcome_mail_sent,
         }),
     ))
+}
+
+/// Issue a fresh set-password link (retiring earlier ones) and queue the welcome mail, in the
+/// caller's transaction. `false`: nothing issued (the person already has a password).
+async fn send_welcome(
+    state: &AppState,
+    actor: &Actor,
+    tx: &mut crate::db::TenantTx,
+    user: UserId,
+    email: &str,
+    locale: &str,
+) -> AppResult<bool> {
+    let now = state.clock.now();
+    let token = tokens::user_token(user);
+    let expires = now + time::Duration::hours(i64::from(WELCOME_LINK_HOURS));
+    if !repo::issue_password_link(tx, user, &token.hash, now, expires).await? {
+        return Ok(false);
+    }
+    let link = format!(
+        "{}/set-password?token={}",
+        state.config.auth.public_base(&actor.host),
+        token.token
+    );
+    let locale = if locale == "fr" {
+        Locale::Fr
+    } else {
+        Locale::En
+    };
+    mail::enqueue(
+        tx,
+        TenantId::PLATFORM,
+        email,
+        locale,
+        &Message::PractitionerWelcome {
+            link,
+            expires_in_hours: WELCOME_LINK_HOURS,
+        },
+        now,
+    )
+    .await?;
+    Ok(true)
+}
+
+/// Send a practitioner who has not set a password yet a fresh welcome link (the previous one
+/// stops working). 409 `password_already_set` otherwise: they use "forgot password" instead.
+#[utoipa::path(post, path = "/api/v1/platform/practitioners/{id}/welcome", tag = "practitioners",
+    extensions(("x-authz" = json!({"resource": "practitioner_network", "action": "update"}))),
+    security(("bearer" = [])),
+    params(("id" = UserId, Path, description = "The practitioner's user id")),
+    responses(
+        (status = 202, body = WelcomeSent),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, body = Problem, content_type = "application/problem+json", description = "password_already_set"),
+    ))]
+#[tracing::instrument(skip_all)]
+pub async fn resend_welcome(
+    State(state): State<AppState>,
+    actor: Actor,
+    AppPath(id): AppPath<UserId>,
+) -> AppResult<(StatusCode, Json<WelcomeSent>)> {
+    platform_only(&actor)?;
+    let mut tx = actor.begin(&state).await?;
+    let (p, locale) = repo::platform_one(&mut tx, id)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    if !send_welcome(&state, &actor, &mut tx, id, &p.email, &locale).await? {
+        return Err(AppError::Conflict {
+            code: "password_already_set",
+            detail: "This practitioner has a password; they can use \"forgot password\" on a company host.".into(),
+        });
+    }
+    tx.commit().await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(WelcomeSent {
+            welcome_mail_sent: true,
+            expires_in_hours: WELCOME_LINK_HOURS,
+        }),
+    ))
+}
+
+/// A welcome link was queued.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct WelcomeSent {
+    pub welcome_mail_sent: bool,
+    pub expires_in_hours: u32,
 }
 
 /// The network: keyset pagination by name; filters `specialty` (any of, repeated or

@@ -1127,3 +1127,79 @@ async fn another_tenants_practitioner_is_404_everywhere() {
             .unwrap();
     assert_eq!(seen, 0);
 }
+
+/// Bodies of the mails queued to `late@practice.test`, oldest first.
+async fn bodies(app: &TestApp) -> Vec<String> {
+    sqlx::query_scalar(
+        "SELECT body_text FROM email_outbox WHERE to_address = 'late@practice.test' ORDER BY created_at, id",
+    )
+    .fetch_all(&mut app.owner().await)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_fresh_welcome_link_replaces_the_old_one_until_a_password_is_set() {
+    let app = TestApp::spawn().await;
+    let token = platform_token(&app).await;
+    let email = "late@practice.test";
+    let res = send(
+        &app,
+        Method::POST,
+        PLATFORM,
+        "/api/v1/platform/practitioners",
+        &token,
+        Some(new_practitioner_body(email)),
+    )
+    .await;
+    assert_eq!(res.status(), 201);
+    let id = res.json::<Value>().await.unwrap()["practitioner"]["user_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let link_of = |body: String| {
+        let at = body.find("token=").unwrap() + "token=".len();
+        body[at..].split_whitespace().next().unwrap().to_owned()
+    };
+    let first = link_of(bodies(&app).await[0].clone());
+    app.clock.advance(time::Duration::seconds(1));
+    let path = format!("/api/v1/platform/practitioners/{id}/welcome");
+    let res = send(&app, Method::POST, PLATFORM, &path, &token, None).await;
+    assert_eq!(res.status(), 202);
+    let all = bodies(&app).await;
+    assert_eq!(all.len(), 2);
+    let second = link_of(all[1].clone());
+    // The first link no longer works; the second does, once; then no more links.
+    let res = post(
+        &app,
+        PLATFORM,
+        "/api/v1/auth/password/reset",
+        json!({"token": first, "password": "a brand new passphrase 42"}),
+    )
+    .await;
+    assert_eq!(res.status(), 410);
+    let res = post(
+        &app,
+        PLATFORM,
+        "/api/v1/auth/password/reset",
+        json!({"token": second, "password": "a brand new passphrase 42"}),
+    )
+    .await;
+    assert_eq!(res.status(), 204);
+    let res = send(&app, Method::POST, PLATFORM, &path, &token, None).await;
+    assert_eq!(res.status(), 409);
+    assert_eq!(problem(res).await["code"], "password_already_set");
+    assert_eq!(bodies(&app).await.len(), 2);
+    // Not a practitioner: 404.
+    let emp = add_person(&app, app.tenant_a, "x@alpha.test", &["employee"]).await;
+    let res = send(
+        &app,
+        Method::POST,
+        PLATFORM,
+        &format!("/api/v1/platform/practitioners/{emp}/welcome"),
+        &token,
+        None,
+    )
+    .await;
+    assert_eq!(res.status(), 404);
+}
