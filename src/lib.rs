@@ -26,6 +26,8 @@ pub mod health;
 pub mod http;
 /// Transactional e-mail: outbox, templates, worker.
 pub mod mail;
+/// Platform administration: tenant life cycle, practitioner assignment, the purge job.
+pub mod platform;
 /// Roles shared by RBAC and row-level security.
 pub mod rbac;
 /// Logs and metrics set-up.

@@ -18,6 +18,7 @@ mod mail;
 mod openapi;
 mod people;
 mod pipeline;
+mod platform;
 mod rbac;
 mod selfcheck;
 mod tenancy;
