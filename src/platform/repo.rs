@@ -6,7 +6,7 @@ use sqlx::PgConnection;
 use time::OffsetDateTime;
 
 use super::model::{MemberCounts, RoleCounts, TenantView};
-use crate::db::{TenantId, UserId};
+use crate::db::{MembershipId, TenantId, UserId};
 use crate::error::AppError;
 use crate::tenants::model::{TenantSpec, TenantStatus};
 use crate::tenants::repo::spec_from_row;
@@ -287,12 +287,12 @@ pub async fn assign_practitioner(
     user: UserId,
     now: OffsetDateTime,
 ) -> Result<String, sqlx::Error> {
-    let membership = uuid::Uuid::now_v7();
+    let membership = MembershipId::new();
     sqlx::query_scalar!(
         r#"SELECT app_private.assign_practitioner($1, $2, $3, $4) AS "outcome!""#,
         tenant as TenantId,
         user as UserId,
-        membership,
+        membership as MembershipId,
         now
     )
     .fetch_one(conn)
