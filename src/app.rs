@@ -2,7 +2,8 @@
 //!
 //! Start-up order (each step refuses to continue on failure): connect (creating the database
 //! if configured) → migrate (or, with `SEREIN_MIGRATE_ON_START=false`, verify) → self-check (RLS would hold) → apply `tenants/` if configured →
-//! bind → serve (with the mail worker beside it unless `MAIL_WORKER=false`).
+//! bind → serve (with the mail worker beside it unless `MAIL_WORKER=false`, and the offboarding
+//! purge job unless `PURGE_WORKER=false`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -62,6 +63,7 @@ pub struct AppState {
         (name = "tenant", description = "The tenant of the request's host"),
         (name = "auth", description = "Sign-up, login, sessions, TOTP, password reset"),
         (name = "practitioners", description = "The practitioner network: platform management, company directory, matching"),
+        (name = "platform", description = "Platform admins (platform host): tenants, practitioner assignment"),
     )
 )]
 pub struct ApiDoc;
@@ -92,6 +94,7 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .merge(crate::tenants::router())
         .merge(crate::auth::router())
         .merge(crate::practitioners::router())
+        .merge(crate::platform::router())
 }
 
 /// A built application: state plus router, ready to serve.
@@ -232,6 +235,17 @@ impl App {
         let mail_worker = cfg.mail.worker.then(|| {
             tokio::spawn(crate::mail::MailWorker::from_state(&self.state).run(mail_stopped))
         });
+        // Background purge job (offboarding), stopped with the server.
+        let purge_stop = stop_mail.subscribe();
+        let purge_worker = cfg.platform.purge_worker.then(|| {
+            tokio::spawn(crate::platform::purge::run_worker(
+                self.state.db.clone(),
+                self.state.keyring.clone(),
+                self.state.clock.clone(),
+                cfg.platform.purge_interval,
+                purge_stop,
+            ))
+        });
         let shutdown = async move {
             shutdown.await;
             let _ = stop_mail.send(true);
@@ -245,6 +259,15 @@ impl App {
             // A message cut off mid-send keeps its lease and is retried after it expires.
             worker.abort();
             tracing::warn!("mail worker did not stop within the grace period; aborted");
+        }
+        if let Some(mut worker) = purge_worker
+            && tokio::time::timeout(cfg.shutdown_grace, &mut worker)
+                .await
+                .is_err()
+        {
+            // A purge cut off mid-transaction rolls back whole and is retried next run.
+            worker.abort();
+            tracing::warn!("purge worker did not stop within the grace period; aborted");
         }
         // Requests still running after the grace period hold connections; do not wait for
         // them forever.

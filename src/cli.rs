@@ -1,5 +1,6 @@
-//! The command line: `serein serve` (default), `serein migrate`, `serein tenants apply DIR`,
-//! `serein tenants list`, `serein users add`, `serein keys rotate [--tenant SLUG]`.
+//! The command line: `serein serve` (default), `serein migrate`, `serein tenants apply DIR
+//! [--adopt]`, `serein tenants list`, `serein tenants export DIR`, `serein tenants purge`,
+//! `serein users add`, `serein keys rotate [--tenant SLUG]`.
 //!
 //! Operator commands run as the login role from `DATABASE_URL` (they manage the platform, not
 //! a tenant's data); `serve` is the only command that answers requests.
@@ -88,7 +89,21 @@ pub enum TenantsCommand {
         /// Validate only; write nothing.
         #[arg(long)]
         check: bool,
+        /// Take over API-managed tenants that have a file here (they become file-managed).
+        /// Without it such a file is refused.
+        #[arg(long)]
+        adopt: bool,
     },
+    /// Write one DIR/<slug>.toml per company tenant (API- and file-managed; not the platform
+    /// tenant, not offboarding/offboarded ones) in the file format `apply` reads.
+    Export {
+        /// Directory to write into (created if missing; existing files of the same name are
+        /// replaced).
+        dir: PathBuf,
+    },
+    /// Purge now every offboarding tenant whose grace period is over (destroy its keys, delete
+    /// its rows, keep a tombstone). The server does the same periodically.
+    Purge,
     /// List tenants.
     List {
         /// Print JSON lines instead of a table.
@@ -193,7 +208,7 @@ async fn users(config: Config, command: UsersCommand) -> anyhow::Result<()> {
 
 async fn tenants(config: Config, command: TenantsCommand) -> anyhow::Result<()> {
     match command {
-        TenantsCommand::Apply { dir, check } => {
+        TenantsCommand::Apply { dir, check, adopt } => {
             let specs = crate::tenants::file::load_dir(&dir)?;
             if check {
                 println!("{} tenant file(s) valid", specs.len());
@@ -202,7 +217,12 @@ async fn tenants(config: Config, command: TenantsCommand) -> anyhow::Result<()> 
             let db = Db::connect(&config).await?;
             db.migrate().await?;
             let mut conn = db.admin_conn().await?;
-            let r = crate::tenants::repo::apply(&mut conn, &specs).await?;
+            let r = crate::tenants::repo::apply_with(
+                &mut conn,
+                &specs,
+                crate::tenants::repo::ApplyOptions { adopt },
+            )
+            .await?;
             for (what, slugs) in [
                 ("created", &r.created),
                 ("updated", &r.updated),
@@ -220,6 +240,38 @@ async fn tenants(config: Config, command: TenantsCommand) -> anyhow::Result<()> 
                 r.suspended.len(),
                 r.unchanged.len()
             );
+            Ok(())
+        }
+        TenantsCommand::Export { dir } => {
+            let db = Db::connect(&config).await?;
+            db.migrate().await?;
+            let mut conn = db.admin_conn().await?;
+            let tenants = crate::tenants::repo::export(&mut conn).await?;
+            let written = crate::tenants::file::write_dir(&dir, &tenants)?;
+            for (t, path) in tenants.iter().zip(&written) {
+                println!(
+                    "exported  {} ({}) -> {}",
+                    t.spec.slug,
+                    t.managed_by,
+                    path.display()
+                );
+            }
+            println!("{} tenant file(s) written", written.len());
+            Ok(())
+        }
+        TenantsCommand::Purge => {
+            let db = Db::connect(&config).await?;
+            db.migrate().await?;
+            let keyring = crate::crypto::keyring::Keyring::from_config(&config)?;
+            let purged =
+                crate::platform::purge::purge_due(&db, &keyring, Clock::system().now()).await?;
+            for p in &purged {
+                println!(
+                    "purged    {} ({} rows, {} identities)",
+                    p.slug, p.rows, p.identities
+                );
+            }
+            println!("{} tenant(s) purged", purged.len());
             Ok(())
         }
         TenantsCommand::List { json } => {

@@ -60,6 +60,8 @@ pub struct Config {
     pub crypto: crate::crypto::master::CryptoConfig,
     /// E-mail: SMTP relay, sender, retries.
     pub mail: crate::mail::MailConfig,
+    /// Platform tenant management: offboarding grace, purge job.
+    pub platform: crate::platform::PlatformConfig,
 }
 
 impl std::fmt::Debug for Config {
@@ -547,6 +549,7 @@ impl Config {
         let auth = crate::auth::config::AuthConfig::load(&settings)?;
         let crypto = crate::crypto::master::CryptoConfig::load(&settings)?;
         let mail = crate::mail::MailConfig::load(&settings, &base_domain)?;
+        let platform = crate::platform::PlatformConfig::load(&settings)?;
         settings.finish(&path)?;
 
         Ok(Self {
@@ -554,6 +557,7 @@ impl Config {
             auth,
             crypto,
             mail,
+            platform,
             database_url: SecretString::from(database_url),
             create_database,
             migrate_on_start,

@@ -28,6 +28,8 @@ pub mod http;
 pub mod mail;
 /// The practitioner network: platform management, self-service profile, directory, matching.
 pub mod practitioners;
+/// Platform administration: tenant life cycle, practitioner assignment, the purge job.
+pub mod platform;
 /// Roles shared by RBAC and row-level security.
 pub mod rbac;
 /// Logs and metrics set-up.

@@ -98,6 +98,36 @@ pub fn load_dir(dir: &Path) -> Result<Vec<TenantSpec>, FileErrors> {
     }
 }
 
+/// The TOML text of one exported tenant, with a header naming who manages it.
+pub fn render(spec: &TenantSpec, managed_by: &str) -> Result<String, toml::ser::Error> {
+    let body = toml::to_string(&spec.to_file())?;
+    let note = if managed_by == "api" {
+        "# Managed through the platform API: `serein tenants apply` refuses this file unless\n\
+         # given --adopt, which hands the tenant to the files from then on.\n"
+    } else {
+        "# Managed by files: `serein tenants apply` makes the database match this file.\n"
+    };
+    Ok(format!(
+        "# Exported by `serein tenants export`.\n{note}{body}"
+    ))
+}
+
+/// Write one `<slug>.toml` per tenant into `dir` (created if missing); returns the paths.
+pub fn write_dir(
+    dir: &Path,
+    tenants: &[super::repo::Exported],
+) -> Result<Vec<PathBuf>, std::io::Error> {
+    std::fs::create_dir_all(dir)?;
+    let mut written = Vec::with_capacity(tenants.len());
+    for t in tenants {
+        let text = render(&t.spec, &t.managed_by).map_err(std::io::Error::other)?;
+        let path = dir.join(format!("{}.toml", t.spec.slug));
+        std::fs::write(&path, text)?;
+        written.push(path);
+    }
+    Ok(written)
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
@@ -123,5 +153,27 @@ mod tests {
         )
         .unwrap_err();
         assert!(errs[0].reason.contains("colour"), "{:?}", errs[0]);
+    }
+
+    #[test]
+    fn render_round_trips_and_seats_default_from_the_plan() {
+        let path = Path::new("tenants/acme.toml");
+        let spec = parse_file(
+            path,
+            "name = \"Acme\"\nplan = \"standard\"\nweb_origins = [\"https://a.example\"]\n\
+             [signup]\nallowed_email_domains = [\"acme.example\"]\n[branding]\nprimary_color = \"#112233\"\n",
+        )
+        .unwrap();
+        assert_eq!(spec.seats, 500);
+        let text = render(&spec, "file").unwrap();
+        assert_eq!(parse_file(path, &text).unwrap(), spec, "{text}");
+        let starter = parse_file(path, "name = \"A\"\nplan = \"starter\"\n").unwrap();
+        assert_eq!(starter.seats, 50);
+        let errs = parse_file(
+            path,
+            "name = \"A\"\nplan = \"starter\"\nstatus = \"offboarded\"\n",
+        )
+        .unwrap_err();
+        assert_eq!(errs[0].field, "status");
     }
 }

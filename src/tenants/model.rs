@@ -3,6 +3,12 @@
 //!
 //! Invariants: a [`TenantSpec`] only exists validated; every validation error names the field
 //! (dotted path) so `serein tenants apply` can name file and field.
+//!
+//! ONE model: the platform API (`/platform/tenants`) and the files share [`TenantSpec`]. An API
+//! body is turned into a [`TenantFile`] and goes through the same [`TenantSpec::parse`]; a
+//! PATCH is applied to the stored spec's file form ([`TenantSpec::to_file`]) and re-parsed; and
+//! `serein tenants export` writes [`TenantSpec::to_file`] back as TOML. Seats omitted in a file
+//! (or a create body) take the plan's default ([`Plan::default_seats`]).
 
 use serde::{Deserialize, Serialize};
 
@@ -12,7 +18,7 @@ pub const RESERVED_SLUGS: &[&str] = &[
     "public", "serein", "static", "status", "support", "www",
 ];
 
-/// Commercial plan. Seats and allowance defaults per plan arrive with the platform API.
+/// Commercial plan.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Plan {
@@ -29,14 +35,40 @@ impl Plan {
             Plan::Enterprise => "enterprise",
         }
     }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "starter" => Some(Self::Starter),
+            "standard" => Some(Self::Standard),
+            "enterprise" => Some(Self::Enterprise),
+            _ => None,
+        }
+    }
+
+    /// Seats (active company members plus pending invitations) when none are given.
+    pub fn default_seats(self) -> i32 {
+        match self {
+            Plan::Starter => 50,
+            Plan::Standard => 500,
+            Plan::Enterprise => 5000,
+        }
+    }
 }
 
-/// Whether a tenant is served.
+/// Most seats a tenant may have (the database's CHECK agrees).
+pub const MAX_SEATS: i32 = 1_000_000;
+
+/// Whether a tenant is served. Life cycle: active ⇄ suspended; active|suspended →
+/// offboarding (grace period; resume cancels) → offboarded (keys destroyed, rows purged, the
+/// row kept as a tombstone so the slug is never reused). A file may declare only `active` or
+/// `suspended`; the offboarding states belong to the platform API and the purge job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TenantStatus {
     Active,
     Suspended,
+    Offboarding,
+    Offboarded,
 }
 
 impl TenantStatus {
@@ -44,6 +76,8 @@ impl TenantStatus {
         match self {
             TenantStatus::Active => "active",
             TenantStatus::Suspended => "suspended",
+            TenantStatus::Offboarding => "offboarding",
+            TenantStatus::Offboarded => "offboarded",
         }
     }
 
@@ -51,6 +85,8 @@ impl TenantStatus {
         match s {
             "active" => Some(Self::Active),
             "suspended" => Some(Self::Suspended),
+            "offboarding" => Some(Self::Offboarding),
+            "offboarded" => Some(Self::Offboarded),
             _ => None,
         }
     }
@@ -71,13 +107,23 @@ impl Locale {
             Locale::Fr => "fr",
         }
     }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "en" => Some(Self::En),
+            "fr" => Some(Self::Fr),
+            _ => None,
+        }
+    }
 }
 
-/// `tenants/<slug>.toml` as written by an operator.
-#[derive(Debug, Deserialize)]
+/// `tenants/<slug>.toml` as written by an operator (or by `serein tenants export`). Field
+/// order matters for TOML output: plain values first, tables last.
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct TenantFile {
     /// Optional; when present it must equal the file name's stem.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slug: Option<String>,
     pub name: String,
     pub plan: Plan,
@@ -90,6 +136,9 @@ pub struct TenantFile {
     /// Consultations per employee per calendar year.
     #[serde(default = "default_allowance")]
     pub allowance: i32,
+    /// Seats: active company members plus pending invitations. Default: the plan's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seats: Option<i32>,
     /// Browser origins allowed by CORS for this tenant.
     #[serde(default)]
     pub web_origins: Vec<String>,
@@ -101,7 +150,7 @@ pub struct TenantFile {
     pub branding: Branding,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SignupFile {
     /// E-mail domains allowed to self-register as employees; empty = self-sign-up closed.
@@ -109,7 +158,7 @@ pub struct SignupFile {
     pub allowed_email_domains: Vec<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct PrivacyFile {
     #[serde(default = "default_min_cohort")]
@@ -141,16 +190,16 @@ pub struct Branding {
 fn default_status() -> TenantStatus {
     TenantStatus::Active
 }
-fn default_locale() -> Locale {
+pub fn default_locale() -> Locale {
     Locale::En
 }
-fn default_time_zone() -> String {
+pub fn default_time_zone() -> String {
     "UTC".to_owned()
 }
-fn default_allowance() -> i32 {
+pub fn default_allowance() -> i32 {
     6
 }
-fn default_min_cohort() -> i32 {
+pub fn default_min_cohort() -> i32 {
     5
 }
 
@@ -164,6 +213,7 @@ pub struct TenantSpec {
     pub locale: Locale,
     pub time_zone: String,
     pub allowance: i32,
+    pub seats: i32,
     pub min_cohort: i32,
     pub allowed_email_domains: Vec<String>,
     pub web_origins: Vec<String>,
@@ -260,6 +310,19 @@ impl TenantSpec {
         if !(0..=100).contains(&f.allowance) {
             errs.push(spec_err("allowance", "must be between 0 and 100"));
         }
+        let seats = f.seats.unwrap_or_else(|| f.plan.default_seats());
+        if !(0..=MAX_SEATS).contains(&seats) {
+            errs.push(spec_err(
+                "seats",
+                format!("must be between 0 and {MAX_SEATS}"),
+            ));
+        }
+        if !matches!(f.status, TenantStatus::Active | TenantStatus::Suspended) {
+            errs.push(spec_err(
+                "status",
+                "must be active or suspended (offboarding is done through the platform API)",
+            ));
+        }
         if !(3..=1000).contains(&f.privacy.min_cohort) {
             errs.push(spec_err(
                 "privacy.min_cohort",
@@ -316,12 +379,51 @@ impl TenantSpec {
             locale: f.locale,
             time_zone: f.time_zone,
             allowance: f.allowance,
+            seats,
             min_cohort: f.privacy.min_cohort,
             allowed_email_domains: domains,
             web_origins: origins,
             branding: f.branding,
         })
     }
+}
+
+impl TenantSpec {
+    /// The file form of this spec (what `serein tenants export` writes). Every field is
+    /// explicit, seats included, so the file pins the state even if plan defaults change.
+    pub fn to_file(&self) -> TenantFile {
+        TenantFile {
+            slug: Some(self.slug.clone()),
+            name: self.name.clone(),
+            plan: self.plan,
+            status: self.status,
+            locale: self.locale,
+            time_zone: self.time_zone.clone(),
+            allowance: self.allowance,
+            seats: Some(self.seats),
+            web_origins: self.web_origins.clone(),
+            signup: SignupFile {
+                allowed_email_domains: self.allowed_email_domains.clone(),
+            },
+            privacy: PrivacyFile {
+                min_cohort: self.min_cohort,
+            },
+            branding: self.branding.clone(),
+        }
+    }
+}
+
+/// The API's name for a field the file model names (`privacy.min_cohort` → `min_cohort`,
+/// `signup.allowed_email_domains[0]` → `allowed_email_domains[0]`).
+pub fn api_field(file_field: &str) -> String {
+    if file_field == "slug (file name)" {
+        return "slug".to_owned();
+    }
+    file_field
+        .strip_prefix("privacy.")
+        .or_else(|| file_field.strip_prefix("signup."))
+        .unwrap_or(file_field)
+        .to_owned()
 }
 
 /// What a login or sign-up screen needs to know about the tenant of its host. Public: it holds

@@ -1,9 +1,15 @@
 //! Tenant persistence: host resolution (definer function), the public profile (RLS-scoped),
-//! and the operator's declarative apply/list (login role, CLI only).
+//! and the operator's declarative apply/list/export (login role, CLI only).
+//!
+//! Apply and API-managed tenants: a file whose slug is API-managed is refused (the API owns
+//! that tenant's state), unless the operator passes `--adopt` ([`ApplyOptions::adopt`]): then
+//! the tenant switches to file management and the file becomes its desired state. This is how
+//! a file exported by `serein tenants export` moves an API-created tenant into the files.
+//! Offboarding/offboarded tenants are never touched by apply (a file cannot revive a tombstone).
 
 use sqlx::PgConnection;
 
-use super::model::{Branding, TenantProfile, TenantSpec, TenantStatus};
+use super::model::{Branding, Locale, Plan, TenantProfile, TenantSpec, TenantStatus};
 use crate::db::TenantId;
 
 /// What routing needs to know about a slug.
@@ -78,12 +84,28 @@ pub enum ApplyError {
     Database(#[from] sqlx::Error),
 }
 
+/// How [`apply_with`] treats API-managed tenants.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ApplyOptions {
+    /// Take API-managed tenants named by a file over (they become file-managed).
+    pub adopt: bool,
+}
+
 /// Make the database match `specs` for file-managed tenants, in one transaction: create what is
 /// missing, update what differs, suspend file-managed tenants that no longer have a file.
 /// Idempotent: a second run reports everything unchanged and writes nothing.
 pub async fn apply(
     conn: &mut PgConnection,
     specs: &[TenantSpec],
+) -> Result<ApplyReport, ApplyError> {
+    apply_with(conn, specs, ApplyOptions::default()).await
+}
+
+/// [`apply`] with options (see the module header about `adopt`).
+pub async fn apply_with(
+    conn: &mut PgConnection,
+    specs: &[TenantSpec],
+    options: ApplyOptions,
 ) -> Result<ApplyReport, ApplyError> {
     let mut tx = sqlx::Connection::begin(conn).await?;
     // One apply at a time (two replicas starting together, or an operator and a replica).
@@ -105,15 +127,32 @@ pub async fn apply(
                 s.slug, s.time_zone
             ));
         }
-        let managed_by: Option<String> =
-            sqlx::query_scalar!("SELECT managed_by FROM tenants WHERE slug = $1", s.slug)
-                .fetch_optional(&mut *tx)
-                .await?;
-        if managed_by.as_deref() == Some("api") {
-            problems.push(format!(
-                "{}.toml: field `slug`: tenant {:?} is managed through the platform API, not by files",
-                s.slug, s.slug
-            ));
+        let existing = sqlx::query!(
+            "SELECT managed_by, status FROM tenants WHERE slug = $1",
+            s.slug
+        )
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(row) = existing {
+            if row.managed_by == "api" && !options.adopt {
+                problems.push(format!(
+                    "{}.toml: field `slug`: tenant {:?} is managed through the platform API, not by files \
+                     (pass --adopt to hand it to the files)",
+                    s.slug, s.slug
+                ));
+            }
+            if row.managed_by == "platform" {
+                problems.push(format!(
+                    "{}.toml: field `slug`: {:?} is the platform tenant",
+                    s.slug, s.slug
+                ));
+            }
+            if row.status == "offboarding" || row.status == "offboarded" {
+                problems.push(format!(
+                    "{}.toml: field `slug`: tenant {:?} is {} and cannot be applied",
+                    s.slug, s.slug, row.status
+                ));
+            }
         }
     }
     if !problems.is_empty() {
@@ -129,22 +168,27 @@ pub async fn apply(
         // no row back means unchanged.
         let outcome: Option<bool> = sqlx::query_scalar!(
             r#"INSERT INTO tenants AS t (id, slug, name, plan, status, locale, time_zone, allowance,
-                                         min_cohort, allowed_email_domains, web_origins, branding, managed_by)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'file')
+                                         min_cohort, allowed_email_domains, web_origins, branding,
+                                         seats, managed_by)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 'file')
                ON CONFLICT (slug) DO UPDATE
                   SET name = EXCLUDED.name, plan = EXCLUDED.plan, status = EXCLUDED.status,
                       locale = EXCLUDED.locale, time_zone = EXCLUDED.time_zone,
                       allowance = EXCLUDED.allowance, min_cohort = EXCLUDED.min_cohort,
                       allowed_email_domains = EXCLUDED.allowed_email_domains,
                       web_origins = EXCLUDED.web_origins, branding = EXCLUDED.branding,
+                      seats = EXCLUDED.seats, managed_by = 'file',
                       updated_at = now()
-                WHERE t.managed_by = 'file'
-                  AND (t.name, t.plan, t.status, t.locale, t.time_zone, t.allowance, t.min_cohort,
-                       t.allowed_email_domains, t.web_origins, t.branding)
-                      IS DISTINCT FROM
-                      (EXCLUDED.name, EXCLUDED.plan, EXCLUDED.status, EXCLUDED.locale,
-                       EXCLUDED.time_zone, EXCLUDED.allowance, EXCLUDED.min_cohort,
-                       EXCLUDED.allowed_email_domains, EXCLUDED.web_origins, EXCLUDED.branding)
+                WHERE (t.managed_by = 'file' OR ($14 AND t.managed_by = 'api'))
+                  AND t.status IN ('active', 'suspended')
+                  AND ((t.name, t.plan, t.status, t.locale, t.time_zone, t.allowance, t.min_cohort,
+                        t.allowed_email_domains, t.web_origins, t.branding, t.seats)
+                       IS DISTINCT FROM
+                       (EXCLUDED.name, EXCLUDED.plan, EXCLUDED.status, EXCLUDED.locale,
+                        EXCLUDED.time_zone, EXCLUDED.allowance, EXCLUDED.min_cohort,
+                        EXCLUDED.allowed_email_domains, EXCLUDED.web_origins, EXCLUDED.branding,
+                        EXCLUDED.seats)
+                       OR t.managed_by <> 'file')
                RETURNING (xmax = 0) AS "inserted!""#,
             TenantId::new() as TenantId,
             s.slug,
@@ -158,6 +202,8 @@ pub async fn apply(
             &s.allowed_email_domains,
             &s.web_origins,
             branding,
+            s.seats,
+            options.adopt,
         )
         .fetch_optional(&mut *tx)
         .await?;
@@ -171,7 +217,7 @@ pub async fn apply(
     let slugs: Vec<String> = specs.iter().map(|s| s.slug.clone()).collect();
     let suspended: Vec<String> = sqlx::query_scalar!(
         r#"UPDATE tenants SET status = 'suspended', updated_at = now()
-           WHERE managed_by = 'file' AND status <> 'suspended' AND NOT (slug = ANY($1))
+           WHERE managed_by = 'file' AND status = 'active' AND NOT (slug = ANY($1))
            RETURNING slug"#,
         &slugs
     )
@@ -202,4 +248,84 @@ pub async fn list(conn: &mut PgConnection) -> Result<Vec<TenantRow>, sqlx::Error
     )
     .fetch_all(conn)
     .await
+}
+
+/// Rebuild the validated spec of a stored row (the row was written through the same
+/// validation, so this fails only on a schema newer than this code).
+#[allow(clippy::too_many_arguments)]
+pub fn spec_from_row(
+    slug: String,
+    name: String,
+    plan: &str,
+    status: &str,
+    locale: &str,
+    time_zone: String,
+    allowance: i32,
+    seats: i32,
+    min_cohort: i32,
+    allowed_email_domains: Vec<String>,
+    web_origins: Vec<String>,
+    branding: serde_json::Value,
+) -> Result<TenantSpec, String> {
+    Ok(TenantSpec {
+        plan: Plan::parse(plan).ok_or_else(|| format!("{slug}: unknown plan {plan:?}"))?,
+        status: TenantStatus::parse(status)
+            .ok_or_else(|| format!("{slug}: unknown status {status:?}"))?,
+        locale: Locale::parse(locale)
+            .ok_or_else(|| format!("{slug}: unknown locale {locale:?}"))?,
+        branding: serde_json::from_value(branding).map_err(|e| format!("{slug}: branding: {e}"))?,
+        slug,
+        name,
+        time_zone,
+        allowance,
+        seats,
+        min_cohort,
+        allowed_email_domains,
+        web_origins,
+    })
+}
+
+/// One tenant to export, with who manages it.
+#[derive(Debug, Clone)]
+pub struct Exported {
+    pub spec: TenantSpec,
+    pub managed_by: String,
+}
+
+/// Every company tenant in the file model, for `serein tenants export` (login role). The
+/// platform tenant and tenants in the offboarding states (which a file cannot declare) are
+/// left out.
+pub async fn export(conn: &mut PgConnection) -> Result<Vec<Exported>, ApplyError> {
+    let rows = sqlx::query!(
+        r#"SELECT slug, name, plan, status, locale, time_zone, allowance, seats, min_cohort,
+                  allowed_email_domains, web_origins, branding, managed_by
+           FROM tenants
+           WHERE managed_by <> 'platform' AND status IN ('active', 'suspended')
+           ORDER BY slug"#
+    )
+    .fetch_all(conn)
+    .await?;
+    rows.into_iter()
+        .map(|r| {
+            let spec = spec_from_row(
+                r.slug,
+                r.name,
+                &r.plan,
+                &r.status,
+                &r.locale,
+                r.time_zone,
+                r.allowance,
+                r.seats,
+                r.min_cohort,
+                r.allowed_email_domains,
+                r.web_origins,
+                r.branding,
+            )
+            .map_err(ApplyError::Invalid)?;
+            Ok(Exported {
+                spec,
+                managed_by: r.managed_by,
+            })
+        })
+        .collect()
 }

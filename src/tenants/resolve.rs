@@ -4,10 +4,12 @@
 //! Invariants:
 //! - Only the Host decides (the `Host` header, or the authority of an absolute-form request
 //!   target); no other header or parameter can override it.
-//! - Unknown slug → 404 `tenant_not_found`; suspended → 403 `tenant_suspended`; a malformed
+//! - Unknown slug → 404 `tenant_not_found`; suspended or offboarding (grace period) → 403
+//!   `tenant_suspended`; offboarded (purged tombstone) → 410 `tenant_offboarded`; a malformed
 //!   Host → 400 `invalid_host`. A host outside the base domain → 400 `invalid_host`.
-//! - Slug → tenant is cached in-process for `TENANT_CACHE_TTL_MS` (default 5 s); suspension
-//!   therefore takes effect within the TTL. Unknown slugs are cached apart, in a bounded map:
+//! - Slug → tenant is cached in-process for `TENANT_CACHE_TTL_MS` (default 5 s); a status
+//!   change made through this process forgets the entry at once ([`TenantDirectory::forget`]),
+//!   other processes see it within the TTL. Unknown slugs are cached apart, in a bounded map:
 //!   a flood of random slugs can only evict other unknown slugs, never a real tenant.
 //! - A request with two Host headers is refused; an absolute-form request target's authority
 //!   wins over the Host header (RFC 9112 §3.2.2).
@@ -182,6 +184,15 @@ impl TenantDirectory {
         Ok(resolved)
     }
 
+    /// Forget one slug (after a status or settings change made by this process): the next
+    /// request on its host reads the database.
+    pub fn forget(&self, slug: &str) {
+        if let Ok(mut cache) = self.cache.write() {
+            cache.known.remove(slug);
+            cache.unknown.remove(slug);
+        }
+    }
+
     /// Forget everything (after an operator change in this process).
     pub fn invalidate(&self) {
         if let Ok(mut cache) = self.cache.write() {
@@ -232,6 +243,9 @@ pub async fn resolve_tenant(
         Ok(HostClass::Tenant(slug)) => match state.tenants.lookup(&slug).await {
             Err(e) => return e.into_response(),
             Ok(None) => return problem_response(&AppError::TenantNotFound),
+            Ok(Some(r)) if r.status == TenantStatus::Offboarded => {
+                return problem_response(&AppError::Gone("tenant_offboarded"));
+            }
             Ok(Some(r)) if r.status != TenantStatus::Active => {
                 return problem_response(&AppError::TenantSuspended);
             }

@@ -407,3 +407,185 @@ async fn users_add_with_a_password_or_a_set_password_link() {
         .unwrap();
     assert_eq!(n, 0);
 }
+
+/// Run the binary with a fixed master key and a private data directory (commands that need
+/// the keyring).
+fn serein_keyed(db: &str, data: &Path, args: &[&str]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_serein"))
+        .args(args)
+        .env("DATABASE_URL", db_url(db))
+        .env("SEREIN_CREATE_DATABASE", "false")
+        .env("SEREIN_MASTER_KEY", crate::helpers::TEST_MASTER_KEY_HEX)
+        .env("SEREIN_DATA_DIR", data)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+#[tokio::test]
+async fn export_round_trips_and_apply_needs_adopt_for_api_tenants() {
+    let db = fresh_database().await;
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "acme", ACME);
+    write(dir.path(), "globex", GLOBEX);
+    let (ok, out) = serein(&db, &["tenants", "apply", dir.path().to_str().unwrap()]);
+    assert!(ok, "{out}");
+    // An API-managed tenant with explicit seats and branding, and two the export leaves out.
+    let mut c = PgConnection::connect(&db_url(&db)).await.unwrap();
+    sqlx::query(
+        "INSERT INTO tenants (id, slug, name, plan, seats, min_cohort, allowed_email_domains, web_origins, branding, managed_by)
+         VALUES (gen_random_uuid(), 'initech', 'Initech', 'enterprise', 77, 9, '{initech.example}',
+                 '{https://app.initech.example}', '{\"primary_color\": \"#abcdef\"}', 'api'),
+                (gen_random_uuid(), 'gone', 'Gone', 'starter', 50, 5, '{}', '{}', '{}', 'api')",
+    )
+    .execute(&mut c)
+    .await
+    .unwrap();
+    sqlx::query(
+        "UPDATE tenants SET status = 'offboarded', offboarded_at = now() WHERE slug = 'gone'",
+    )
+    .execute(&mut c)
+    .await
+    .unwrap();
+
+    let out_dir = tempfile::tempdir().unwrap();
+    let (ok, out) = serein(
+        &db,
+        &["tenants", "export", out_dir.path().to_str().unwrap()],
+    );
+    assert!(ok, "{out}");
+    assert!(out.contains("3 tenant file(s) written"), "{out}");
+    let mut names: Vec<String> = std::fs::read_dir(out_dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["acme.toml", "globex.toml", "initech.toml"]);
+
+    // Each file parses (with the files' own validation) to exactly the database's state.
+    let stored = serein::tenants::repo::export(&mut c).await.unwrap();
+    assert_eq!(stored.len(), 3);
+    for t in &stored {
+        let path = out_dir.path().join(format!("{}.toml", t.spec.slug));
+        let text = std::fs::read_to_string(&path).unwrap();
+        let parsed = serein::tenants::file::parse_file(&path, &text).unwrap();
+        assert_eq!(parsed, t.spec, "{text}");
+    }
+    // ...checked against the raw columns too (not only through the code that wrote them).
+    let text = std::fs::read_to_string(out_dir.path().join("initech.toml")).unwrap();
+    let spec = serein::tenants::file::parse_file(Path::new("initech.toml"), &text).unwrap();
+    let (seats, cohort, plan, branding): (i32, i32, String, serde_json::Value) = sqlx::query_as(
+        "SELECT seats, min_cohort, plan, branding FROM tenants WHERE slug = 'initech'",
+    )
+    .fetch_one(&mut c)
+    .await
+    .unwrap();
+    assert_eq!(
+        (spec.seats, spec.min_cohort, spec.plan.as_str()),
+        (seats, cohort, plan.as_str())
+    );
+    assert_eq!(serde_json::to_value(&spec.branding).unwrap(), branding);
+    assert_eq!(spec.web_origins, ["https://app.initech.example"]);
+    assert!(text.contains("--adopt"), "{text}");
+
+    // The file-managed tenants' exported files apply as unchanged.
+    let file_dir = tempfile::tempdir().unwrap();
+    for slug in ["acme", "globex"] {
+        std::fs::copy(
+            out_dir.path().join(format!("{slug}.toml")),
+            file_dir.path().join(format!("{slug}.toml")),
+        )
+        .unwrap();
+    }
+    let before = snapshot(&db).await;
+    let (ok, out) = serein(
+        &db,
+        &["tenants", "apply", file_dir.path().to_str().unwrap()],
+    );
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("0 created, 0 updated, 0 suspended, 2 unchanged"),
+        "{out}"
+    );
+    assert_eq!(snapshot(&db).await, before);
+
+    // The API-managed tenant's file is refused (nothing applied) unless adopted.
+    let all = out_dir.path().to_str().unwrap();
+    let (ok, out) = serein(&db, &["tenants", "apply", all]);
+    assert!(!ok);
+    assert!(
+        out.contains("initech.toml") && out.contains("--adopt"),
+        "{out}"
+    );
+    assert_eq!(snapshot(&db).await, before);
+    let (ok, out) = serein(&db, &["tenants", "apply", "--adopt", all]);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("0 created, 1 updated, 0 suspended, 2 unchanged"),
+        "{out}"
+    );
+    let by: String = sqlx::query_scalar("SELECT managed_by FROM tenants WHERE slug = 'initech'")
+        .fetch_one(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(by, "file");
+    let (ok, out) = serein(&db, &["tenants", "apply", all]);
+    assert!(ok, "{out}");
+    assert!(out.contains("3 unchanged"), "{out}");
+    // The offboarded tombstone was neither exported nor revived.
+    let gone: String = sqlx::query_scalar("SELECT status FROM tenants WHERE slug = 'gone'")
+        .fetch_one(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(gone, "offboarded");
+}
+
+#[tokio::test]
+async fn purge_command_purges_due_tenants_only() {
+    let db = fresh_database().await;
+    let data = tempfile::tempdir().unwrap();
+    let mut c = PgConnection::connect(&db_url(&db)).await.unwrap();
+    let due = serein::db::TenantId::new();
+    let later = serein::db::TenantId::new();
+    for (id, slug, days) in [(due, "due", -1), (later, "later", 10)] {
+        sqlx::query(
+            "INSERT INTO tenants (id, slug, name, plan, status, offboard_requested_at, purge_after)
+             VALUES ($1, $2, $2, 'starter', 'offboarding', now(), now() + make_interval(days => $3))",
+        )
+        .bind(id.as_uuid())
+        .bind(slug)
+        .bind(days)
+        .execute(&mut c)
+        .await
+        .unwrap();
+        crate::helpers::seed_world(&mut c, id, slug).await;
+    }
+    let (ok, out) = serein_keyed(&db, data.path(), &["tenants", "purge"]);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("purged    due") && out.contains("1 tenant(s) purged"),
+        "{out}"
+    );
+    let rows: Vec<(String, String, i64)> = sqlx::query_as(
+        "SELECT t.slug, t.status, (SELECT count(*) FROM memberships m WHERE m.tenant_id = t.id)
+         FROM tenants t WHERE t.slug IN ('due', 'later') ORDER BY t.slug",
+    )
+    .fetch_all(&mut c)
+    .await
+    .unwrap();
+    assert_eq!(
+        rows,
+        [
+            ("due".to_owned(), "offboarded".to_owned(), 0),
+            ("later".to_owned(), "offboarding".to_owned(), 1)
+        ]
+    );
+    let (ok, out) = serein_keyed(&db, data.path(), &["tenants", "purge"]);
+    assert!(ok && out.contains("0 tenant(s) purged"), "{out}");
+}

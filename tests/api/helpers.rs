@@ -163,6 +163,8 @@ pub fn test_env(name: &str) -> HashMap<String, String> {
     env.insert("SEREIN_MASTER_KEY".into(), TEST_MASTER_KEY_HEX.into());
     // Tests drive the mail worker by hand (`MailWorker::run_once`).
     env.insert("MAIL_WORKER".into(), "false".into());
+    // Tests run the offboarding purge by hand (`platform::purge::purge_due`).
+    env.insert("PURGE_WORKER".into(), "false".into());
     env
 }
 

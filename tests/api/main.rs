@@ -20,6 +20,7 @@ mod openapi;
 mod people;
 mod pipeline;
 mod practitioners;
+mod platform;
 mod rbac;
 mod selfcheck;
 mod tenancy;

@@ -1,0 +1,108 @@
+//! Practitioner assignment: a platform admin gives an existing practitioner identity (a user
+//! with a practitioner profile) the practitioner role in a company, or ends it. Both go
+//! through definers (`app_private.assign_practitioner` / `unassign_practitioner`) that check
+//! the caller is a platform admin, refuse tenant zero and offboarding/offboarded companies, and
+//! answer with an outcome word: the platform never reads the company's membership rows.
+//!
+//! Answers: PUT → 201 when the assignment was made (new membership, re-activated membership,
+//! or an existing member gained the role), 200 when it already held; DELETE → 204, and the
+//! person's sessions in that company are revoked in the same transaction. Unknown tenant,
+//! unknown user, a user without a profile, or (DELETE) no active assignment → 404;
+//! offboarding/offboarded company → 409 `tenant_offboarding`.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+use super::handlers::{no_store, require_platform};
+use super::model::Assignment;
+use super::repo;
+use crate::app::AppState;
+use crate::auth::actor::Actor;
+use crate::db::{TenantId, UserId};
+use crate::error::{AppError, AppResult, Problem};
+use crate::http::AppPath;
+
+fn closed() -> AppError {
+    AppError::Conflict {
+        code: "tenant_offboarding",
+        detail: "This tenant is being offboarded (or was); practitioners cannot be assigned."
+            .into(),
+    }
+}
+
+/// Assign a practitioner to a company (creates or re-activates the practitioner membership).
+#[utoipa::path(put, path = "/api/v1/platform/tenants/{id}/practitioners/{user_id}", tag = "platform",
+    extensions(("x-authz" = json!({"resource": "tenant_practitioners", "action": "assign"}))),
+    params(
+        ("id" = String, Path, description = "Tenant id"),
+        ("user_id" = String, Path, description = "The practitioner's user id"),
+    ),
+    security(("bearer" = [])),
+    responses(
+        (status = 201, body = Assignment, description = "Assigned"),
+        (status = 200, body = Assignment, description = "Already assigned"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json", description = "Unknown tenant, or not a practitioner identity"),
+        (status = 409, body = Problem, content_type = "application/problem+json", description = "tenant_offboarding"),
+    ))]
+#[tracing::instrument(skip_all, fields(tenant_id = %tenant, user_id = %user))]
+pub async fn assign_practitioner(
+    State(state): State<AppState>,
+    actor: Actor,
+    AppPath((tenant, user)): AppPath<(TenantId, UserId)>,
+) -> AppResult<Response> {
+    require_platform(&actor)?;
+    let mut tx = actor.begin(&state).await?;
+    let outcome = repo::assign_practitioner(&mut tx, tenant, user, state.clock.now()).await?;
+    let status = match outcome.as_str() {
+        "created" | "reactivated" | "added" => StatusCode::CREATED,
+        "unchanged" => StatusCode::OK,
+        "closed" => return Err(closed()),
+        _ => return Err(AppError::NotFound),
+    };
+    tx.commit().await?;
+    tracing::info!(outcome = %outcome, "practitioner assignment");
+    let body = Assignment {
+        tenant_id: tenant,
+        user_id: user,
+        outcome,
+    };
+    Ok((status, no_store(Json(body))).into_response())
+}
+
+/// End a practitioner's assignment to a company; their sessions there are revoked at once.
+#[utoipa::path(delete, path = "/api/v1/platform/tenants/{id}/practitioners/{user_id}", tag = "platform",
+    extensions(("x-authz" = json!({"resource": "tenant_practitioners", "action": "assign"}))),
+    params(
+        ("id" = String, Path, description = "Tenant id"),
+        ("user_id" = String, Path, description = "The practitioner's user id"),
+    ),
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Assignment ended; sessions in that company revoked"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json", description = "Unknown tenant or user, or not assigned there"),
+        (status = 409, body = Problem, content_type = "application/problem+json", description = "tenant_offboarding"),
+    ))]
+#[tracing::instrument(skip_all, fields(tenant_id = %tenant, user_id = %user))]
+pub async fn unassign_practitioner(
+    State(state): State<AppState>,
+    actor: Actor,
+    AppPath((tenant, user)): AppPath<(TenantId, UserId)>,
+) -> AppResult<StatusCode> {
+    require_platform(&actor)?;
+    let mut tx = actor.begin(&state).await?;
+    let outcome = repo::unassign_practitioner(&mut tx, tenant, user, state.clock.now()).await?;
+    match outcome.as_str() {
+        "ended" => {}
+        "closed" => return Err(closed()),
+        _ => return Err(AppError::NotFound),
+    }
+    tx.commit().await?;
+    tracing::info!("practitioner assignment ended");
+    Ok(StatusCode::NO_CONTENT)
+}
