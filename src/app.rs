@@ -61,6 +61,7 @@ pub struct AppState {
         (name = "health", description = "Probes and metrics"),
         (name = "tenant", description = "The tenant of the request's host"),
         (name = "auth", description = "Sign-up, login, sessions, TOTP, password reset"),
+        (name = "members", description = "The company's members: invitations, CSV import"),
     )
 )]
 pub struct ApiDoc;
@@ -90,6 +91,7 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .merge(crate::health::router())
         .merge(crate::tenants::router())
         .merge(crate::auth::router())
+        .merge(crate::members::import_router())
 }
 
 /// A built application: state plus router, ready to serve.
@@ -158,6 +160,8 @@ impl App {
             in_flight: Arc::new(Semaphore::new(config.max_in_flight)),
             max_body_bytes: config.max_body_bytes,
             request_timeout: config.request_timeout,
+            routes: Arc::from(vec![crate::members::import::route_limits(&config)]),
+            imports: Arc::new(Semaphore::new(crate::members::import::concurrency(&config))),
         };
         let state = AppState {
             tenants: TenantDirectory::new(db.clone(), clock.clone(), config.tenant_cache_ttl),

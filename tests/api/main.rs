@@ -12,6 +12,7 @@ mod auth_mail;
 mod cli;
 mod health;
 mod helpers;
+mod import;
 mod isolation;
 mod keys;
 mod mail;
