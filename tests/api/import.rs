@@ -196,13 +196,14 @@ async fn a_file_invites_new_people_and_updates_members() {
     );
     // Each invitation: the importer as inviter, 7 days, and one e-mail whose link carries the
     // token whose hash (only) is stored.
-    let rows: Vec<(
+    type Issued = (
         uuid::Uuid,
         String,
         Vec<u8>,
         Option<uuid::Uuid>,
         time::OffsetDateTime,
-    )> = sqlx::query_as(
+    );
+    let rows: Vec<Issued> = sqlx::query_as(
         "SELECT id, email, token_hash, invited_by, expires_at FROM invitations
              WHERE tenant_id = $1",
     )
