@@ -64,6 +64,7 @@ pub struct AppState {
         (name = "auth", description = "Sign-up, login, sessions, TOTP, password reset"),
         (name = "practitioners", description = "The practitioner network: platform management, company directory, matching"),
         (name = "platform", description = "Platform admins (platform host): tenants, practitioner assignment"),
+        (name = "members", description = "The company's members: invitations, CSV import"),
     )
 )]
 pub struct ApiDoc;
@@ -95,6 +96,7 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .merge(crate::auth::router())
         .merge(crate::practitioners::router())
         .merge(crate::platform::router())
+        .merge(crate::members::import_router())
 }
 
 /// A built application: state plus router, ready to serve.
@@ -163,6 +165,8 @@ impl App {
             in_flight: Arc::new(Semaphore::new(config.max_in_flight)),
             max_body_bytes: config.max_body_bytes,
             request_timeout: config.request_timeout,
+            routes: Arc::from(vec![crate::members::import::route_limits(&config)]),
+            imports: Arc::new(Semaphore::new(crate::members::import::concurrency(&config))),
         };
         let state = AppState {
             tenants: TenantDirectory::new(db.clone(), clock.clone(), config.tenant_cache_ttl),

@@ -47,6 +47,11 @@ pub struct Config {
     pub request_timeout: Duration,
     pub header_read_timeout: Duration,
     pub max_body_bytes: usize,
+    /// Body limit of the CSV member import (`IMPORT_MAX_BYTES`, default 20 MiB): the one route
+    /// allowed more than `max_body_bytes`; it streams its body instead of buffering it.
+    pub import_max_bytes: usize,
+    /// Timeout of the CSV member import (`IMPORT_TIMEOUT_MS`, default 300 s).
+    pub import_timeout: Duration,
     pub max_in_flight: usize,
     pub tenant_cache_ttl: Duration,
     /// Directory of `tenants/*.toml` applied at start-up (`None`: do not apply).
@@ -112,6 +117,8 @@ struct FileConfig {
     request_timeout_ms: Option<u64>,
     header_read_timeout_ms: Option<u64>,
     max_body_bytes: Option<usize>,
+    import_max_bytes: Option<usize>,
+    import_timeout_ms: Option<u64>,
     max_in_flight: Option<usize>,
     tenant_cache_ttl_ms: Option<u64>,
     tenants_dir: Option<String>,
@@ -136,6 +143,8 @@ impl FileConfig {
         "request_timeout_ms",
         "header_read_timeout_ms",
         "max_body_bytes",
+        "import_max_bytes",
+        "import_timeout_ms",
         "max_in_flight",
         "tenant_cache_ttl_ms",
         "tenants_dir",
@@ -526,6 +535,21 @@ impl Config {
             |s| parse_u64(s).map(|v| usize::try_from(v).unwrap_or(usize::MAX)),
         )?;
         let max_body_bytes = in_range("MAX_BODY_BYTES", max_body_bytes, 1024, 1 << 30)?;
+        let import_max_bytes = pick(
+            src,
+            "IMPORT_MAX_BYTES",
+            file.import_max_bytes,
+            20 * 1024 * 1024,
+            |s| parse_u64(s).map(|v| usize::try_from(v).unwrap_or(usize::MAX)),
+        )?;
+        let import_max_bytes = in_range("IMPORT_MAX_BYTES", import_max_bytes, 1024, 1 << 30)?;
+        let import_timeout = ms(
+            "IMPORT_TIMEOUT_MS",
+            file.import_timeout_ms,
+            300_000,
+            1_000,
+            3_600_000,
+        )?;
         let max_in_flight = pick(src, "MAX_IN_FLIGHT", file.max_in_flight, 1024, |s| {
             parse_u64(s).map(|v| usize::try_from(v).unwrap_or(usize::MAX))
         })?;
@@ -574,6 +598,8 @@ impl Config {
             request_timeout,
             header_read_timeout,
             max_body_bytes,
+            import_max_bytes,
+            import_timeout,
             max_in_flight,
             tenant_cache_ttl,
             tenants_dir,

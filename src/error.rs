@@ -17,6 +17,32 @@ pub struct FieldError {
     pub reason: String,
 }
 
+/// One refused row of an uploaded file (the CSV member import).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct RowError {
+    /// The line of the file where the row starts; the header is row 1.
+    pub row: u64,
+    /// The column (`email`, `role`, …), or `row` for the row as a whole.
+    pub field: &'static str,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+/// The per-row report of an upload refused as a whole (422): added to the problem body.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct RowsReport {
+    /// Data rows read (the header excluded).
+    pub rows: u64,
+    /// The first errors, by row.
+    pub errors: Vec<RowError>,
+    /// All errors found, reported or not.
+    pub error_count: u64,
+    /// Whether `errors` was cut short.
+    pub errors_truncated: bool,
+    /// Always false here: nothing was applied.
+    pub applied: bool,
+}
+
 /// Problem details (RFC 9457) as sent on the wire.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Problem {
@@ -54,6 +80,12 @@ pub enum AppError {
     Validation(Vec<FieldError>),
     #[error("unsupported media type")]
     UnsupportedMediaType,
+    /// 415 naming the content type the route expects.
+    #[error("unsupported media type (expected {0})")]
+    UnsupportedMediaTypeExpected(&'static str),
+    /// 422 for an upload with bad rows: nothing applied, the per-row report in the body.
+    #[error("rows rejected")]
+    RowsRejected(Box<RowsReport>),
     #[error("payload too large")]
     PayloadTooLarge,
     /// 401 with a stable code (`unauthorized`, `invalid_credentials`, `session_revoked`, …).
@@ -127,8 +159,10 @@ impl AppError {
             Self::Gone(_) => StatusCode::GONE,
             Self::InvalidHost(_) | Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::Validation(_) | Self::RowsRejected(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::UnsupportedMediaType | Self::UnsupportedMediaTypeExpected(_) => {
+                StatusCode::UNSUPPORTED_MEDIA_TYPE
+            }
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::Conflict { .. } => StatusCode::CONFLICT,
@@ -147,7 +181,10 @@ impl AppError {
             Self::MethodNotAllowed => "method_not_allowed",
             Self::BadRequest { code, .. } | Self::Conflict { code, .. } => code,
             Self::Validation(_) => "validation_failed",
-            Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::RowsRejected(_) => "rows_rejected",
+            Self::UnsupportedMediaType | Self::UnsupportedMediaTypeExpected(_) => {
+                "unsupported_media_type"
+            }
             Self::PayloadTooLarge => "payload_too_large",
             Self::Unauthorized(code) | Self::Gone(code) => code,
             Self::Forbidden { code, .. } | Self::TooManyRequests { code, .. } => code,
@@ -166,6 +203,14 @@ impl AppError {
             Self::BadRequest { detail, .. } | Self::Conflict { detail, .. } => Some(detail.clone()),
             Self::Validation(_) => Some("One or more fields are invalid.".into()),
             Self::UnsupportedMediaType => Some("Expected Content-Type: application/json.".into()),
+            Self::UnsupportedMediaTypeExpected(expected) => {
+                Some(format!("Expected Content-Type: {expected}."))
+            }
+            Self::RowsRejected(_) => Some(
+                "Some rows are invalid; nothing was applied. Fix them, or import with \
+                 ?partial=true to apply the valid rows only."
+                    .into(),
+            ),
             Self::PayloadTooLarge => Some("The request body exceeds the size limit.".into()),
             Self::Unavailable { .. } => Some("Temporarily unavailable; retry shortly.".into()),
             Self::Timeout => Some("The request took too long and was abandoned.".into()),
@@ -263,7 +308,20 @@ impl From<sqlx::Error> for AppError {
 pub fn problem_response(err: &AppError) -> Response {
     let problem = err.problem();
     let status = err.status();
-    let body = serde_json::to_vec(&problem).unwrap_or_default();
+    let body = match err {
+        // The problem members plus the row report (`errors` holds row errors here).
+        AppError::RowsRejected(report) => serde_json::to_value(&problem)
+            .and_then(|mut v| {
+                if let (Some(obj), serde_json::Value::Object(extra)) =
+                    (v.as_object_mut(), serde_json::to_value(report.as_ref())?)
+                {
+                    obj.extend(extra);
+                }
+                serde_json::to_vec(&v)
+            })
+            .unwrap_or_default(),
+        _ => serde_json::to_vec(&problem).unwrap_or_default(),
+    };
     let mut res = (status, body).into_response();
     let h = res.headers_mut();
     h.insert(

@@ -30,6 +30,8 @@ pub mod mail;
 pub mod practitioners;
 /// Platform administration: tenant life cycle, practitioner assignment, the purge job.
 pub mod platform;
+/// The company's members: invitations, the CSV import.
+pub mod members;
 /// Roles shared by RBAC and row-level security.
 pub mod rbac;
 /// Logs and metrics set-up.

@@ -3,6 +3,10 @@
 //! early 413 on a declared oversized body → request timeout (503 `request_timeout`) →
 //! security headers. Tenant resolution follows (`tenants::resolve`).
 //!
+//! Body limit and timeout are global (`MAX_BODY_BYTES`, `REQUEST_TIMEOUT_MS`) except for the
+//! routes listed in [`Limits::routes`] (the CSV member import), which stream their bodies and
+//! enforce their own, larger limit while reading.
+//!
 //! Invariants: the span carries request id, method, route template, tenant and status, and
 //! nothing from headers or bodies (no tokens, no content); metrics are labelled by route
 //! template, never by raw path (bounded cardinality).
@@ -29,6 +33,31 @@ pub struct Limits {
     pub in_flight: Arc<Semaphore>,
     pub max_body_bytes: usize,
     pub request_timeout: std::time::Duration,
+    /// Routes with their own body limit and timeout, by route template.
+    pub routes: Arc<[RouteLimits]>,
+    /// Concurrent CSV imports of this process (each holds a database connection while it
+    /// reads its upload).
+    pub imports: Arc<Semaphore>,
+}
+
+/// A route's own limits (it must enforce `max_body_bytes` itself on bodies of unknown length).
+#[derive(Debug, Clone)]
+pub struct RouteLimits {
+    pub route: &'static str,
+    pub max_body_bytes: usize,
+    pub timeout: std::time::Duration,
+}
+
+impl Limits {
+    /// Body limit and timeout of a route template.
+    pub fn of(&self, route: &str) -> (usize, std::time::Duration) {
+        self.routes
+            .iter()
+            .find(|r| r.route == route)
+            .map_or((self.max_body_bytes, self.request_timeout), |r| {
+                (r.max_body_bytes, r.timeout)
+            })
+    }
 }
 
 /// Accept a caller's request id only if it is short and boring; otherwise make one.
@@ -118,10 +147,11 @@ async fn guarded(limits: &Limits, route: &str, req: Request, next: Next) -> Resp
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limits.max_body_bytes as u64) {
+    let (max_body_bytes, timeout) = limits.of(route);
+    if declared.is_some_and(|n| n > max_body_bytes as u64) {
         return problem_response(&AppError::PayloadTooLarge);
     }
-    match tokio::time::timeout(limits.request_timeout, next.run(req)).await {
+    match tokio::time::timeout(timeout, next.run(req)).await {
         Ok(res) => res,
         Err(_) => problem_response(&AppError::Timeout),
     }

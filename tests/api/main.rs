@@ -13,6 +13,7 @@ mod bola;
 mod cli;
 mod health;
 mod helpers;
+mod import;
 mod isolation;
 mod keys;
 mod mail;
