@@ -61,6 +61,7 @@ pub struct AppState {
         (name = "health", description = "Probes and metrics"),
         (name = "tenant", description = "The tenant of the request's host"),
         (name = "auth", description = "Sign-up, login, sessions, TOTP, password reset"),
+        (name = "members", description = "Company settings, members, HR counts, invitations"),
     )
 )]
 pub struct ApiDoc;
@@ -90,6 +91,7 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .merge(crate::health::router())
         .merge(crate::tenants::router())
         .merge(crate::auth::router())
+        .merge(crate::members::router())
 }
 
 /// A built application: state plus router, ready to serve.

@@ -26,6 +26,8 @@ pub mod health;
 pub mod http;
 /// Transactional e-mail: outbox, templates, worker.
 pub mod mail;
+/// Company settings, members, HR's counts, invitations.
+pub mod members;
 /// Roles shared by RBAC and row-level security.
 pub mod rbac;
 /// Logs and metrics set-up.
