@@ -206,9 +206,7 @@ CREATE POLICY invitations_admin_update ON invitations
     WITH CHECK (tenant_id = (SELECT app.current_tenant()) AND ARRAY['tenant_admin'] <@ (SELECT app.current_roles()));
 
 GRANT SELECT ON invitations TO serein_app;
-GRANT INSERT (id, tenant_id, email, roles, department, first_name, last_name, token_hash,
-              invited_by, created_at, updated_at, expires_at)
-    ON invitations TO serein_app;
+GRANT INSERT ON invitations TO serein_app;
 GRANT UPDATE (roles, department, first_name, last_name, token_hash, invited_by, updated_at,
               expires_at, revoked_at)
     ON invitations TO serein_app;

@@ -7,7 +7,7 @@
 
 use sqlx::{Executor, PgConnection, Row};
 
-use crate::helpers::{TestApp, as_app, seed_world};
+use crate::helpers::{TestApp, as_app, as_app_with_roles, seed_world};
 use serein::db::TenantId;
 
 /// Every table with a `tenant_id` column (partitions included), as quoted names.
@@ -489,13 +489,45 @@ async fn global_tenants_table_shows_only_the_current_tenant_and_is_read_only() {
         .await
         .unwrap();
     assert_eq!(ids, vec![app.tenant_a.as_uuid()]);
+    // Without the tenant_admin role nothing is updatable (no row passes the policy); nothing is
+    // deletable (no grant); creating tenants is the platform's (WITH CHECK refuses).
+    assert_eq!(
+        try_exec(&mut conn, "UPDATE tenants SET name = 'x'", None).await,
+        Ok(0)
+    );
     for sql in [
-        "UPDATE tenants SET name = 'x'".to_owned(),
         format!("DELETE FROM tenants WHERE id = '{}'", app.tenant_b),
         "INSERT INTO tenants (id, slug, name, plan) VALUES (gen_random_uuid(), 'evil', 'Evil', 'standard')".to_owned(),
     ] {
         assert_eq!(try_exec(&mut conn, &sql, None).await, Err("42501".into()), "{sql}");
     }
+    conn.execute("ROLLBACK").await.unwrap();
+    // A tenant admin changes their own company's settings, never its commercial terms, and
+    // never another company.
+    let admin = serein::db::UserId::new();
+    as_app_with_roles(&mut conn, Some(app.tenant_a), Some(admin), "tenant_admin").await;
+    assert_eq!(
+        try_exec(&mut conn, "UPDATE tenants SET name = 'x'", None).await,
+        Ok(1)
+    );
+    assert_eq!(
+        try_exec(&mut conn, "UPDATE tenants SET seats = 100000", None).await,
+        Err("42501".into())
+    );
+    assert_eq!(
+        try_exec(
+            &mut conn,
+            &format!(
+                "UPDATE tenants SET name = 'x' WHERE id = '{}'",
+                app.tenant_b
+            ),
+            None
+        )
+        .await,
+        Ok(0)
+    );
+    conn.execute("ROLLBACK").await.unwrap();
+    as_app(&mut conn, Some(app.tenant_a), None).await;
     // The definer function answers for one slug and exposes only routing fields.
     let cols: Vec<String> = sqlx::query_scalar(
         "SELECT unnest(proargnames) FROM pg_proc WHERE proname = 'resolve_tenant'",
@@ -514,12 +546,23 @@ async fn global_users_table_shows_members_of_the_tenant_and_self_only() {
     let bob = seed_world(&mut owner, app.tenant_b, "bob").await;
 
     let mut conn = app.owner().await;
-    as_app(&mut conn, Some(app.tenant_a), None).await;
+    // Members' identities are visible to the tenant's admins (through the memberships they may
+    // read), never another tenant's; an actor without that role sees no colleague.
+    as_app_with_roles(&mut conn, Some(app.tenant_a), None, "tenant_admin").await;
     let ids: Vec<uuid::Uuid> = sqlx::query_scalar("SELECT id FROM users")
         .fetch_all(&mut conn)
         .await
         .unwrap();
     assert_eq!(ids, vec![alice.as_uuid()]);
+    conn.execute("ROLLBACK").await.unwrap();
+    as_app_with_roles(&mut conn, Some(app.tenant_a), None, "hr,employee").await;
+    let seen: i64 = sqlx::query_scalar("SELECT count(*) FROM users")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(seen, 0, "HR and employees see no colleague's identity");
+    conn.execute("ROLLBACK").await.unwrap();
+    as_app(&mut conn, Some(app.tenant_a), None).await;
     // Credentials are not readable by the app role at all.
     assert_eq!(
         try_exec(&mut conn, "SELECT password_hash FROM users", None).await,
@@ -569,8 +612,9 @@ async fn global_users_table_shows_members_of_the_tenant_and_self_only() {
     assert_eq!(n, 0);
     conn.execute("ROLLBACK").await.unwrap();
     // The self clause: a user sees their own row even in a tenant they do not belong to (the
-    // token layer decides whether they may act there); other rows only via A's memberships.
-    as_app(&mut conn, Some(app.tenant_a), Some(bob)).await;
+    // token layer decides whether they may act there); other rows only via the A memberships
+    // the actor may read (all of them for a tenant admin).
+    as_app_with_roles(&mut conn, Some(app.tenant_a), Some(bob), "tenant_admin").await;
     let mut ids: Vec<uuid::Uuid> = sqlx::query_scalar("SELECT id FROM users")
         .fetch_all(&mut conn)
         .await

@@ -9,6 +9,7 @@
 
 mod auth;
 mod auth_mail;
+mod bola;
 mod cli;
 mod health;
 mod helpers;
