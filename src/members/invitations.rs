@@ -206,8 +206,28 @@ fn already_member() -> AppError {
     }
 }
 
-/// Create or refresh the pending invitation of `inv.email` (see the module header). The
-/// caller checks seats after its writes and commits.
+/// Does `email` already hold an active company membership here? (Such an address is not
+/// invited: 409 `already_member` for one invitation; an import may skip it instead.)
+pub async fn is_active_member(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    email: &Email,
+) -> AppResult<bool> {
+    Ok(sqlx::query_scalar!(
+        r#"SELECT EXISTS (
+               SELECT 1 FROM memberships m JOIN users u ON u.id = m.user_id
+               WHERE m.tenant_id = $1 AND u.email = $2 AND m.status = 'active'
+                 AND m.roles && ARRAY['employee', 'hr', 'tenant_admin']) AS "member!""#,
+        tenant.as_uuid(),
+        email.as_str()
+    )
+    .fetch_one(conn)
+    .await?)
+}
+
+/// Create or refresh the pending invitation of `inv.email` (see the module header); 409
+/// `already_member` when [`is_active_member`]. The caller checks seats after its writes and
+/// commits.
 pub async fn stage(
     conn: &mut PgConnection,
     tenant: TenantId,
@@ -215,17 +235,7 @@ pub async fn stage(
     inv: &NewInvitation,
     now: OffsetDateTime,
 ) -> AppResult<StagedInvitation> {
-    let member = sqlx::query_scalar!(
-        r#"SELECT EXISTS (
-               SELECT 1 FROM memberships m JOIN users u ON u.id = m.user_id
-               WHERE m.tenant_id = $1 AND u.email = $2 AND m.status = 'active'
-                 AND m.roles && ARRAY['employee', 'hr', 'tenant_admin']) AS "member!""#,
-        tenant.as_uuid(),
-        inv.email.as_str()
-    )
-    .fetch_one(&mut *conn)
-    .await?;
-    if member {
+    if is_active_member(&mut *conn, tenant, &inv.email).await? {
         return Err(already_member());
     }
     let expires = now + time::Duration::days(i64::from(INVITATION_DAYS));
