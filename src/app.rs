@@ -64,7 +64,7 @@ pub struct AppState {
         (name = "auth", description = "Sign-up, login, sessions, TOTP, password reset"),
         (name = "practitioners", description = "The practitioner network: platform management, company directory, matching"),
         (name = "platform", description = "Platform admins (platform host): tenants, practitioner assignment"),
-        (name = "members", description = "The company's members: invitations, CSV import"),
+        (name = "members", description = "Company settings, members, HR counts, invitations, CSV import"),
     )
 )]
 pub struct ApiDoc;
@@ -96,7 +96,7 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .merge(crate::auth::router())
         .merge(crate::practitioners::router())
         .merge(crate::platform::router())
-        .merge(crate::members::import_router())
+        .merge(crate::members::router())
 }
 
 /// A built application: state plus router, ready to serve.

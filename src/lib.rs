@@ -30,7 +30,7 @@ pub mod mail;
 pub mod practitioners;
 /// Platform administration: tenant life cycle, practitioner assignment, the purge job.
 pub mod platform;
-/// The company's members: invitations, the CSV import.
+/// Company settings, members, HR's counts, invitations, the CSV import.
 pub mod members;
 /// Roles shared by RBAC and row-level security.
 pub mod rbac;

@@ -1,14 +1,80 @@
-//! The company's members. (In this work tree: the CSV import only; the rest of the feature
-//! lives beside it once merged.)
+//! Members: the company's settings, its people, HR's counts, and invitations.
+//!
+//! Invariants:
+//! - Every route runs on a company host; handlers refuse the platform tenant as defence in
+//!   depth (Casbin already grants these routes to company roles only).
+//! - Tenant admins read and change memberships under row-level security; HR reads no
+//!   membership row: `GET /members/summary` goes through `app_private.member_summary()`, which
+//!   suppresses cells below the tenant's `min_cohort` in SQL (DESIGN §7). HR learns counts,
+//!   never a name, e-mail, user id or membership id.
+//! - Ending a membership keeps the row (`status = disabled`, `ended_at` set) for the records
+//!   that will reference it, and revokes the person's sessions in this tenant at once.
+//! - Invitation tokens are `{invitation id}.{secret}`; only SHA-256 of the whole is stored;
+//!   pending invitations take a seat; accepting goes through one definer, all or nothing.
 
+pub mod accept;
+pub mod handlers;
 pub mod import;
+pub mod invitations;
+pub mod model;
+pub mod repo;
+pub mod settings;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
+use uuid::Uuid;
 
 use crate::app::AppState;
+use crate::auth::actor::Actor;
+use crate::error::AppError;
 
-/// `POST /members/import`.
-pub fn import_router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(import::import_members))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(settings::get_tenant, settings::update_tenant))
+        .routes(routes!(handlers::list_members))
+        .routes(routes!(handlers::member_summary))
+        .routes(routes!(handlers::update_member, handlers::end_member))
+        .routes(routes!(
+            invitations::list_invitations,
+            invitations::create_invitation
+        ))
+        .routes(routes!(invitations::revoke_invitation))
+        .routes(routes!(accept::preview_invitation))
+        .routes(routes!(accept::accept_invitation))
+        .routes(routes!(import::import_members))
+}
+
+/// Default and maximum page sizes of the lists here.
+pub const DEFAULT_LIMIT: i64 = 50;
+pub const MAX_LIMIT: i64 = 200;
+
+/// A page size: default 50, capped at 200, at least 1.
+pub fn page_limit(limit: Option<i64>) -> i64 {
+    limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT)
+}
+
+/// An opaque keyset cursor: the last id of the previous page, base64url.
+pub fn encode_cursor(id: Uuid) -> String {
+    URL_SAFE_NO_PAD.encode(id.as_bytes())
+}
+
+/// Decode a cursor (400 `invalid_cursor` when it is not one of ours).
+pub fn decode_cursor(cursor: Option<&str>) -> Result<Option<Uuid>, AppError> {
+    let Some(c) = cursor else { return Ok(None) };
+    URL_SAFE_NO_PAD
+        .decode(c.as_bytes())
+        .ok()
+        .and_then(|b| Uuid::from_slice(&b).ok())
+        .map(Some)
+        .ok_or_else(|| AppError::bad_request("invalid_cursor", "The cursor is not valid."))
+}
+
+/// These routes serve a company's people: never the platform tenant.
+pub fn company_actor(actor: &Actor) -> Result<(), AppError> {
+    if actor.tenant.is_platform() {
+        return Err(AppError::TenantRequired);
+    }
+    Ok(())
 }

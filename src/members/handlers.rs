@@ -1,0 +1,239 @@
+//! Member handlers: list (tenant admins), change, end, and HR's counts.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+
+use super::model::*;
+use super::{company_actor, decode_cursor, encode_cursor, page_limit, repo};
+use crate::app::AppState;
+use crate::auth::actor::Actor;
+use crate::db::MembershipId;
+use crate::error::{AppError, AppResult, Problem};
+use crate::http::extract::{AppJson, AppPath, AppQuery};
+use crate::rbac::Role;
+
+fn last_admin() -> AppError {
+    AppError::Conflict {
+        code: "last_admin",
+        detail: "This would leave the company without an active tenant admin.".into(),
+    }
+}
+
+fn practitioner_membership() -> AppError {
+    AppError::forbidden_because(
+        "practitioner_membership",
+        "Practitioner memberships are managed by the platform.",
+    )
+}
+
+/// The company's members (tenant admins): keyset pages, filters, search.
+#[utoipa::path(get, path = "/api/v1/members", tag = "members",
+    extensions(("x-authz" = json!({"resource": "members", "action": "list"}))),
+    security(("bearer" = [])),
+    params(MemberQuery),
+    responses(
+        (status = 200, body = MemberPage, description = "A page of members"),
+        (status = 400, body = Problem, content_type = "application/problem+json", description = "invalid_cursor or invalid_query"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json", description = "Not a tenant admin (HR sees counts only: /members/summary)"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    ))]
+#[tracing::instrument(skip_all)]
+pub async fn list_members(
+    State(state): State<AppState>,
+    actor: Actor,
+    AppQuery(query): AppQuery<MemberQuery>,
+) -> AppResult<Json<MemberPage>> {
+    company_actor(&actor)?;
+    let filter = query.filter()?;
+    let after = decode_cursor(query.cursor.as_deref())?;
+    let limit = page_limit(query.limit);
+    let mut tx = actor.begin(&state).await?;
+    let mut items = repo::list(&mut tx, actor.tenant, &filter, after, limit + 1).await?;
+    tx.commit().await?;
+    let more = i64::try_from(items.len()).unwrap_or(i64::MAX) > limit;
+    items.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+    let next_cursor = more
+        .then(|| items.last().map(|m| encode_cursor(m.id.as_uuid())))
+        .flatten();
+    Ok(Json(MemberPage { items, next_cursor }))
+}
+
+/// HR's view: counts of active members in total, by role and by department, with every cell
+/// below `min_cohort` suppressed (and enough neighbours that no subtraction reveals it).
+#[utoipa::path(get, path = "/api/v1/members/summary", tag = "members",
+    extensions(("x-authz" = json!({"resource": "member_summary", "action": "read"}))),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, body = MemberSummary, description = "Counts only; no individual"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+    ))]
+#[tracing::instrument(skip_all)]
+pub async fn member_summary(
+    State(state): State<AppState>,
+    actor: Actor,
+) -> AppResult<Json<MemberSummary>> {
+    company_actor(&actor)?;
+    let mut tx = actor.begin(&state).await?;
+    let rows = repo::summary(&mut tx).await?;
+    let t = sqlx::query!(
+        "SELECT min_cohort, seats FROM tenants WHERE id = $1",
+        actor.tenant.as_uuid()
+    )
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or(AppError::TenantNotFound)?;
+    tx.commit().await?;
+    let mut total = SummaryCell {
+        key: None,
+        count: None,
+        suppressed: true,
+    };
+    let mut by_role = Vec::new();
+    let mut by_department = Vec::new();
+    for r in rows {
+        let cell = SummaryCell {
+            key: r.key,
+            count: if r.suppressed { None } else { r.n },
+            suppressed: r.suppressed,
+        };
+        match r.dimension.as_str() {
+            "total" => total = cell,
+            "role" => by_role.push(cell),
+            "department" => by_department.push(cell),
+            _ => {}
+        }
+    }
+    // Alphabetical: the order must not hint at the size of a suppressed cell.
+    by_role.sort_by(|a, b| a.key.cmp(&b.key));
+    by_department.sort_by(|a, b| a.key.cmp(&b.key));
+    Ok(Json(MemberSummary {
+        min_cohort: t.min_cohort,
+        total,
+        by_role,
+        by_department,
+        seats: t.seats,
+    }))
+}
+
+/// Change a member's roles, status or department (tenant admins).
+#[utoipa::path(patch, path = "/api/v1/members/{id}", tag = "members",
+    extensions(("x-authz" = json!({"resource": "members", "action": "update"}))),
+    security(("bearer" = [])),
+    params(("id" = MembershipId, Path, description = "Membership id")),
+    request_body = MemberPatch,
+    responses(
+        (status = 200, body = Member, description = "The changed membership"),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json", description = "practitioner_membership: managed by the platform"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, body = Problem, content_type = "application/problem+json", description = "last_admin, seat_limit_reached, or membership_ended"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    ))]
+#[tracing::instrument(skip_all, fields(member = %id))]
+pub async fn update_member(
+    State(state): State<AppState>,
+    actor: Actor,
+    AppPath(id): AppPath<MembershipId>,
+    AppJson(req): AppJson<MemberPatch>,
+) -> AppResult<Json<Member>> {
+    company_actor(&actor)?;
+    let patch = req.parse()?;
+    let now = state.clock.now();
+    let mut tx = actor.begin(&state).await?;
+    repo::lock_admins(&mut tx, actor.tenant).await?;
+    let locked = repo::lock(&mut tx, actor.tenant, id)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    let old = locked.member;
+    if locked.ended {
+        return Err(AppError::Conflict {
+            code: "membership_ended",
+            detail: "This membership has ended; invite the person again.".into(),
+        });
+    }
+    if old.roles.iter().any(|r| r == Role::Practitioner.as_str()) {
+        return Err(practitioner_membership());
+    }
+    let roles = patch.roles.unwrap_or_else(|| old.roles.clone());
+    let status = patch.status.unwrap_or_else(|| old.status.clone());
+    let department = patch.department.unwrap_or_else(|| old.department.clone());
+    repo::update(
+        &mut tx,
+        actor.tenant,
+        id,
+        &roles,
+        &status,
+        department.as_deref(),
+        now,
+    )
+    .await?;
+    if repo::active_admins(&mut tx, actor.tenant).await? == 0 {
+        return Err(last_admin());
+    }
+    let re_enabled = old.status != "active" && status == "active";
+    let role_added = roles.iter().any(|r| !old.roles.contains(r));
+    let role_removed = old.roles.iter().any(|r| !roles.contains(r));
+    if status == "active" && (re_enabled || role_added) {
+        repo::check_seats(&mut tx, now).await?;
+    }
+    if status != "active" || role_removed {
+        repo::revoke_sessions(&mut tx, old.user_id, now).await?;
+    }
+    tx.commit().await?;
+    tracing::info!(tenant = %actor.tenant, member = %id, %status, "membership changed");
+    Ok(Json(Member {
+        roles,
+        status,
+        department,
+        ..old
+    }))
+}
+
+/// End a membership (tenant admins): the row stays, disabled and marked ended; the person's
+/// sessions in this company are revoked at once.
+#[utoipa::path(delete, path = "/api/v1/members/{id}", tag = "members",
+    extensions(("x-authz" = json!({"resource": "members", "action": "delete"}))),
+    security(("bearer" = [])),
+    params(("id" = MembershipId, Path, description = "Membership id")),
+    responses(
+        (status = 204, description = "Membership ended, sessions revoked"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json", description = "practitioner_membership: managed by the platform"),
+        (status = 404, body = Problem, content_type = "application/problem+json", description = "No such membership here, or already ended"),
+        (status = 409, body = Problem, content_type = "application/problem+json", description = "last_admin"),
+    ))]
+#[tracing::instrument(skip_all, fields(member = %id))]
+pub async fn end_member(
+    State(state): State<AppState>,
+    actor: Actor,
+    AppPath(id): AppPath<MembershipId>,
+) -> AppResult<StatusCode> {
+    company_actor(&actor)?;
+    let now = state.clock.now();
+    let mut tx = actor.begin(&state).await?;
+    repo::lock_admins(&mut tx, actor.tenant).await?;
+    let locked = repo::lock(&mut tx, actor.tenant, id)
+        .await?
+        .filter(|l| !l.ended)
+        .ok_or(AppError::NotFound)?;
+    if locked
+        .member
+        .roles
+        .iter()
+        .any(|r| r == Role::Practitioner.as_str())
+    {
+        return Err(practitioner_membership());
+    }
+    repo::end(&mut tx, actor.tenant, id, now).await?;
+    if repo::active_admins(&mut tx, actor.tenant).await? == 0 {
+        return Err(last_admin());
+    }
+    repo::revoke_sessions(&mut tx, locked.member.user_id, now).await?;
+    tx.commit().await?;
+    tracing::info!(tenant = %actor.tenant, member = %id, "membership ended");
+    Ok(StatusCode::NO_CONTENT)
+}

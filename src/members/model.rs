@@ -1,0 +1,254 @@
+//! Request and response types of the member routes, and their validation.
+//!
+//! Invariants: request types reject unknown fields; roles a tenant admin may grant are the
+//! company roles only (`tenant_admin`, `hr`, `employee`) — `practitioner` is the platform's.
+//! HR's summary type holds counts only: no name, e-mail, user id or membership id.
+
+use serde::{Deserialize, Deserializer, Serialize};
+use time::OffsetDateTime;
+use utoipa::{IntoParams, ToSchema};
+
+use crate::db::{MembershipId, UserId};
+use crate::error::{AppError, FieldError};
+
+/// The roles a company grants (invitations, PATCH /members/{id}).
+pub const COMPANY_ROLES: [&str; 3] = ["tenant_admin", "hr", "employee"];
+
+/// Validate a list of company roles: non-empty, known, deduplicated, in a stable order.
+pub fn parse_company_roles(field: &str, roles: &[String]) -> Result<Vec<String>, FieldError> {
+    if roles.is_empty() {
+        return Err(FieldError {
+            field: field.to_owned(),
+            reason: "must hold at least one role".into(),
+        });
+    }
+    for (i, r) in roles.iter().enumerate() {
+        if !COMPANY_ROLES.contains(&r.as_str()) {
+            return Err(FieldError {
+                field: format!("{field}[{i}]"),
+                reason: "must be one of tenant_admin, hr, employee".into(),
+            });
+        }
+    }
+    Ok(COMPANY_ROLES
+        .iter()
+        .filter(|c| roles.iter().any(|r| r == *c))
+        .map(|c| (*c).to_owned())
+        .collect())
+}
+
+/// A department name: trimmed, 1-120 printable characters; empty means none.
+pub fn parse_department(field: &str, raw: Option<&str>) -> Result<Option<String>, FieldError> {
+    let Some(d) = raw.map(str::trim).filter(|d| !d.is_empty()) else {
+        return Ok(None);
+    };
+    if d.chars().count() > 120 || d.chars().any(char::is_control) {
+        return Err(FieldError {
+            field: field.to_owned(),
+            reason: "must be 1-120 printable characters".into(),
+        });
+    }
+    Ok(Some(d.to_owned()))
+}
+
+/// One membership, as its tenant admins see it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Member {
+    /// The membership id (the `{id}` of PATCH/DELETE /members/{id}).
+    pub id: MembershipId,
+    pub user_id: UserId,
+    pub email: String,
+    pub display_name: String,
+    pub roles: Vec<String>,
+    /// `active`, `disabled`, or `ended` (removed from the company).
+    pub status: String,
+    pub department: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+/// A page of members.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MemberPage {
+    pub items: Vec<Member>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// Filters and paging of GET /members.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct MemberQuery {
+    /// Page size (default 50, at most 200).
+    pub limit: Option<i64>,
+    /// Opaque cursor from the previous page.
+    pub cursor: Option<String>,
+    /// Members holding this role.
+    pub role: Option<String>,
+    /// `active`, `disabled` or `ended` (default: active and disabled).
+    pub status: Option<String>,
+    /// Case-insensitive substring of the name or e-mail.
+    pub q: Option<String>,
+}
+
+/// A validated member filter.
+#[derive(Debug, Default)]
+pub struct MemberFilter {
+    pub role: Option<String>,
+    pub status: Option<String>,
+    /// An ILIKE pattern with the wildcards of the search text escaped.
+    pub pattern: Option<String>,
+}
+
+impl MemberQuery {
+    pub fn filter(&self) -> Result<MemberFilter, AppError> {
+        let mut errs = Vec::new();
+        if let Some(r) = &self.role
+            && !["tenant_admin", "hr", "employee", "practitioner"].contains(&r.as_str())
+        {
+            errs.push(FieldError {
+                field: "role".into(),
+                reason: "must be tenant_admin, hr, employee or practitioner".into(),
+            });
+        }
+        if let Some(s) = &self.status
+            && !["active", "disabled", "ended"].contains(&s.as_str())
+        {
+            errs.push(FieldError {
+                field: "status".into(),
+                reason: "must be active, disabled or ended".into(),
+            });
+        }
+        let q = self.q.as_deref().map(str::trim).filter(|q| !q.is_empty());
+        if q.is_some_and(|q| q.chars().count() > 100) {
+            errs.push(FieldError {
+                field: "q".into(),
+                reason: "must be at most 100 characters".into(),
+            });
+        }
+        if !errs.is_empty() {
+            return Err(AppError::Validation(errs));
+        }
+        Ok(MemberFilter {
+            role: self.role.clone(),
+            status: self.status.clone(),
+            pattern: q.map(|q| format!("%{}%", escape_like(q))),
+        })
+    }
+}
+
+/// Escape LIKE wildcards (`\` is the escape character).
+pub fn escape_like(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '\\' | '%' | '_') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// `Some(None)` for an explicit `null`, `None` for an absent field.
+fn explicit<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// What a tenant admin may change of a membership.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MemberPatch {
+    /// Company roles (a subset of tenant_admin, hr, employee).
+    #[serde(default)]
+    pub roles: Option<Vec<String>>,
+    /// `active` or `disabled`.
+    #[serde(default)]
+    pub status: Option<String>,
+    /// A department name, or `null` to clear it.
+    #[serde(default, deserialize_with = "explicit")]
+    #[schema(value_type = Option<String>)]
+    pub department: Option<Option<String>>,
+}
+
+/// A validated [`MemberPatch`].
+#[derive(Debug)]
+pub struct ValidMemberPatch {
+    pub roles: Option<Vec<String>>,
+    pub status: Option<String>,
+    pub department: Option<Option<String>>,
+}
+
+impl MemberPatch {
+    pub fn parse(self) -> Result<ValidMemberPatch, AppError> {
+        let mut errs = Vec::new();
+        let roles = match self
+            .roles
+            .as_deref()
+            .map(|r| parse_company_roles("roles", r))
+        {
+            Some(Ok(r)) => Some(r),
+            Some(Err(e)) => {
+                errs.push(e);
+                None
+            }
+            None => None,
+        };
+        if let Some(s) = &self.status
+            && s != "active"
+            && s != "disabled"
+        {
+            errs.push(FieldError {
+                field: "status".into(),
+                reason: "must be active or disabled".into(),
+            });
+        }
+        let department = match self.department {
+            Some(d) => match parse_department("department", d.as_deref()) {
+                Ok(d) => Some(d),
+                Err(e) => {
+                    errs.push(e);
+                    None
+                }
+            },
+            None => None,
+        };
+        if !errs.is_empty() {
+            return Err(AppError::Validation(errs));
+        }
+        Ok(ValidMemberPatch {
+            roles,
+            status: self.status,
+            department,
+        })
+    }
+}
+
+/// A count that may be suppressed (below the company's `min_cohort`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SummaryCell {
+    /// A role or department name (`null` department: members without one); absent for the total.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// `null` when suppressed.
+    pub count: Option<i32>,
+    pub suppressed: bool,
+}
+
+/// HR's view of the company's people: counts only, small cells suppressed.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MemberSummary {
+    /// Cells below this are suppressed, with enough neighbours that the total minus the
+    /// visible cells reveals none of them.
+    pub min_cohort: i32,
+    /// Active company members (practitioners excluded).
+    pub total: SummaryCell,
+    /// By primary role: tenant_admin, else hr, else employee (a partition of the total).
+    pub by_role: Vec<SummaryCell>,
+    pub by_department: Vec<SummaryCell>,
+    /// Seats of the plan.
+    pub seats: i32,
+}
