@@ -26,12 +26,12 @@ pub mod health;
 pub mod http;
 /// Transactional e-mail: outbox, templates, worker.
 pub mod mail;
-/// The practitioner network: platform management, self-service profile, directory, matching.
-pub mod practitioners;
-/// Platform administration: tenant life cycle, practitioner assignment, the purge job.
-pub mod platform;
 /// Company settings, members, HR's counts, invitations, the CSV import.
 pub mod members;
+/// Platform administration: tenant life cycle, practitioner assignment, the purge job.
+pub mod platform;
+/// The practitioner network: platform management, self-service profile, directory, matching.
+pub mod practitioners;
 /// Roles shared by RBAC and row-level security.
 pub mod rbac;
 /// Logs and metrics set-up.
