@@ -40,10 +40,11 @@ END $$;
 
 -- ---------------------------------------------------------------------------------------------
 -- Create (or find) the identity of a new practitioner. Platform admins only.
--- Returns the identity's id and whether it was created now. An existing identity (the e-mail
--- already has an account, e.g. an employee somewhere) is returned unchanged: its name, locale
--- and credentials are the person's own. The caller then inserts the profile under RLS (policy
--- `practitioner_profiles_platform_create`); the profile's primary key refuses a second one.
+-- Returns the new identity's id, or no row when the e-mail already has an account. An existing
+-- identity is never turned into a practitioner from here: it may be a company's employee, and
+-- the platform must learn nothing about a company's people (its id, name or locale stay out of
+-- reach); the caller answers 409. The caller then inserts the profile under RLS (policy
+-- `practitioner_profiles_platform_create`).
 CREATE FUNCTION app_private.create_practitioner_identity(p_id uuid, p_email text,
                                                          p_display_name text, p_locale text,
                                                          p_now timestamptz)
@@ -60,9 +61,7 @@ BEGIN
     ON CONFLICT (email) DO NOTHING;
     IF FOUND THEN
         RETURN QUERY SELECT p_id, true;
-        RETURN;
     END IF;
-    RETURN QUERY SELECT u.id, false FROM public.users u WHERE u.email = lower(p_email);
 END
 $$;
 REVOKE ALL ON FUNCTION app_private.create_practitioner_identity(uuid, text, text, text, timestamptz) FROM PUBLIC;

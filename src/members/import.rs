@@ -129,9 +129,7 @@ pub async fn import_members(
     body: Body,
 ) -> AppResult<Json<ImportReport>> {
     // Company hosts only (the policy already grants this to tenant admins alone).
-    if actor.tenant.is_platform() {
-        return Err(AppError::forbidden());
-    }
+    super::company_actor(&actor)?;
     require_csv(&headers)?;
     let _slot = state
         .limits

@@ -19,7 +19,7 @@ use crate::auth::actor::Actor;
 use crate::db::TenantId;
 use crate::error::{AppError, AppResult, FieldError, Problem};
 use crate::http::extract::AppJson;
-use crate::tenants::model::Branding;
+use crate::tenants::model::{Branding, rules};
 
 /// The company's settings, plan and seats.
 #[derive(Debug, Serialize, ToSchema)]
@@ -79,15 +79,6 @@ struct ValidPatch {
     min_cohort: Option<i32>,
 }
 
-// Same rules as `tenants::model::TenantSpec::parse` (whose checks are private there).
-fn valid_color(c: &str) -> bool {
-    c.len() == 7 && c.starts_with('#') && c.bytes().skip(1).all(|b| b.is_ascii_hexdigit())
-}
-
-fn valid_email_domain(d: &str) -> bool {
-    d.contains('.') && crate::config::valid_domain(d)
-}
-
 fn field(errs: &mut Vec<FieldError>, name: &str, reason: &str) {
     errs.push(FieldError {
         field: name.to_owned(),
@@ -100,31 +91,14 @@ impl TenantSettingsPatch {
         let mut errs = Vec::new();
         let mut out = ValidPatch::default();
         if let Some(n) = self.name {
-            let n = n.trim().to_owned();
-            if n.is_empty() || n.chars().count() > 200 || n.chars().any(char::is_control) {
-                field(&mut errs, "name", "must be 1-200 printable characters");
+            match rules::name(&n) {
+                Ok(n) => out.name = Some(n),
+                Err(reason) => field(&mut errs, "name", reason),
             }
-            out.name = Some(n);
         }
         if let Some(b) = self.branding {
-            if let Some(n) = &b.display_name
-                && (n.trim().is_empty() || n.chars().count() > 80)
-            {
-                field(
-                    &mut errs,
-                    "branding.display_name",
-                    "must be 1-80 characters",
-                );
-            }
-            if let Some(c) = &b.primary_color
-                && !valid_color(c)
-            {
-                field(&mut errs, "branding.primary_color", "must be #RRGGBB");
-            }
-            if let Some(u) = &b.logo_url
-                && !url::Url::parse(u).is_ok_and(|u| u.scheme() == "https")
-            {
-                field(&mut errs, "branding.logo_url", "must be an https:// URL");
+            for (f, reason) in rules::branding(&b) {
+                field(&mut errs, &format!("branding.{f}"), reason);
             }
             out.branding =
                 Some(serde_json::to_value(&b).map_err(|e| AppError::Internal(e.to_string()))?);
@@ -136,42 +110,27 @@ impl TenantSettingsPatch {
             out.locale = Some(l);
         }
         if let Some(tz) = self.time_zone {
-            let plausible = !tz.is_empty()
-                && tz.len() <= 64
-                && tz
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"/_+-".contains(&b));
-            if !plausible {
-                field(&mut errs, "time_zone", "must be an IANA time zone name");
+            if let Err(reason) = rules::time_zone(&tz) {
+                field(&mut errs, "time_zone", reason);
             }
             out.time_zone = Some(tz);
         }
         if let Some(domains) = self.allowed_email_domains {
-            let mut clean: Vec<String> = Vec::new();
             if domains.len() > 50 {
                 field(&mut errs, "allowed_email_domains", "at most 50 domains");
             }
-            for (i, d) in domains.iter().enumerate() {
-                let d = d.trim().to_ascii_lowercase();
-                if !valid_email_domain(&d) {
-                    field(
-                        &mut errs,
-                        &format!("allowed_email_domains[{i}]"),
-                        "is not a domain name",
-                    );
-                } else if !clean.contains(&d) {
-                    clean.push(d);
+            match rules::email_domains(&domains) {
+                Ok(clean) => out.allowed_email_domains = Some(clean),
+                Err(bad) => {
+                    for (i, reason) in bad {
+                        field(&mut errs, &format!("allowed_email_domains[{i}]"), &reason);
+                    }
                 }
             }
-            out.allowed_email_domains = Some(clean);
         }
         if let Some(k) = self.min_cohort {
-            if !(3..=1000).contains(&k) {
-                field(
-                    &mut errs,
-                    "min_cohort",
-                    "must be between 3 and 1000 (smaller cells would identify people)",
-                );
+            if let Err(reason) = rules::min_cohort(k) {
+                field(&mut errs, "min_cohort", reason);
             }
             out.min_cohort = Some(k);
         }

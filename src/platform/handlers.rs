@@ -107,13 +107,8 @@ pub async fn list_tenants(
     AppQuery(q): AppQuery<ListQuery>,
 ) -> AppResult<Response> {
     require_platform(&actor)?;
-    let limit = q.limit.unwrap_or(DEFAULT_LIMIT);
-    if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(AppError::invalid(
-            "limit",
-            format!("must be between 1 and {MAX_LIMIT}"),
-        ));
-    }
+    // Like every list here: the limit is capped, not refused.
+    let limit = q.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT);
     let mut tx = actor.begin(&state).await?;
     let mut rows = repo::list(&mut tx, q.status, q.cursor.as_deref(), limit + 1).await?;
     tx.commit().await?;
@@ -228,7 +223,9 @@ pub async fn update_tenant(
     if next.time_zone != current.time_zone {
         check_time_zone(&mut tx, &next.time_zone).await?;
     }
-    if next != current && !repo::update_settings(&mut tx, id, &next, state.clock.now()).await? {
+    if next != current
+        && !repo::update_settings(&mut tx, id, &next, row.updated_at, state.clock.now()).await?
+    {
         return Err(AppError::Conflict {
             code: "conflict",
             detail: "The tenant changed meanwhile; retry.".into(),

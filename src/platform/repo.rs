@@ -181,12 +181,14 @@ pub async fn insert(
     Ok(())
 }
 
-/// Write a validated spec's settings (not the status) to an API-managed row. Returns whether
-/// a row was written.
+/// Write a validated spec's settings (not the status) to an API-managed row, if it is still the
+/// version read (`read_at` = its `updated_at`): a tenant admin's concurrent `PATCH /tenant` is
+/// never silently overwritten. Returns whether a row was written.
 pub async fn update_settings(
     conn: &mut PgConnection,
     id: TenantId,
     spec: &TenantSpec,
+    read_at: OffsetDateTime,
     now: OffsetDateTime,
 ) -> Result<bool, AppError> {
     let branding = serde_json::to_value(&spec.branding)
@@ -196,7 +198,8 @@ pub async fn update_settings(
            SET name = $2, plan = $3, seats = $4, locale = $5, time_zone = $6, allowance = $7,
                min_cohort = $8, allowed_email_domains = $9, web_origins = $10, branding = $11,
                updated_at = $12
-           WHERE id = $1 AND managed_by = 'api' AND status IN ('active', 'suspended')"#,
+           WHERE id = $1 AND managed_by = 'api' AND status IN ('active', 'suspended')
+             AND updated_at = $13"#,
         id as TenantId,
         spec.name,
         spec.plan.as_str(),
@@ -208,7 +211,8 @@ pub async fn update_settings(
         &spec.allowed_email_domains,
         &spec.web_origins,
         branding,
-        now
+        now,
+        read_at
     )
     .execute(conn)
     .await?;

@@ -53,6 +53,8 @@ const MAX_Q_CHARS: usize = 200;
     ),
     responses(
         (status = 200, body = DirectoryPage),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 400, body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json"),
     ))]
@@ -151,6 +153,8 @@ pub async fn list(
     params(("id" = UserId, Path, description = "The practitioner's user id")),
     responses(
         (status = 200, body = DirectoryPractitioner),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
     ))]
 #[tracing::instrument(skip_all)]
@@ -201,6 +205,8 @@ pub struct MatchResponse {
     ),
     responses(
         (status = 200, body = MatchResponse),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json"),
     ))]
 #[tracing::instrument(skip_all)]

@@ -353,8 +353,6 @@ pub struct PlatformPractitioner {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CreatedPractitioner {
     pub practitioner: PlatformPractitioner,
-    /// The e-mail already had an identity; the profile was attached to it.
-    pub identity_existed: bool,
     /// A single-use set-password link was mailed (only to identities without a password).
     pub welcome_mail_sent: bool,
 }

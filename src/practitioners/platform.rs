@@ -56,7 +56,7 @@ fn validation(errors: Vec<FieldError>) -> Result<(), AppError> {
         (status = 201, body = CreatedPractitioner),
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 409, body = Problem, content_type = "application/problem+json", description = "already_practitioner"),
+        (status = 409, body = Problem, content_type = "application/problem+json", description = "email_in_use: the address already has an account"),
         (status = 422, body = Problem, content_type = "application/problem+json"),
     ))]
 #[tracing::instrument(skip_all)]
@@ -103,7 +103,9 @@ pub async fn create(
 
     let now = state.clock.now();
     let mut tx = actor.begin(&state).await?;
-    let (user, created) = repo::create_identity(
+    // An address that already has an account (a company's employee, say) is refused without
+    // a word about that account: the platform sees nothing of a company's people.
+    let (user, _created) = repo::create_identity(
         &mut tx,
         UserId::new(),
         &email,
@@ -112,7 +114,12 @@ pub async fn create(
         now,
     )
     .await?
-    .ok_or_else(|| AppError::Internal("practitioner identity not returned".into()))?;
+    .ok_or_else(|| AppError::Conflict {
+        code: "email_in_use",
+        detail: "This e-mail address already has an account; a practitioner of the network \
+                 needs an address of their own."
+            .into(),
+    })?;
     let fields = ProfileFields {
         specialties: specialty_names(&specialties),
         languages,
@@ -136,12 +143,11 @@ pub async fn create(
     let welcome_mail_sent =
         send_welcome(&state, &actor, &mut tx, user, &email, &stored_locale).await?;
     tx.commit().await?;
-    tracing::info!(practitioner = %user, identity_existed = !created, welcome_mail_sent, "practitioner created");
+    tracing::info!(practitioner = %user, welcome_mail_sent, "practitioner created");
     Ok((
         StatusCode::CREATED,
         Json(CreatedPractitioner {
             practitioner,
-            identity_existed: !created,
             welcome_mail_sent,
         }),
     ))
@@ -196,6 +202,8 @@ async fn send_welcome(
     params(("id" = UserId, Path, description = "The practitioner's user id")),
     responses(
         (status = 202, body = WelcomeSent),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 409, body = Problem, content_type = "application/problem+json", description = "password_already_set"),
     ))]
@@ -247,6 +255,8 @@ pub struct WelcomeSent {
     ),
     responses(
         (status = 200, body = PlatformPage),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 400, body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json"),
     ))]
@@ -330,6 +340,8 @@ pub async fn list(
     params(("id" = UserId, Path, description = "The practitioner's user id")),
     responses(
         (status = 200, body = PlatformPractitioner),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
     ))]
 #[tracing::instrument(skip_all)]
@@ -356,6 +368,8 @@ pub async fn get(
     request_body = PlatformUpdateRequest,
     responses(
         (status = 200, body = PlatformPractitioner),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json"),
     ))]

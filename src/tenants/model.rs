@@ -254,6 +254,81 @@ fn valid_email_domain(d: &str) -> bool {
     d.contains('.') && crate::config::valid_domain(d)
 }
 
+/// Field rules shared by every writer of a tenant's settings: the files, the platform API and
+/// the tenant admins' `PATCH /tenant`. Each answers the reason a value is refused.
+pub mod rules {
+    use super::{Branding, valid_color, valid_email_domain};
+
+    /// A trimmed display name of 1-200 printable characters.
+    pub fn name(s: &str) -> Result<String, &'static str> {
+        let n = s.trim();
+        if n.is_empty() || n.chars().count() > 200 || n.chars().any(char::is_control) {
+            return Err("must be 1-200 printable characters");
+        }
+        Ok(n.to_owned())
+    }
+
+    /// The shape of an IANA time zone name (whether PostgreSQL knows it is checked there).
+    pub fn time_zone(tz: &str) -> Result<(), &'static str> {
+        let plausible = !tz.is_empty()
+            && tz.len() <= 64
+            && tz
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"/_+-".contains(&b));
+        if plausible {
+            Ok(())
+        } else {
+            Err("must be an IANA time zone name")
+        }
+    }
+
+    /// The smallest cell an HR report may show.
+    pub fn min_cohort(k: i32) -> Result<(), &'static str> {
+        if (3..=1000).contains(&k) {
+            Ok(())
+        } else {
+            Err("must be between 3 and 1000 (smaller cells would identify people)")
+        }
+    }
+
+    /// Problems of a branding object: (field below `branding.`, reason).
+    pub fn branding(b: &Branding) -> Vec<(&'static str, &'static str)> {
+        let mut errs = Vec::new();
+        if let Some(n) = &b.display_name
+            && (n.trim().is_empty() || n.chars().count() > 80)
+        {
+            errs.push(("display_name", "must be 1-80 characters"));
+        }
+        if let Some(c) = &b.primary_color
+            && !valid_color(c)
+        {
+            errs.push(("primary_color", "must be #RRGGBB"));
+        }
+        if let Some(u) = &b.logo_url
+            && !url::Url::parse(u).is_ok_and(|u| u.scheme() == "https")
+        {
+            errs.push(("logo_url", "must be an https:// URL"));
+        }
+        errs
+    }
+
+    /// Lower-cased, de-duplicated e-mail domains, or the positions of the ones that are not
+    /// domain names (with the reason).
+    pub fn email_domains(domains: &[String]) -> Result<Vec<String>, Vec<(usize, String)>> {
+        let mut clean: Vec<String> = Vec::new();
+        let mut bad = Vec::new();
+        for (i, d) in domains.iter().enumerate() {
+            let d = d.trim().to_ascii_lowercase();
+            if !valid_email_domain(&d) {
+                bad.push((i, format!("{d:?} is not a domain name")));
+            } else if !clean.contains(&d) {
+                clean.push(d);
+            }
+        }
+        if bad.is_empty() { Ok(clean) } else { Err(bad) }
+    }
+}
+
 fn valid_origin(o: &str) -> bool {
     match url::Url::parse(o) {
         Ok(u) => {
@@ -294,18 +369,12 @@ impl TenantSpec {
                 format!("{declared:?} does not match the file name {file_slug:?}"),
             ));
         }
-        let name = f.name.trim().to_owned();
-        if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
-            errs.push(spec_err("name", "must be 1-200 printable characters"));
-        }
-        if f.time_zone.is_empty()
-            || f.time_zone.len() > 64
-            || !f
-                .time_zone
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"/_+-".contains(&b))
-        {
-            errs.push(spec_err("time_zone", "must be an IANA time zone name"));
+        let name = rules::name(&f.name).unwrap_or_else(|reason| {
+            errs.push(spec_err("name", reason));
+            String::new()
+        });
+        if let Err(reason) = rules::time_zone(&f.time_zone) {
+            errs.push(spec_err("time_zone", reason));
         }
         if !(0..=100).contains(&f.allowance) {
             errs.push(spec_err("allowance", "must be between 0 and 100"));
@@ -323,24 +392,18 @@ impl TenantSpec {
                 "must be active or suspended (offboarding is done through the platform API)",
             ));
         }
-        if !(3..=1000).contains(&f.privacy.min_cohort) {
-            errs.push(spec_err(
-                "privacy.min_cohort",
-                "must be between 3 and 1000 (smaller cells would identify people)",
-            ));
+        if let Err(reason) = rules::min_cohort(f.privacy.min_cohort) {
+            errs.push(spec_err("privacy.min_cohort", reason));
         }
-        let mut domains = Vec::new();
-        for (i, d) in f.signup.allowed_email_domains.iter().enumerate() {
-            let d = d.trim().to_ascii_lowercase();
-            if !valid_email_domain(&d) {
+        let domains = rules::email_domains(&f.signup.allowed_email_domains).unwrap_or_else(|bad| {
+            for (i, reason) in bad {
                 errs.push(spec_err(
                     &format!("signup.allowed_email_domains[{i}]"),
-                    format!("{d:?} is not a domain name"),
+                    reason,
                 ));
-            } else if !domains.contains(&d) {
-                domains.push(d);
             }
-        }
+            Vec::new()
+        });
         let mut origins = Vec::new();
         for (i, o) in f.web_origins.iter().enumerate() {
             if !valid_origin(o) {
@@ -352,21 +415,8 @@ impl TenantSpec {
                 origins.push(o.clone());
             }
         }
-        let b = &f.branding;
-        if let Some(n) = &b.display_name
-            && (n.trim().is_empty() || n.chars().count() > 80)
-        {
-            errs.push(spec_err("branding.display_name", "must be 1-80 characters"));
-        }
-        if let Some(c) = &b.primary_color
-            && !valid_color(c)
-        {
-            errs.push(spec_err("branding.primary_color", "must be #RRGGBB"));
-        }
-        if let Some(u) = &b.logo_url
-            && !url::Url::parse(u).is_ok_and(|u| u.scheme() == "https")
-        {
-            errs.push(spec_err("branding.logo_url", "must be an https:// URL"));
+        for (field, reason) in rules::branding(&f.branding) {
+            errs.push(spec_err(&format!("branding.{field}"), reason));
         }
         if !errs.is_empty() {
             return Err(errs);

@@ -183,7 +183,6 @@ async fn platform_creates_a_practitioner_who_sets_a_password_and_logs_in_on_a_co
     .await;
     assert_eq!(res.status(), 201);
     let body: Value = res.json().await.unwrap();
-    assert_eq!(body["identity_existed"], false);
     assert_eq!(body["welcome_mail_sent"], true);
     let p = &body["practitioner"];
     assert_eq!(p["email"], email);
@@ -351,7 +350,7 @@ async fn creation_is_validated_deduplicated_and_platform_only() {
         users_before
     );
 
-    // Created once; the second time 409 already_practitioner, and no second link or mail.
+    // Created once; the second time 409 email_in_use, and no second link or mail.
     let body = new_practitioner_body("dup@practice.test");
     let res = send(
         &app,
@@ -373,7 +372,7 @@ async fn creation_is_validated_deduplicated_and_platform_only() {
     )
     .await;
     assert_eq!(res.status(), 409);
-    assert_eq!(problem(res).await["code"], "already_practitioner");
+    assert_eq!(problem(res).await["code"], "email_in_use");
     assert_eq!(
         count(
             &app,
@@ -387,8 +386,8 @@ async fn creation_is_validated_deduplicated_and_platform_only() {
         1
     );
 
-    // An existing identity (an employee with a password) gets the profile attached, keeps
-    // its name and password, and is sent no link.
+    // An existing identity (a company's employee) is refused, and the answer says nothing of
+    // it: no id, no name; the person is unchanged and no profile, link or mail appears.
     let existing = add_person(&app, app.tenant_a, "emp@alpha.test", &["employee"]).await;
     let res = send(
         &app,
@@ -399,12 +398,17 @@ async fn creation_is_validated_deduplicated_and_platform_only() {
         Some(new_practitioner_body("Emp@Alpha.test")),
     )
     .await;
-    assert_eq!(res.status(), 201);
-    let b: Value = res.json().await.unwrap();
-    assert_eq!(b["identity_existed"], true);
-    assert_eq!(b["welcome_mail_sent"], false);
-    assert_eq!(b["practitioner"]["user_id"], existing.to_string());
-    assert_eq!(b["practitioner"]["display_name"], "Test Person");
+    assert_eq!(res.status(), 409);
+    let text = res.text().await.unwrap();
+    assert!(text.contains("email_in_use"), "{text}");
+    assert!(
+        !text.contains(&existing.to_string()) && !text.contains("Test Person"),
+        "{text}"
+    );
+    assert_eq!(
+        count(&app, "SELECT count(*) FROM practitioner_profiles p JOIN users u ON u.id = p.user_id WHERE u.email = 'emp@alpha.test'").await,
+        0
+    );
     assert_eq!(
         count(&app, "SELECT count(*) FROM auth_tokens t JOIN users u ON u.id = t.user_id WHERE u.email = 'emp@alpha.test'").await,
         0

@@ -222,10 +222,12 @@ pub async fn apply(conn: &mut PgConnection, ctx: &Context) -> Result<Counts, App
         .fetch_one(&mut *conn)
         .await?;
     // Who is who: members first, then pending invitations of addresses without a membership.
+    // An ended membership does not count: a returning person is invited again (accepting
+    // brings the membership back).
     sqlx::query(
         "UPDATE member_import s SET membership_id = m.id
          FROM memberships m JOIN users u ON u.id = m.user_id
-         WHERE m.tenant_id = $1 AND u.email = s.email AND s.ok",
+         WHERE m.tenant_id = $1 AND u.email = s.email AND s.ok AND m.ended_at IS NULL",
     )
     .persistent(false)
     .bind(tenant)
