@@ -113,18 +113,51 @@ CREATE POLICY memberships_read ON memberships
         tenant_id = (SELECT app.current_tenant())
         AND (user_id = (SELECT app.current_user_id())
              OR ARRAY['tenant_admin'] <@ (SELECT app.current_roles())
-             -- The practitioner directory: practitioners are public within their companies.
-             OR 'practitioner' = ANY (roles))
+             -- The practitioner directory: serving practitioners are public within their
+             -- companies (not once their assignment has ended).
+             OR ('practitioner' = ANY (roles) AND status = 'active'))
     );
 
+-- Nobody inserts or deletes a membership directly any more: every way in is a definer that
+-- knows its rule — self-sign-up (`join_by_signup` below: allowed e-mail domain, employee only,
+-- seats), an accepted invitation, a platform assignment — and a membership ends by status, never
+-- by deletion (records will reference it). Without this, a tenant admin could attach any known
+-- user id to their company to read that person's e-mail.
 DROP POLICY memberships_create ON memberships;
-CREATE POLICY memberships_create ON memberships
-    FOR INSERT TO serein_app
-    WITH CHECK (
-        tenant_id = (SELECT app.current_tenant())
-        AND ((ARRAY['tenant_admin'] <@ (SELECT app.current_roles()) AND NOT ('practitioner' = ANY (roles)))
-             OR (user_id = (SELECT app.current_user_id()) AND roles = ARRAY['employee']))
-    );
+REVOKE INSERT, DELETE ON memberships FROM serein_app;
+
+CREATE FUNCTION app_private.join_by_signup(p_membership uuid, p_now timestamptz)
+    RETURNS boolean
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+    SET search_path = ''
+    AS $$
+DECLARE
+    v_tenant uuid := app.current_tenant();
+    v_user   uuid := app.current_user_id();
+BEGIN
+    IF v_tenant IS NULL OR v_user IS NULL
+       OR v_tenant = '00000000-0000-0000-0000-000000000000'::uuid THEN
+        RAISE EXCEPTION 'a person in a company context only' USING ERRCODE = '42501';
+    END IF;
+    IF NOT EXISTS (
+        SELECT 1 FROM public.users u JOIN public.tenants t ON t.id = v_tenant
+        WHERE u.id = v_user AND t.status = 'active'
+          AND pg_catalog.split_part(u.email, '@', 2) = ANY (t.allowed_email_domains)
+    ) THEN
+        RAISE EXCEPTION 'self-sign-up is not open to this address' USING ERRCODE = '42501';
+    END IF;
+    INSERT INTO public.memberships (id, tenant_id, user_id, roles, created_at, updated_at)
+    VALUES (p_membership, v_tenant, v_user, ARRAY['employee'], p_now, p_now)
+    ON CONFLICT (tenant_id, user_id) DO NOTHING;
+    IF NOT FOUND THEN
+        RETURN false;
+    END IF;
+    PERFORM app_private.enforce_seats(v_tenant, p_now);
+    RETURN true;
+END
+$$;
+REVOKE ALL ON FUNCTION app_private.join_by_signup(uuid, timestamptz) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION app_private.join_by_signup(uuid, timestamptz) TO serein_app;
 
 DROP POLICY memberships_tenant_update ON memberships;
 CREATE POLICY memberships_admin_update ON memberships
@@ -133,19 +166,17 @@ CREATE POLICY memberships_admin_update ON memberships
     WITH CHECK (tenant_id = (SELECT app.current_tenant()) AND ARRAY['tenant_admin'] <@ (SELECT app.current_roles()));
 
 DROP POLICY memberships_tenant_delete ON memberships;
-CREATE POLICY memberships_admin_delete ON memberships
-    FOR DELETE TO serein_app
-    USING (tenant_id = (SELECT app.current_tenant()) AND ARRAY['tenant_admin'] <@ (SELECT app.current_roles()));
 
--- A tenant admin never grants or removes the practitioner role: the practitioner network is the
--- platform's (assignment goes through app_private functions, which run as the owner).
+-- A tenant admin never changes a practitioner's membership (roles, status, department) nor
+-- grants the practitioner role: the practitioner network is the platform's (assignment goes
+-- through app_private functions, which run as the owner).
 CREATE FUNCTION app_private.memberships_guard_roles() RETURNS trigger
     LANGUAGE plpgsql
     SET search_path = ''
     AS $$
 BEGIN
     IF current_user = 'serein_app'
-       AND ('practitioner' = ANY (NEW.roles)) IS DISTINCT FROM ('practitioner' = ANY (OLD.roles)) THEN
+       AND ('practitioner' = ANY (NEW.roles) OR 'practitioner' = ANY (OLD.roles)) THEN
         RAISE EXCEPTION 'the practitioner role is assigned by the platform'
             USING ERRCODE = '42501';
     END IF;

@@ -28,6 +28,12 @@ CREATE FUNCTION app_private.memberships_clear_ended() RETURNS trigger
     AS $$
 BEGIN
     IF NEW.status = 'active' THEN
+        -- Only an accepted invitation or a platform assignment (definers, running as the owner)
+        -- brings an ended membership back; a request's own UPDATE does not (no seat check).
+        IF current_user = 'serein_app' AND OLD.ended_at IS NOT NULL THEN
+            RAISE EXCEPTION 'an ended membership comes back through a new invitation'
+                USING ERRCODE = '42501';
+        END IF;
         NEW.ended_at := NULL;
     END IF;
     RETURN NEW;
@@ -211,7 +217,9 @@ GRANT EXECUTE ON FUNCTION app_private.invitation_for_token(uuid, bytea, timestam
 -- Creates the identity (e-mail verified: the link proves the address), or links the verified
 -- one, or — for an unverified one — sets the given password, verifies it and revokes its
 -- sessions everywhere. Creates or re-activates the membership with the invitation's roles
--- (a practitioner role already held is kept; the invitation never grants it), marks the
+-- (an active membership keeps its roles and gains these; an inactive one — ended, disabled, or
+-- a practitioner assignment the platform ended — gets exactly these: an invitation never gives
+-- back a role the platform or an admin removed), marks the
 -- invitation accepted, then enforces the seats (SR409 rolls everything back).
 CREATE FUNCTION app_private.accept_invitation(p_id uuid, p_hash bytea, p_new_user uuid,
                                               p_display_name text, p_password_hash text,
@@ -274,8 +282,6 @@ BEGIN
     SET roles = CASE
                     WHEN memberships.status = 'active' AND memberships.ended_at IS NULL
                     THEN ARRAY(SELECT DISTINCT r FROM unnest(memberships.roles || EXCLUDED.roles) AS r ORDER BY r)
-                    WHEN 'practitioner' = ANY (memberships.roles)
-                    THEN ARRAY(SELECT DISTINCT r FROM unnest(ARRAY['practitioner'] || EXCLUDED.roles) AS r ORDER BY r)
                     ELSE EXCLUDED.roles
                 END,
         status = 'active',

@@ -243,7 +243,7 @@ pub async fn register(
     )
     .await?;
     if created {
-        repo::add_membership(&mut tx, tenant.id, user, &["employee".to_owned()], now).await?;
+        repo::join_by_signup(&mut tx, now).await?;
         let token = tokens::user_token(user);
         let expires = now + secs(state.config.auth.verify_ttl);
         repo::insert_auth_token(&mut tx, "email_verify", &token.hash, now, expires).await?;

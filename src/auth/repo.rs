@@ -396,24 +396,18 @@ pub async fn mark_email_verified(
     Ok(())
 }
 
-pub async fn add_membership(
+/// Self-sign-up: the transaction's person joins its company as an employee, through the
+/// definer that checks the allowed e-mail domains and the seats (SR409 when full). `false`:
+/// already a member.
+pub async fn join_by_signup(
     conn: &mut PgConnection,
-    tenant: TenantId,
-    user: UserId,
-    roles: &[String],
     now: OffsetDateTime,
 ) -> Result<bool, sqlx::Error> {
-    let r = sqlx::query!(
-        "INSERT INTO memberships (id, tenant_id, user_id, roles, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $5)
-         ON CONFLICT (tenant_id, user_id) DO NOTHING",
+    sqlx::query_scalar!(
+        r#"SELECT app_private.join_by_signup($1, $2) AS "joined!""#,
         Uuid::now_v7(),
-        tenant.as_uuid(),
-        user.as_uuid(),
-        roles,
         now
     )
-    .execute(conn)
-    .await?;
-    Ok(r.rows_affected() == 1)
+    .fetch_one(conn)
+    .await
 }

@@ -95,6 +95,16 @@ async fn purge_one(
 
     let rows = delete_tenant_rows(&mut tx, tenant).await?;
 
+    // Lock the identities first, in a statement of its own: a membership being created for
+    // one of them elsewhere (an invitation accepted in another company) holds a key-share lock
+    // on the user row, so this waits for it to commit, and the DELETE below (a fresh snapshot)
+    // then sees it and keeps that person; later attempts wait for this transaction instead.
+    sqlx::query!(
+        "SELECT id FROM users WHERE id = ANY($1) ORDER BY id FOR UPDATE",
+        &members
+    )
+    .fetch_all(&mut *tx)
+    .await?;
     let identities = sqlx::query!(
         r#"DELETE FROM users u
            WHERE u.id = ANY($1)

@@ -693,7 +693,8 @@ async fn dropped_and_cancelled_transactions_leave_no_context_in_the_pool() {
         let mut tx = TenantTx::begin(&app.db, app.tenant_a, Some(&admin))
             .await
             .unwrap();
-        sqlx::query("INSERT INTO memberships (id, tenant_id, user_id, roles) VALUES ($1, $2, $3, '{employee}')")
+        sqlx::query("INSERT INTO invitations (id, tenant_id, email, invited_by, roles, token_hash, created_at, updated_at, expires_at)
+                     VALUES ($1, $2, 'dropped@x.test', $3, '{employee}', sha256('x'::bytea), now(), now(), now() + interval '1 day')")
             .bind(uuid::Uuid::now_v7())
             .bind(app.tenant_a.as_uuid())
             .bind(someone.as_uuid())
@@ -723,7 +724,7 @@ async fn dropped_and_cancelled_transactions_leave_no_context_in_the_pool() {
     }
     // Let the pool process returned and closed connections.
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM memberships WHERE tenant_id = $1")
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM invitations WHERE tenant_id = $1")
         .bind(app.tenant_a.as_uuid())
         .fetch_one(&mut owner)
         .await
@@ -748,10 +749,11 @@ async fn dropped_and_cancelled_transactions_leave_no_context_in_the_pool() {
     assert_eq!(app.db.stats().waiting, 0, "the waiting gauge drifted");
 }
 
-/// Attaching a person to a tenant is a tenant admin's act, or the person's own: any other actor
-/// of the tenant cannot attach an arbitrary user id (and then read that user's e-mail).
+/// Attaching a person to a tenant goes only through definers with their own rules (self-sign-up,
+/// invitations, platform assignment): no actor can attach an arbitrary user id directly (and
+/// then read that user's e-mail), and memberships are ended, never deleted.
 #[tokio::test]
-async fn only_a_tenant_admin_or_the_person_may_create_a_membership() {
+async fn nobody_inserts_or_deletes_a_membership_directly() {
     let app = TestApp::spawn().await;
     let mut owner = app.owner().await;
     let outsider = seed_world(&mut owner, app.tenant_b, "outsider").await;
@@ -761,42 +763,75 @@ async fn only_a_tenant_admin_or_the_person_may_create_a_membership() {
         app.tenant_a
     );
     let mut conn = app.owner().await;
-    for roles in ["", "employee", "hr", "practitioner,employee"] {
-        crate::helpers::as_app_with_roles(
-            &mut conn,
-            Some(app.tenant_a),
-            Some(serein::db::UserId::new()),
-            roles,
-        )
-        .await;
+    // Not even a tenant admin, nor the person themself: attaching a user id to a company would
+    // make that person's e-mail readable there. Ways in are definers with their own rules.
+    for (user, roles) in [
+        (serein::db::UserId::new(), ""),
+        (serein::db::UserId::new(), "employee"),
+        (serein::db::UserId::new(), "hr"),
+        (serein::db::UserId::new(), "tenant_admin"),
+        (outsider, ""),
+    ] {
+        crate::helpers::as_app_with_roles(&mut conn, Some(app.tenant_a), Some(user), roles).await;
         let r = try_exec_full(&mut conn, &insert, None).await;
         assert_eq!(
             r.map_err(|e| refusal(&e)),
-            Err(Refusal::Rls),
+            Err(Refusal::NoGrant),
             "roles {roles:?}"
         );
+        conn.execute("ROLLBACK").await.unwrap();
+        crate::helpers::as_app_with_roles(&mut conn, Some(app.tenant_a), Some(user), roles).await;
         let seen: i64 = sqlx::query_scalar("SELECT count(*) FROM users WHERE id = $1")
             .bind(outsider.as_uuid())
             .fetch_one(&mut conn)
             .await
             .unwrap();
-        assert_eq!(seen, 0);
+        assert_eq!(seen, i64::from(user == outsider));
+        let r = try_exec_full(&mut conn, "DELETE FROM memberships", None).await;
+        assert_eq!(r.map_err(|e| refusal(&e)), Err(Refusal::NoGrant));
         conn.execute("ROLLBACK").await.unwrap();
     }
-    crate::helpers::as_app_with_roles(
+    // Self-sign-up goes through its definer, which holds the company to its allowed domains.
+    crate::helpers::as_app_with_roles(&mut conn, Some(app.tenant_a), Some(outsider), "").await;
+    let r = try_exec_full(
         &mut conn,
-        Some(app.tenant_a),
-        Some(serein::db::UserId::new()),
-        "tenant_admin",
+        "SELECT app_private.join_by_signup(gen_random_uuid(), now())",
+        None,
     )
     .await;
-    assert_eq!(try_exec(&mut conn, &insert, None).await, Ok(1));
-    conn.execute("ROLLBACK").await.unwrap();
-    crate::helpers::as_app_with_roles(&mut conn, Some(app.tenant_a), Some(outsider), "").await;
     assert_eq!(
-        try_exec(&mut conn, &insert, None).await,
-        Ok(1),
-        "the person themself"
+        r.map_err(|e| e.0),
+        Err("42501".to_owned()),
+        "domain not open"
     );
+    conn.execute("ROLLBACK").await.unwrap();
+    let domain: String =
+        sqlx::query_scalar("SELECT split_part(email, '@', 2) FROM users WHERE id = $1")
+            .bind(outsider.as_uuid())
+            .fetch_one(&mut owner)
+            .await
+            .unwrap();
+    sqlx::query("UPDATE tenants SET allowed_email_domains = ARRAY[$2] WHERE id = $1")
+        .bind(app.tenant_a.as_uuid())
+        .bind(&domain)
+        .execute(&mut owner)
+        .await
+        .unwrap();
+    crate::helpers::as_app_with_roles(&mut conn, Some(app.tenant_a), Some(outsider), "").await;
+    let joined: bool =
+        sqlx::query_scalar("SELECT app_private.join_by_signup(gen_random_uuid(), now())")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+    assert!(joined);
+    let roles: Vec<String> = sqlx::query_scalar(
+        "SELECT unnest(roles) FROM memberships WHERE tenant_id = $1 AND user_id = $2",
+    )
+    .bind(app.tenant_a.as_uuid())
+    .bind(outsider.as_uuid())
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(roles, ["employee"]);
     conn.execute("ROLLBACK").await.unwrap();
 }

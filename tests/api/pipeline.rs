@@ -38,16 +38,21 @@ async fn probe_insert(
     tenant: Tenant,
     AppJson(body): AppJson<NewMembership>,
 ) -> AppResult<StatusCode> {
-    // The probe acts as a tenant admin: creating memberships is theirs (RLS `memberships_create`).
+    // The probe acts as a tenant admin and writes an invitation (theirs to create under RLS):
+    // `user_id` is the inviter, so an unknown one is a reference to nobody.
     let admin = DbActor {
         user: UserId::new(),
         roles: vec![Role::TenantAdmin],
         session: None,
     };
     let mut tx = TenantTx::begin(&state.db, tenant.id, Some(&admin)).await?;
-    sqlx::query("INSERT INTO memberships (id, tenant_id, user_id, roles, department) VALUES ($1, $2, $3, $4, $5)")
+    sqlx::query(
+        "INSERT INTO invitations (id, tenant_id, email, invited_by, roles, department, token_hash, created_at, updated_at, expires_at)
+         VALUES ($1, $2, $3, $4, $5, $6, sha256(gen_random_uuid()::text::bytea), now(), now(), now() + interval '7 days')",
+    )
         .bind(uuid::Uuid::now_v7())
         .bind(tenant.id.as_uuid())
+        .bind(format!("{}@probe.test", body.user_id.simple()))
         .bind(body.user_id)
         .bind(body.roles)
         .bind(body.department)
@@ -86,9 +91,9 @@ fn probes(gate: Arc<Notify>) -> Router<AppState> {
         )
 }
 
-async fn membership_count(app: &TestApp) -> i64 {
+async fn probe_rows(app: &TestApp) -> i64 {
     let mut owner = app.owner().await;
-    sqlx::query_scalar("SELECT count(*) FROM memberships")
+    sqlx::query_scalar("SELECT count(*) FROM invitations")
         .fetch_one(&mut owner)
         .await
         .unwrap()
@@ -114,7 +119,7 @@ async fn bad_bodies_get_problems_and_write_nothing() {
     let (app, _) = spawn_with_probes(|_| {}).await;
     let mut owner = app.owner().await;
     let user = seed_world(&mut owner, app.tenant_b, "someone").await;
-    let before = membership_count(&app).await;
+    let before = probe_rows(&app).await;
     let post = |body: Vec<u8>, ct: Option<&str>| {
         let mut r = app
             .req(reqwest::Method::POST, "alpha.localhost", PROBE)
@@ -192,7 +197,7 @@ async fn bad_bodies_get_problems_and_write_nothing() {
     let p = problem(res).await;
     assert_eq!(p["code"], "validation_failed");
     assert!(
-        !p.to_string().contains("memberships_roles_check"),
+        !p.to_string().contains("invitations_roles_check"),
         "constraint names leak: {p}"
     );
     // A reference to nobody: 400 invalid_reference.
@@ -207,7 +212,7 @@ async fn bad_bodies_get_problems_and_write_nothing() {
     assert_eq!(problem(res).await["code"], "invalid_reference");
 
     assert_eq!(
-        membership_count(&app).await,
+        probe_rows(&app).await,
         before,
         "a rejected request wrote rows"
     );
@@ -220,7 +225,7 @@ async fn bad_bodies_get_problems_and_write_nothing() {
     .await
     .unwrap();
     assert_eq!(res.status(), 201);
-    assert_eq!(membership_count(&app).await, before + 1);
+    assert_eq!(probe_rows(&app).await, before + 1);
     // …and a duplicate is a 409, not a 500.
     let res = post(
         serde_json::to_vec(&ok_body).unwrap(),
@@ -230,7 +235,7 @@ async fn bad_bodies_get_problems_and_write_nothing() {
     .unwrap();
     assert_eq!(res.status(), 409);
     assert_eq!(problem(res).await["code"], "conflict");
-    assert_eq!(membership_count(&app).await, before + 1);
+    assert_eq!(probe_rows(&app).await, before + 1);
 }
 
 #[tokio::test]
