@@ -108,7 +108,18 @@ pub async fn member_summary(
     }
     // Alphabetical: the order must not hint at the size of a suppressed cell.
     by_role.sort_by(|a, b| a.key.cmp(&b.key));
+    // Suppressed departments are merged into one keyless cell: even the name of a small
+    // department would tell HR that someone in it has an account ("Legal" is one person).
+    let hidden_departments = by_department.iter().any(|c| c.suppressed);
+    by_department.retain(|c| !c.suppressed);
     by_department.sort_by(|a, b| a.key.cmp(&b.key));
+    if hidden_departments {
+        by_department.push(SummaryCell {
+            key: None,
+            count: None,
+            suppressed: true,
+        });
+    }
     Ok(Json(MemberSummary {
         min_cohort: t.min_cohort,
         total,
