@@ -721,21 +721,49 @@ pub async fn reset_password(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Confirm an e-mail address with the link from registration.
+/// Confirm an e-mail address with the link from registration, and the password chosen then.
+///
+/// The password is required because the link alone proves only that someone reads the
+/// mailbox: whoever registered an address that is not theirs would otherwise get the identity
+/// verified by its real owner's click (and a verified identity is linked by invitations without
+/// a password). A wrong password spends nothing: the link still works.
 #[utoipa::path(post, path = "/api/v1/auth/email/verify", tag = "auth",
     extensions(("x-authz" = json!({"resource": "auth", "action": "email_verify"}))),
     request_body = VerifyEmailRequest,
     responses(
         (status = 204, description = "Address confirmed"),
+        (status = 401, body = Problem, content_type = "application/problem+json", description = "invalid_credentials: not the password of this account"),
         (status = 410, body = Problem, content_type = "application/problem+json", description = "verification_token_invalid"),
+        (status = 429, body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn verify_email(
     State(state): State<AppState>,
     scope: HostScope,
+    ClientIp(ip): ClientIp,
     AppJson(req): AppJson<VerifyEmailRequest>,
 ) -> AppResult<StatusCode> {
     let gone = AppError::Gone("verification_token_invalid");
-    let (_, mut tx) = spend_link(&state, &scope, "email_verify", &req.token, gone, None).await?;
+    let (user, mut tx) =
+        spend_link(&state, &scope, "email_verify", &req.token, gone, Some(ip)).await?;
+    let email = sqlx::query_scalar!("SELECT email FROM users WHERE id = $1", user.as_uuid())
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or(AppError::Gone("verification_token_invalid"))?;
+    let hash = {
+        let mut anon = TenantTx::begin(&state.db, scope.tenant, None).await?;
+        repo::login_identity(&mut anon, scope.tenant, &email)
+            .await?
+            .filter(|i| i.user_id == user)
+            .and_then(|i| i.password_hash)
+    };
+    if !state
+        .passwords
+        .verify(&req.password, hash.as_deref())
+        .await?
+    {
+        // Dropping `tx` rolls the spending of the link back.
+        return Err(AppError::Unauthorized("invalid_credentials"));
+    }
     let now = state.clock.now();
     repo::mark_email_verified(&mut tx, now).await?;
     tx.commit().await?;

@@ -126,6 +126,9 @@ pub struct ResetRequest {
 pub struct VerifyEmailRequest {
     #[schema(schema_with = secret_schema)]
     pub token: SecretString,
+    /// The password chosen at sign-up (proves the account is the reader's own).
+    #[schema(schema_with = secret_schema)]
+    pub password: SecretString,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

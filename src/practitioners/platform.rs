@@ -6,7 +6,7 @@
 //! - Every handler checks `actor.tenant == TenantId::PLATFORM` (defence in depth: the gate and
 //!   the policies already confine `platform_admin` to the platform host).
 //! - A platform admin never touches credentials: the identity and the link are made by the
-//!   definers of migration 0012, which issue a link only to an identity WITHOUT a password (an
+//!   definers of migration 0011, which issue a link only to an identity WITHOUT a password (an
 //!   existing account is never taken over; its owner keeps their password and gets no link).
 //! - The set-password link is a `password_reset` token of the platform tenant, spent by
 //!   `POST /api/v1/auth/password/reset` on the platform host; it then works on every company

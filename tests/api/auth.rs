@@ -648,7 +648,7 @@ async fn bad_bodies_are_refused_and_write_nothing() {
         ),
         (
             "/api/v1/auth/email/verify",
-            json!({"token": "x"}),
+            json!({"token": "x", "password": PASSWORD}),
             410,
             "verification_token_invalid",
         ),

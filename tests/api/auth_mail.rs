@@ -80,15 +80,32 @@ async fn self_signup_verification_and_login() {
         &app,
         &host("bravo"),
         "/api/v1/auth/email/verify",
-        json!({"token": token}),
+        json!({"token": token, "password": PASSWORD}),
     )
     .await;
     assert_eq!(res.status(), 410);
+    // The link alone is not enough: whoever clicks must know the account's password (else an
+    // address registered by someone else would be verified by its owner's click). A wrong
+    // password spends nothing.
     let res = post(
         &app,
         &h,
         "/api/v1/auth/email/verify",
-        json!({"token": token}),
+        json!({"token": token, "password": "somebody else's passphrase"}),
+    )
+    .await;
+    assert_eq!(res.status(), 401);
+    let verified: Option<time::OffsetDateTime> =
+        sqlx::query_scalar("SELECT email_verified_at FROM users WHERE email = 'zoe@alpha.test'")
+            .fetch_one(&mut app.owner().await)
+            .await
+            .unwrap();
+    assert!(verified.is_none());
+    let res = post(
+        &app,
+        &h,
+        "/api/v1/auth/email/verify",
+        json!({"token": token, "password": PASSWORD}),
     )
     .await;
     assert_eq!(res.status(), 204);
@@ -96,7 +113,7 @@ async fn self_signup_verification_and_login() {
         &app,
         &h,
         "/api/v1/auth/email/verify",
-        json!({"token": token}),
+        json!({"token": token, "password": PASSWORD}),
     )
     .await;
     assert_eq!(res.status(), 410, "single use");
