@@ -60,6 +60,24 @@ impl Actor {
     pub fn has(&self, role: Role) -> bool {
         self.roles.contains(&role)
     }
+
+    /// For company routes: refuse the platform host (404 `tenant_required`), as defence in
+    /// depth behind Casbin (platform tokens hold no company role).
+    pub fn require_company(&self) -> Result<(), AppError> {
+        if self.tenant.is_platform() {
+            return Err(AppError::TenantRequired);
+        }
+        Ok(())
+    }
+
+    /// For platform routes: a platform admin on the platform host, or 403.
+    pub fn require_platform_admin(&self) -> Result<(), AppError> {
+        if self.tenant.is_platform() && self.has(Role::PlatformAdmin) {
+            Ok(())
+        } else {
+            Err(AppError::forbidden())
+        }
+    }
 }
 
 /// An admin who must enrol TOTP and holds only an enrolment token.

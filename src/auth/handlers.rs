@@ -57,10 +57,6 @@ pub fn login_key(tenant: TenantId, email: &str) -> [u8; 32] {
     throttle_key("login", &format!("{tenant}:{email}"))
 }
 
-fn locale_of(s: &str) -> Locale {
-    if s == "fr" { Locale::Fr } else { Locale::En }
-}
-
 fn roles_of(names: &[String]) -> Vec<Role> {
     names.iter().filter_map(|n| Role::parse(n)).collect()
 }
@@ -222,7 +218,7 @@ pub async fn register(
             "Self-sign-up is not open for this e-mail domain; ask your company for an invitation.",
         ));
     }
-    let locale = requested_locale.unwrap_or_else(|| locale_of(&t.locale));
+    let locale = requested_locale.unwrap_or_else(|| Locale::from_stored(&t.locale));
     // Hash whether or not the address is taken: both answers take the same time.
     let hash = state.passwords.hash(&req.password).await?;
 
@@ -439,7 +435,7 @@ async fn notify_lockout(
             &mut tx,
             scope.tenant,
             email.as_str(),
-            locale_of(&identity.locale),
+            Locale::from_stored(&identity.locale),
             &message,
             now,
         )
@@ -669,7 +665,7 @@ pub async fn forgot_password(
         &mut tx,
         scope.tenant,
         email.as_str(),
-        locale_of(&i.locale),
+        Locale::from_stored(&i.locale),
         &Message::PasswordReset {
             link,
             expires_in_minutes: minutes,

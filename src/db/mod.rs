@@ -167,3 +167,18 @@ impl Db {
         &self.waiting
     }
 }
+
+/// A `LIKE`/`ILIKE` pattern matching `q` anywhere, with its own `\`, `%` and `_` taken
+/// literally (PostgreSQL's default escape character is `\`).
+pub fn like_contains(q: &str) -> String {
+    let mut out = String::with_capacity(q.len() + 2);
+    out.push('%');
+    for c in q.chars() {
+        if matches!(c, '\\' | '%' | '_') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('%');
+    out
+}

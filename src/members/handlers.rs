@@ -5,7 +5,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 
 use super::model::*;
-use super::{company_actor, decode_cursor, encode_cursor, page_limit, repo};
+use super::{decode_cursor, encode_cursor, page_limit, repo};
 use crate::app::AppState;
 use crate::auth::actor::Actor;
 use crate::db::MembershipId;
@@ -45,7 +45,7 @@ pub async fn list_members(
     actor: Actor,
     AppQuery(query): AppQuery<MemberQuery>,
 ) -> AppResult<Json<MemberPage>> {
-    company_actor(&actor)?;
+    actor.require_company()?;
     let filter = query.filter()?;
     let after = decode_cursor(query.cursor.as_deref())?;
     let limit = page_limit(query.limit);
@@ -75,7 +75,7 @@ pub async fn member_summary(
     State(state): State<AppState>,
     actor: Actor,
 ) -> AppResult<Json<MemberSummary>> {
-    company_actor(&actor)?;
+    actor.require_company()?;
     let mut tx = actor.begin(&state).await?;
     let rows = repo::summary(&mut tx).await?;
     let t = sqlx::query!(
@@ -151,7 +151,7 @@ pub async fn update_member(
     AppPath(id): AppPath<MembershipId>,
     AppJson(req): AppJson<MemberPatch>,
 ) -> AppResult<Json<Member>> {
-    company_actor(&actor)?;
+    actor.require_company()?;
     let patch = req.parse()?;
     let now = state.clock.now();
     let mut tx = actor.begin(&state).await?;
@@ -223,7 +223,7 @@ pub async fn end_member(
     actor: Actor,
     AppPath(id): AppPath<MembershipId>,
 ) -> AppResult<StatusCode> {
-    company_actor(&actor)?;
+    actor.require_company()?;
     let now = state.clock.now();
     let mut tx = actor.begin(&state).await?;
     repo::lock_admins(&mut tx, actor.tenant).await?;

@@ -52,9 +52,6 @@ pub const ROUTE: &str = "/api/v1/members/import";
 /// Row errors kept for the report; beyond, errors are only counted.
 pub const MAX_REPORTED_ERRORS: usize = 1000;
 
-/// Days an invitation stays valid.
-pub const INVITATION_DAYS: u32 = 7;
-
 /// The import route's body limit and timeout.
 pub fn route_limits(config: &Config) -> RouteLimits {
     RouteLimits {
@@ -129,7 +126,7 @@ pub async fn import_members(
     body: Body,
 ) -> AppResult<Json<ImportReport>> {
     // Company hosts only (the policy already grants this to tenant admins alone).
-    super::company_actor(&actor)?;
+    actor.require_company()?;
     require_csv(&headers)?;
     let _slot = state
         .limits
@@ -189,8 +186,8 @@ pub async fn import_members(
         tenant: actor.tenant,
         inviter: actor.user,
         now,
-        expires_at: now + time::Duration::days(i64::from(INVITATION_DAYS)),
-        expires_in_days: INVITATION_DAYS,
+        expires_at: now + time::Duration::days(i64::from(super::invitations::INVITATION_DAYS)),
+        expires_in_days: super::invitations::INVITATION_DAYS,
         accept_link: format!(
             "{}/invitations/accept?token=",
             state.config.auth.public_base(&actor.host)

@@ -20,7 +20,7 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::model::{parse_company_roles, parse_department};
-use super::{company_actor, decode_cursor, encode_cursor, page_limit, repo};
+use super::{decode_cursor, encode_cursor, page_limit, repo};
 use crate::app::AppState;
 use crate::auth::actor::Actor;
 use crate::auth::model::Email;
@@ -190,11 +190,7 @@ pub async fn invite_context(
     Ok(InviteContext {
         tenant_name: r.name,
         inviter_name: r.inviter,
-        locale: if r.locale == "fr" {
-            Locale::Fr
-        } else {
-            Locale::En
-        },
+        locale: Locale::from_stored(&r.locale),
         base: state.config.auth.public_base(host),
     })
 }
@@ -359,7 +355,7 @@ pub async fn create_invitation(
     actor: Actor,
     AppJson(req): AppJson<InvitationRequest>,
 ) -> AppResult<(StatusCode, Json<Invitation>)> {
-    company_actor(&actor)?;
+    actor.require_company()?;
     let inv = NewInvitation::parse(req).map_err(AppError::Validation)?;
     let now = state.clock.now();
     let mut tx = actor.begin(&state).await?;
@@ -390,7 +386,7 @@ pub async fn list_invitations(
     actor: Actor,
     AppQuery(q): AppQuery<InvitationQuery>,
 ) -> AppResult<Json<InvitationPage>> {
-    company_actor(&actor)?;
+    actor.require_company()?;
     let after = decode_cursor(q.cursor.as_deref())?;
     let limit = page_limit(q.limit);
     let now = state.clock.now();
@@ -454,7 +450,7 @@ pub async fn revoke_invitation(
     actor: Actor,
     AppPath(id): AppPath<Uuid>,
 ) -> AppResult<StatusCode> {
-    company_actor(&actor)?;
+    actor.require_company()?;
     let now = state.clock.now();
     let mut tx = actor.begin(&state).await?;
     let n = sqlx::query!(

@@ -27,7 +27,6 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::app::AppState;
-use crate::auth::actor::Actor;
 use crate::error::AppError;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -69,12 +68,4 @@ pub fn decode_cursor(cursor: Option<&str>) -> Result<Option<Uuid>, AppError> {
         .and_then(|b| Uuid::from_slice(&b).ok())
         .map(Some)
         .ok_or_else(|| AppError::bad_request("invalid_cursor", "The cursor is not valid."))
-}
-
-/// These routes serve a company's people: never the platform tenant.
-pub fn company_actor(actor: &Actor) -> Result<(), AppError> {
-    if actor.tenant.is_platform() {
-        return Err(AppError::TenantRequired);
-    }
-    Ok(())
 }

@@ -132,21 +132,9 @@ impl MemberQuery {
         Ok(MemberFilter {
             role: self.role.clone(),
             status: self.status.clone(),
-            pattern: q.map(|q| format!("%{}%", escape_like(q))),
+            pattern: q.map(crate::db::like_contains),
         })
     }
-}
-
-/// Escape LIKE wildcards (`\` is the escape character).
-pub fn escape_like(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        if matches!(c, '\\' | '%' | '_') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
 }
 
 /// `Some(None)` for an explicit `null`, `None` for an absent field.

@@ -13,7 +13,6 @@ use sqlx::PgConnection;
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 
-use super::company_actor;
 use crate::app::AppState;
 use crate::auth::actor::Actor;
 use crate::db::TenantId;
@@ -194,7 +193,7 @@ pub async fn get_tenant(
     State(state): State<AppState>,
     actor: Actor,
 ) -> AppResult<Json<TenantSettings>> {
-    company_actor(&actor)?;
+    actor.require_company()?;
     let mut tx = actor.begin(&state).await?;
     let settings = load(&mut tx, actor.tenant, state.clock.now()).await?;
     tx.commit().await?;
@@ -220,7 +219,7 @@ pub async fn update_tenant(
     actor: Actor,
     AppJson(req): AppJson<TenantSettingsPatch>,
 ) -> AppResult<Json<TenantSettings>> {
-    company_actor(&actor)?;
+    actor.require_company()?;
     let patch = req.parse()?;
     let now = state.clock.now();
     let mut tx = actor.begin(&state).await?;

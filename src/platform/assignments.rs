@@ -15,7 +15,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
-use super::handlers::{no_store, require_platform};
+use super::handlers::no_store;
 use super::model::Assignment;
 use super::repo;
 use crate::app::AppState;
@@ -54,7 +54,7 @@ pub async fn assign_practitioner(
     actor: Actor,
     AppPath((tenant, user)): AppPath<(TenantId, UserId)>,
 ) -> AppResult<Response> {
-    require_platform(&actor)?;
+    actor.require_platform_admin()?;
     let mut tx = actor.begin(&state).await?;
     let outcome = repo::assign_practitioner(&mut tx, tenant, user, state.clock.now()).await?;
     let status = match outcome.as_str() {
@@ -94,7 +94,7 @@ pub async fn unassign_practitioner(
     actor: Actor,
     AppPath((tenant, user)): AppPath<(TenantId, UserId)>,
 ) -> AppResult<StatusCode> {
-    require_platform(&actor)?;
+    actor.require_platform_admin()?;
     let mut tx = actor.begin(&state).await?;
     let outcome = repo::unassign_practitioner(&mut tx, tenant, user, state.clock.now()).await?;
     match outcome.as_str() {

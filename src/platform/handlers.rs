@@ -21,17 +21,7 @@ use crate::auth::actor::Actor;
 use crate::db::{TenantId, TenantTx};
 use crate::error::{AppError, AppResult, Problem};
 use crate::http::{AppJson, AppPath, AppQuery};
-use crate::rbac::Role;
 use crate::tenants::model::TenantStatus;
-
-/// Defence in depth behind Casbin: a platform admin acting on the platform host.
-pub(super) fn require_platform(actor: &Actor) -> AppResult<()> {
-    if actor.tenant == TenantId::PLATFORM && actor.has(Role::PlatformAdmin) {
-        Ok(())
-    } else {
-        Err(AppError::forbidden())
-    }
-}
 
 fn managed_by_file() -> AppError {
     AppError::Conflict {
@@ -106,7 +96,7 @@ pub async fn list_tenants(
     actor: Actor,
     AppQuery(q): AppQuery<ListQuery>,
 ) -> AppResult<Response> {
-    require_platform(&actor)?;
+    actor.require_platform_admin()?;
     // Like every list here: the limit is capped, not refused.
     let limit = q.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT);
     let mut tx = actor.begin(&state).await?;
@@ -146,7 +136,7 @@ pub async fn create_tenant(
     actor: Actor,
     AppJson(body): AppJson<CreateTenant>,
 ) -> AppResult<Response> {
-    require_platform(&actor)?;
+    actor.require_platform_admin()?;
     let spec = body.into_spec()?;
     let mut tx = actor.begin(&state).await?;
     check_time_zone(&mut tx, &spec.time_zone).await?;
@@ -182,7 +172,7 @@ pub async fn get_tenant(
     actor: Actor,
     AppPath(id): AppPath<TenantId>,
 ) -> AppResult<Response> {
-    require_platform(&actor)?;
+    actor.require_platform_admin()?;
     let mut tx = actor.begin(&state).await?;
     let view = detail(&state, &mut tx, id).await?;
     tx.commit().await?;
@@ -211,7 +201,7 @@ pub async fn update_tenant(
     AppPath(id): AppPath<TenantId>,
     AppJson(patch): AppJson<PatchTenant>,
 ) -> AppResult<Response> {
-    require_platform(&actor)?;
+    actor.require_platform_admin()?;
     let mut tx = actor.begin(&state).await?;
     let row = load(&mut tx, id).await?;
     changeable(&row)?;
@@ -284,7 +274,7 @@ pub async fn suspend_tenant(
     actor: Actor,
     AppPath(id): AppPath<TenantId>,
 ) -> AppResult<Response> {
-    require_platform(&actor)?;
+    actor.require_platform_admin()?;
     let mut tx = actor.begin(&state).await?;
     let row = load(&mut tx, id).await?;
     changeable(&row)?;
@@ -313,7 +303,7 @@ pub async fn resume_tenant(
     actor: Actor,
     AppPath(id): AppPath<TenantId>,
 ) -> AppResult<Response> {
-    require_platform(&actor)?;
+    actor.require_platform_admin()?;
     let mut tx = actor.begin(&state).await?;
     let row = load(&mut tx, id).await?;
     changeable(&row)?;
@@ -342,7 +332,7 @@ pub async fn offboard_tenant(
     AppPath(id): AppPath<TenantId>,
     AppQuery(q): AppQuery<OffboardQuery>,
 ) -> AppResult<Response> {
-    require_platform(&actor)?;
+    actor.require_platform_admin()?;
     let days = q
         .grace_days
         .unwrap_or(i64::from(state.config.platform.offboarding_grace_days));

@@ -22,17 +22,9 @@ use super::repo::{self, DirectoryFilter};
 use super::scoring::{self, Component, Need};
 use crate::app::AppState;
 use crate::auth::actor::Actor;
-use crate::db::{TenantId, UserId};
+use crate::db::UserId;
 use crate::error::{AppError, AppResult, FieldError, Problem};
 use crate::http::extract::AppPath;
-
-fn company_only(actor: &Actor) -> Result<(), AppError> {
-    if actor.tenant == TenantId::PLATFORM {
-        Err(AppError::TenantRequired)
-    } else {
-        Ok(())
-    }
-}
 
 /// Longest free-text query accepted.
 const MAX_Q_CHARS: usize = 200;
@@ -64,7 +56,7 @@ pub async fn list(
     actor: Actor,
     RawQuery(raw): RawQuery,
 ) -> AppResult<Json<DirectoryPage>> {
-    company_only(&actor)?;
+    actor.require_company()?;
     let pairs = query_pairs(raw.as_deref());
     only_known(&pairs, &["specialty", "language", "q", "limit", "cursor"])?;
     let mut errors = Vec::new();
@@ -163,7 +155,7 @@ pub async fn get(
     actor: Actor,
     AppPath(id): AppPath<UserId>,
 ) -> AppResult<Json<DirectoryPractitioner>> {
-    company_only(&actor)?;
+    actor.require_company()?;
     let mut tx = actor.begin(&state).await?;
     let p = repo::directory_one(&mut tx, actor.tenant, id)
         .await?
@@ -215,7 +207,7 @@ pub async fn match_practitioners(
     actor: Actor,
     RawQuery(raw): RawQuery,
 ) -> AppResult<Json<MatchResponse>> {
-    company_only(&actor)?;
+    actor.require_company()?;
     let pairs = query_pairs(raw.as_deref());
     only_known(&pairs, &["need", "language", "limit"])?;
     let mut errors = Vec::new();

@@ -31,14 +31,6 @@ use crate::tenants::model::Locale;
 /// How long the welcome (set-password) link works.
 pub const WELCOME_LINK_HOURS: u32 = 72;
 
-fn platform_only(actor: &Actor) -> Result<(), AppError> {
-    if actor.tenant == TenantId::PLATFORM {
-        Ok(())
-    } else {
-        Err(AppError::forbidden())
-    }
-}
-
 fn validation(errors: Vec<FieldError>) -> Result<(), AppError> {
     if errors.is_empty() {
         Ok(())
@@ -65,7 +57,7 @@ pub async fn create(
     actor: Actor,
     AppJson(req): AppJson<CreatePractitionerRequest>,
 ) -> AppResult<(StatusCode, Json<CreatedPractitioner>)> {
-    platform_only(&actor)?;
+    actor.require_platform_admin()?;
     let mut errors = Vec::new();
     let email = match Email::parse(&req.email) {
         Ok(e) => Some(e),
@@ -174,11 +166,7 @@ async fn send_welcome(
         state.config.auth.public_base(&actor.host),
         token.token
     );
-    let locale = if locale == "fr" {
-        Locale::Fr
-    } else {
-        Locale::En
-    };
+    let locale = Locale::from_stored(locale);
     mail::enqueue(
         tx,
         TenantId::PLATFORM,
@@ -213,7 +201,7 @@ pub async fn resend_welcome(
     actor: Actor,
     AppPath(id): AppPath<UserId>,
 ) -> AppResult<(StatusCode, Json<WelcomeSent>)> {
-    platform_only(&actor)?;
+    actor.require_platform_admin()?;
     let mut tx = actor.begin(&state).await?;
     let (p, locale) = repo::platform_one(&mut tx, id)
         .await?
@@ -266,7 +254,7 @@ pub async fn list(
     actor: Actor,
     RawQuery(raw): RawQuery,
 ) -> AppResult<Json<PlatformPage>> {
-    platform_only(&actor)?;
+    actor.require_platform_admin()?;
     let pairs = query_pairs(raw.as_deref());
     only_known(&pairs, &["specialty", "verified", "q", "limit", "cursor"])?;
     let mut errors = Vec::new();
@@ -350,7 +338,7 @@ pub async fn get(
     actor: Actor,
     AppPath(id): AppPath<UserId>,
 ) -> AppResult<Json<PlatformPractitioner>> {
-    platform_only(&actor)?;
+    actor.require_platform_admin()?;
     let mut tx = actor.begin(&state).await?;
     let (p, _) = repo::platform_one(&mut tx, id)
         .await?
@@ -380,7 +368,7 @@ pub async fn update(
     AppPath(id): AppPath<UserId>,
     AppJson(req): AppJson<PlatformUpdateRequest>,
 ) -> AppResult<Json<PlatformPractitioner>> {
-    platform_only(&actor)?;
+    actor.require_platform_admin()?;
     let now = state.clock.now();
     let mut tx = actor.begin(&state).await?;
     let mut p = repo::profile_for_update(&mut tx, id)

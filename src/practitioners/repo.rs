@@ -363,20 +363,6 @@ pub struct PlatformFilter {
     pub q: Option<String>,
 }
 
-/// Escape `%`, `_` and `\` for a LIKE pattern.
-fn like_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('%');
-    for c in s.chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out.push('%');
-    out
-}
-
 /// One page of the network, by (display_name, user_id).
 pub async fn platform_page(
     conn: &mut PgConnection,
@@ -385,7 +371,7 @@ pub async fn platform_page(
     limit: i64,
 ) -> Result<Vec<PlatformPractitioner>, sqlx::Error> {
     let specs: Option<Vec<String>> = (!f.specialties.is_empty()).then(|| f.specialties.clone());
-    let pattern = f.q.as_deref().map(like_escape);
+    let pattern = f.q.as_deref().map(crate::db::like_contains);
     let rows = sqlx::query_as!(
         PlatformRow,
         r#"SELECT u.id AS "user_id!: UserId", u.email AS "email!", u.display_name AS "display_name!",

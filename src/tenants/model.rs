@@ -101,6 +101,12 @@ pub enum Locale {
 }
 
 impl Locale {
+    /// A locale as stored (`users.locale`, `tenants.locale`: constrained to these values);
+    /// anything else reads as English.
+    pub fn from_stored(s: &str) -> Self {
+        Self::parse(s).unwrap_or(Self::En)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Locale::En => "en",

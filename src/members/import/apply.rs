@@ -70,11 +70,7 @@ pub async fn senders(
     let me = sqlx::query_scalar!("SELECT display_name FROM users WHERE id = $1", me.as_uuid())
         .fetch_optional(&mut *conn)
         .await?;
-    let locale = if t.locale == "fr" {
-        Locale::Fr
-    } else {
-        Locale::En
-    };
+    let locale = Locale::from_stored(&t.locale);
     let inviter = me.map(|n| n.trim().to_owned()).filter(|n| !n.is_empty());
     Ok((t.name, locale, inviter))
 }
