@@ -125,6 +125,14 @@ impl App {
             anyhow::bail!("database schema is not current ({reason}); run `serein migrate` first");
         }
         crate::db::selfcheck::run(&db).await?;
+        // Background jobs go through doors of their own; refuse to start a job whose door would
+        // fail every run.
+        if config.mail.worker {
+            db.check_worker_role().await?;
+        }
+        if config.platform.purge_worker {
+            db.check_owner_door().await?;
+        }
         if let Some(dir) = &config.tenants_dir {
             if dir.is_dir() {
                 let specs = crate::tenants::file::load_dir(dir)?;
@@ -220,10 +228,29 @@ impl App {
         })
     }
 
-    /// Bind and serve until `shutdown` resolves; then close the pool.
+    /// Serve on `listener` (and `/metrics` on `METRICS_BIND`) until `shutdown` resolves; then
+    /// close the pool.
     pub async fn run(
         self,
         listener: TcpListener,
+        shutdown: impl std::future::Future<Output = ()> + Send,
+    ) -> anyhow::Result<()> {
+        let metrics = match self.state.config.metrics_bind {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("METRICS_BIND: cannot listen on {addr}: {e}"))?,
+            ),
+            None => None,
+        };
+        self.run_with_metrics(listener, metrics, shutdown).await
+    }
+
+    /// [`App::run`] with the metrics listener bound by the caller (`None`: no metrics).
+    pub async fn run_with_metrics(
+        self,
+        listener: TcpListener,
+        metrics: Option<TcpListener>,
         shutdown: impl std::future::Future<Output = ()> + Send,
     ) -> anyhow::Result<()> {
         let cfg = self.state.config.clone();
@@ -250,6 +277,24 @@ impl App {
                 purge_stop,
             ))
         });
+        // `/metrics` on its own listener, stopped with the server.
+        let metrics_server = metrics.map(|l| {
+            tracing::info!(addr = ?l.local_addr().ok(), "serving /metrics");
+            let mut stop = stop_mail.subscribe();
+            let opts = ServerOptions {
+                header_read_timeout: cfg.header_read_timeout,
+                max_connections: 64,
+                shutdown_grace: cfg.shutdown_grace,
+            };
+            tokio::spawn(server::serve(
+                l,
+                crate::health::metrics_router(self.state.clone()),
+                opts,
+                async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                },
+            ))
+        });
         let shutdown = async move {
             shutdown.await;
             let _ = stop_mail.send(true);
@@ -272,6 +317,13 @@ impl App {
             // A purge cut off mid-transaction rolls back whole and is retried next run.
             worker.abort();
             tracing::warn!("purge worker did not stop within the grace period; aborted");
+        }
+        if let Some(mut m) = metrics_server
+            && tokio::time::timeout(cfg.shutdown_grace, &mut m)
+                .await
+                .is_err()
+        {
+            m.abort();
         }
         // Requests still running after the grace period hold connections; do not wait for
         // them forever.

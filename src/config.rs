@@ -15,6 +15,11 @@ use serde::Deserialize;
 /// The default database: the local PostgreSQL, database `serein` (created if missing).
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/serein";
 
+/// `/metrics` listens here unless `METRICS_BIND` says otherwise: loopback, so a bare
+/// development server exposes nothing; the Helm chart binds the pod address on its own port.
+pub const DEFAULT_METRICS_BIND: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 9090);
+
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
@@ -28,6 +33,14 @@ pub enum LogFormat {
 #[derive(Clone)]
 pub struct Config {
     pub database_url: SecretString,
+    /// The owner door for owner-level background jobs (the offboarding purge):
+    /// `JOBS_DATABASE_URL`, a login that can bypass row-level security (the owner). Unset: the
+    /// login of `database_url` (development, where it is the superuser); the start-up check
+    /// refuses an in-process purge job whose door cannot act as the owner.
+    pub jobs_database_url: Option<SecretString>,
+    /// Where `/metrics` is served (`METRICS_BIND`, default `127.0.0.1:9090`; `off` disables
+    /// it): a listener of its own, never a tenant's public host.
+    pub metrics_bind: Option<SocketAddr>,
     /// Create the database named in `database_url` when it does not exist (dev convenience).
     pub create_database: bool,
     /// Apply pending migrations when `serve` starts (dev default). In production a migration
@@ -563,6 +576,28 @@ impl Config {
         )?;
         let tenants_dir = (!tenants_dir.is_empty()).then(|| PathBuf::from(tenants_dir));
 
+        let jobs_database_url = settings.secret("JOBS_DATABASE_URL");
+        if let Some(u) = &jobs_database_url {
+            match url::Url::parse(u.expose_secret()) {
+                Ok(u) if u.scheme() == "postgres" || u.scheme() == "postgresql" => {}
+                _ => {
+                    return Err(err(
+                        "JOBS_DATABASE_URL",
+                        "expected a postgres:// URL (value not shown)",
+                    ));
+                }
+            }
+        }
+        let metrics_bind = settings.get("METRICS_BIND", Some(DEFAULT_METRICS_BIND), |s| match s
+            .trim()
+        {
+            "off" | "false" | "" => Ok(None),
+            v => v
+                .parse::<SocketAddr>()
+                .map(Some)
+                .map_err(|_| format!("expected host:port or `off`, got {v:?}")),
+        })?;
+
         let data_dir = PathBuf::from(settings.get("SEREIN_DATA_DIR", ".data".to_owned(), |s| {
             if s.is_empty() {
                 Err("must not be empty".to_owned())
@@ -583,6 +618,8 @@ impl Config {
             mail,
             platform,
             database_url: SecretString::from(database_url),
+            jobs_database_url,
+            metrics_bind,
             create_database,
             migrate_on_start,
             app_role,

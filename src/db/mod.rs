@@ -7,6 +7,10 @@
 //! - The pool itself is private to this module. The only raw uses are migrations, the self-check,
 //!   the readiness probe and operator commands of the CLI ([`Db::admin_conn`]), all of which run
 //!   as the login role and none of which serves a request's data.
+//! - Background jobs have named doors of their own, never the serving pool pretending to be the
+//!   owner: [`WorkerTx`] (role `serein_worker`, the mail worker) and [`Db::owner_conn`] (the
+//!   `JOBS_DATABASE_URL` login, for the owner-level purge), checked at start-up
+//!   ([`Db::check_worker_role`], [`Db::check_owner_door`]).
 
 pub mod ids;
 pub mod selfcheck;
@@ -15,6 +19,7 @@ pub mod tenancy;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
+use secrecy::ExposeSecret;
 use sqlx::migrate::MigrateDatabase;
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -23,7 +28,7 @@ use sqlx::{PgPool, Postgres};
 use crate::config::Config;
 
 pub use ids::{MembershipId, SessionId, TenantId, UserId};
-pub use tenancy::{SystemTx, TenantTx, TxLimits};
+pub use tenancy::{SystemTx, TenantTx, TxLimits, WORKER_ROLE, WorkerTx};
 
 /// The embedded migrations (`migrations/`).
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -32,6 +37,8 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 #[derive(Clone)]
 pub struct Db {
     pool: PgPool,
+    /// The owner door (`JOBS_DATABASE_URL`): a small lazy pool used only by owner-level jobs.
+    owner: Option<PgPool>,
     app_role: Arc<str>,
     tx_limits: TxLimits,
     waiting: Arc<AtomicI64>,
@@ -84,8 +91,25 @@ impl Db {
             .max_lifetime(Some(std::time::Duration::from_secs(1800)))
             .connect_with(options)
             .await?;
+        // Lazy and small: it serves one job at a time, and a server without due work never
+        // opens it.
+        let owner = match &cfg.jobs_database_url {
+            Some(u) => {
+                let opts: PgConnectOptions = u.expose_secret().parse()?;
+                Some(
+                    PgPoolOptions::new()
+                        .max_connections(2)
+                        .min_connections(0)
+                        .acquire_timeout(cfg.db_acquire_timeout)
+                        .idle_timeout(Some(std::time::Duration::from_secs(60)))
+                        .connect_lazy_with(opts.application_name("serein-jobs")),
+                )
+            }
+            None => None,
+        };
         Ok(Self {
             pool,
+            owner,
             app_role: Arc::from(cfg.app_role.as_str()),
             tx_limits: TxLimits {
                 statement_timeout_ms: cfg.db_statement_timeout.as_millis(),
@@ -118,6 +142,68 @@ impl Db {
     /// a request: it bypasses the request role and therefore row-level security.
     pub async fn admin_conn(&self) -> Result<PoolConnection<Postgres>, sqlx::Error> {
         self.pool.acquire().await
+    }
+
+    /// The owner door, for owner-level background jobs only (the offboarding purge): the
+    /// `JOBS_DATABASE_URL` login, or, when that is unset, the login of `DATABASE_URL`
+    /// (development). Never used to serve a request.
+    pub async fn owner_conn(&self) -> Result<PoolConnection<Postgres>, sqlx::Error> {
+        match &self.owner {
+            Some(p) => p.acquire().await,
+            None => self.pool.acquire().await,
+        }
+    }
+
+    /// Can the owner door act as the owner, i.e. bypass row-level security? `Err` names what
+    /// to configure. Checked at start-up before an in-process owner-level job is started, so a
+    /// production layout (a NOINHERIT authenticator that can only become the request role)
+    /// fails loudly instead of never purging.
+    pub async fn check_owner_door(&self) -> anyhow::Result<()> {
+        let mut conn = self.owner_conn().await?;
+        let row: (String, bool) = sqlx::query_as(
+            "SELECT current_user::text, rolsuper OR rolbypassrls FROM pg_catalog.pg_roles \
+             WHERE rolname = current_user",
+        )
+        .fetch_one(&mut *conn)
+        .await?;
+        if row.1 {
+            Ok(())
+        } else {
+            anyhow::bail!(
+                "the owner door logs in as {:?}, which cannot bypass row-level security: \
+                 set JOBS_DATABASE_URL to the owner's URL, or set PURGE_WORKER=false and run \
+                 `serein tenants purge` with the owner's DATABASE_URL (the Helm chart's purge CronJob)",
+                row.0
+            )
+        }
+    }
+
+    /// Can the login role become the worker role? Checked at start-up before the mail worker
+    /// is started.
+    pub async fn check_worker_role(&self) -> anyhow::Result<()> {
+        let mut conn = self.pool.acquire().await?;
+        let row: (String, bool, bool) = sqlx::query_as(
+            "SELECT session_user::text, \
+                    pg_catalog.pg_has_role(session_user, $1, 'MEMBER'), \
+                    EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = $1 \
+                            AND (rolsuper OR rolbypassrls))",
+        )
+        .bind(WORKER_ROLE)
+        .fetch_one(&mut *conn)
+        .await?;
+        if row.2 {
+            anyhow::bail!("role {WORKER_ROLE} must be neither superuser nor BYPASSRLS");
+        }
+        if row.1 {
+            Ok(())
+        } else {
+            anyhow::bail!(
+                "MAIL_WORKER needs the login role {:?} to be able to become {WORKER_ROLE}: \
+                 GRANT {WORKER_ROLE} TO {} (or set MAIL_WORKER=false)",
+                row.0,
+                row.0
+            )
+        }
     }
 
     /// Readiness: the database answers (as the request role, like every request) and every
@@ -156,6 +242,9 @@ impl Db {
 
     /// Close every connection (graceful shutdown).
     pub async fn close(&self) {
+        if let Some(owner) = &self.owner {
+            owner.close().await;
+        }
         self.pool.close().await;
     }
 

@@ -1,5 +1,7 @@
-//! The two doors to data: [`TenantTx`] (a request's RLS-scoped transaction) and [`SystemTx`]
-//! (pre-authentication look-ups through `app_private` definer functions).
+//! The doors to data: [`TenantTx`] (a request's RLS-scoped transaction), [`SystemTx`]
+//! (pre-authentication look-ups through `app_private` definer functions), both as the request
+//! role, and [`WorkerTx`] (background workers, as the worker role, which reaches nothing but
+//! the worker definers).
 //!
 //! Invariants:
 //! - The context is set by ONE statement sent with the `BEGIN` in one round trip:
@@ -327,6 +329,46 @@ impl Deref for SystemTx {
     }
 }
 impl DerefMut for SystemTx {
+    fn deref_mut(&mut self) -> &mut PgConnection {
+        &mut self.inner.conn
+    }
+}
+
+/// The role background workers drop to (migration `20261204000005_worker_role`). Fixed, like
+/// the definers granted to it: it is not configurable, so no deployment can point the workers at
+/// a role that holds more.
+pub const WORKER_ROLE: &str = "serein_worker";
+
+/// A background worker's transaction: role `serein_worker`, no tenant, no person. The role
+/// holds no table privilege at all, only EXECUTE on the worker definers (the mail outbox's);
+/// the request role is not a member of it, so a request transaction cannot reach them
+/// whatever context it sets.
+pub struct WorkerTx {
+    inner: ScopedConn,
+}
+
+impl WorkerTx {
+    pub async fn begin(db: &Db) -> Result<Self, AppError> {
+        let inner = begin(
+            db,
+            context_statement(WORKER_ROLE, db.tx_limits(), None, None),
+        )
+        .await?;
+        Ok(Self { inner })
+    }
+
+    pub async fn commit(self) -> Result<(), AppError> {
+        self.inner.commit().await
+    }
+}
+
+impl Deref for WorkerTx {
+    type Target = PgConnection;
+    fn deref(&self) -> &PgConnection {
+        &self.inner.conn
+    }
+}
+impl DerefMut for WorkerTx {
     fn deref_mut(&mut self) -> &mut PgConnection {
         &mut self.inner.conn
     }

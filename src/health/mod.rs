@@ -1,7 +1,10 @@
-//! Liveness, readiness and metrics. Served on any Host (probes use the pod address).
+//! Liveness, readiness and metrics.
 //!
 //! `/health/live` answers as long as the process serves HTTP; `/health/ready` only when the
-//! database answers and every migration is applied; `/metrics` renders Prometheus text.
+//! database answers and every migration is applied. Both are served on any Host (probes use the
+//! pod address). `/metrics` renders Prometheus text on a listener of its own (`METRICS_BIND`,
+//! [`metrics_router`]), never on the public API listener: it names routes, pool sizes and
+//! error rates that a tenant's users have no business reading, and the ingress never reaches it.
 
 use axum::Json;
 use axum::extract::State;
@@ -18,7 +21,28 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(live))
         .routes(routes!(ready))
-        .routes(routes!(metrics))
+}
+
+/// The metrics listener's whole service: `GET /metrics`, 404 for anything else (no tenant
+/// resolution, no authentication: the listener is bound to loopback or a cluster-internal
+/// port). Not an API route, so it is not in the OpenAPI document; it is a single fallback
+/// rather than a router table.
+pub fn metrics_router(state: AppState) -> axum::Router {
+    axum::Router::new()
+        .fallback(metrics_listener)
+        .with_state(state)
+}
+
+async fn metrics_listener(
+    State(state): State<AppState>,
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+) -> Response {
+    if method == axum::http::Method::GET && uri.path() == "/metrics" {
+        metrics(State(state)).await
+    } else {
+        StatusCode::NOT_FOUND.into_response()
+    }
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -54,9 +78,6 @@ pub async fn ready(State(state): State<AppState>) -> Response {
 }
 
 /// Prometheus metrics: requests by route and status, latency histogram, pool gauges.
-#[utoipa::path(get, path = "/metrics", tag = "health",
-    extensions(("x-authz" = json!({"resource": "health", "action": "read"}))),
-    responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
 pub async fn metrics(State(state): State<AppState>) -> Response {
     let stats = state.db.stats();
     metrics::gauge!("db_pool_connections").set(f64::from(stats.size));

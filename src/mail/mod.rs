@@ -6,7 +6,7 @@
 //!   only if the caller's transaction commits. Nothing is sent from a request.
 //! - The request role can insert outbox rows for its own tenant and do nothing else with them
 //!   (migration `…07_email_outbox.sql`); the worker claims, and records outcomes, through
-//!   `app_private` definer functions from a `SystemTx`, never a privileged connection.
+//!   `app_private` definer functions from a `WorkerTx` (role `serein_worker`), never a privileged connection.
 //! - Delivery is at least once: a worker that dies after sending and before recording retries
 //!   when the lease expires. Retries back off exponentially; after `SMTP_MAX_ATTEMPTS` (or a
 //!   permanent refusal of the recipient) the row is `dead`.

@@ -2,8 +2,8 @@
 //! definer functions (claim with a lease, mark sent, mark failed, prune).
 //!
 //! Invariants: [`insert`] runs in the caller's tenant transaction and needs only the INSERT
-//! grant (no RETURNING, no read-back). Every other function here runs in a `SystemTx` (no
-//! tenant context; the definer functions refuse to run otherwise) and identifies a row by
+//! grant (no RETURNING, no read-back). Every other function here runs in a `WorkerTx` (role
+//! `serein_worker`, the only role granted the worker definers; they also refuse a tenant context) and identifies a row by
 //! tenant, id and the lease id of the claim, so an outcome can only be recorded by the worker
 //! that holds the lease.
 

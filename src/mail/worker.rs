@@ -1,8 +1,9 @@
 //! The mail worker: claims due outbox rows, sends them, records the outcome.
 //!
 //! Invariants:
-//! - It reaches the database only through `SystemTx` (the request role, no tenant) and the
-//!   `app_private.mail_*` definer functions: no privileged connection.
+//! - It reaches the database only through `WorkerTx` (role `serein_worker`: no table privilege,
+//!   EXECUTE on the `app_private.mail_*` definers only, which the request role cannot call):
+//!   no privileged connection, and no request transaction can act as the worker.
 //! - No database transaction is held open while talking to SMTP: the claim commits a lease,
 //!   the send happens, and the outcome is recorded in a new transaction under that lease.
 //! - Time is the injected [`Clock`]: due times, leases and backoff read it, so tests move a
@@ -18,7 +19,7 @@ use tokio::sync::watch;
 use super::outbox::{self, AfterFailure, ClaimLimits, Claimed, RetryPolicy};
 use super::transport::Mailer;
 use crate::clock::Clock;
-use crate::db::{Db, SystemTx};
+use crate::db::{Db, WorkerTx};
 use crate::error::AppError;
 
 /// Messages claimed per round.
@@ -77,7 +78,7 @@ impl MailWorker {
     /// messages were attempted (0: nothing was due).
     pub async fn run_once(&self) -> Result<usize, AppError> {
         let policy = self.policy();
-        let mut tx = SystemTx::begin(&self.db).await?;
+        let mut tx = WorkerTx::begin(&self.db).await?;
         let batch = outbox::claim(
             &mut tx,
             self.clock.now(),
@@ -105,7 +106,7 @@ impl MailWorker {
     ) -> Result<(), AppError> {
         let now = self.clock.now();
         let domain = super::address_domain(&mail.to);
-        let mut tx = SystemTx::begin(&self.db).await?;
+        let mut tx = WorkerTx::begin(&self.db).await?;
         match result {
             Ok(()) => {
                 let recorded = outbox::mark_sent(&mut tx, mail, now).await?;
@@ -158,7 +159,7 @@ impl MailWorker {
         let before: OffsetDateTime = self.clock.now() - retention;
         let mut total = 0usize;
         loop {
-            let mut tx = SystemTx::begin(&self.db).await?;
+            let mut tx = WorkerTx::begin(&self.db).await?;
             let n = outbox::prune(&mut tx, before, PRUNE_BATCH).await?;
             tx.commit().await?;
             total = total.saturating_add(usize::try_from(n).unwrap_or(0));

@@ -15,9 +15,12 @@
 //! 4. the tenant row becomes an `offboarded` tombstone (`offboarded_at`; the slug is never
 //!    reused; origins, domains and branding cleared).
 //!
-//! Runs as the login role (the owner in production: BYPASSRLS), like `serein tenants apply`:
-//! it acts on the platform, not inside a tenant. Any failure rolls the tenant's transaction
-//! back whole (keys included) and the next run retries.
+//! Runs through the owner door ([`Db::owner_conn`]: `JOBS_DATABASE_URL`, or the login of
+//! `DATABASE_URL` for `serein tenants purge` and in development), a login that bypasses
+//! row-level security: it acts on the platform, not inside a tenant. The in-process job is
+//! started only when the door passes [`Db::check_owner_door`] (a NOINHERIT authenticator that
+//! can only become the request role would otherwise fail every run, silently). Any failure
+//! rolls the tenant's transaction back whole (keys included) and the next run retries.
 
 use std::time::Duration;
 
@@ -47,7 +50,7 @@ pub async fn purge_due(
     keyring: &Keyring,
     now: OffsetDateTime,
 ) -> anyhow::Result<Vec<Purged>> {
-    let mut conn = db.admin_conn().await?;
+    let mut conn = db.owner_conn().await?;
     let mut purged = Vec::new();
     while let Some(p) = purge_one(&mut conn, keyring, now).await? {
         tracing::info!(tenant = %p.tenant, slug = %p.slug, rows = p.rows, identities = p.identities, "tenant purged");

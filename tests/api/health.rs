@@ -37,12 +37,36 @@ async fn ready_fails_when_a_migration_is_missing_and_recovers() {
     assert_eq!(app.get("127.0.0.1", "/health/ready").await.status(), 200);
 }
 
+/// `/metrics` is served on its own listener (`METRICS_BIND`), never on the API listener: not on
+/// a tenant's host, not on the platform host, not on the bare address.
 #[tokio::test]
 async fn metrics_count_requests_by_route_and_report_the_pool() {
-    let app = TestApp::spawn().await;
+    // A free port for the metrics listener (bound, released, handed to the app).
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let app = TestApp::spawn_with(|s| {
+        s.env
+            .insert("METRICS_BIND".into(), format!("127.0.0.1:{port}"));
+    })
+    .await;
     app.get("alpha.localhost", "/api/v1/tenant/profile").await;
     app.get("nope.localhost", "/api/v1/tenant/profile").await;
-    let body = app.get("127.0.0.1", "/metrics").await.text().await.unwrap();
+    for host in ["alpha.localhost", "localhost", "127.0.0.1"] {
+        let res = app.get(host, "/metrics").await;
+        assert_eq!(res.status(), 404, "/metrics on the API listener at {host}");
+    }
+    let body = app
+        .client
+        .get(format!("http://127.0.0.1:{port}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(
         body.contains(
             "http_requests_total{method=\"GET\",route=\"/api/v1/tenant/profile\",status=\"200\"}"

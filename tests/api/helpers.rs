@@ -165,6 +165,8 @@ pub fn test_env(name: &str) -> HashMap<String, String> {
     env.insert("MAIL_WORKER".into(), "false".into());
     // Tests run the offboarding purge by hand (`platform::purge::purge_due`).
     env.insert("PURGE_WORKER".into(), "false".into());
+    // Parallel apps must not fight over the metrics port; tests that read metrics bind their own.
+    env.insert("METRICS_BIND".into(), "off".into());
     env
 }
 

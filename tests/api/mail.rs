@@ -6,7 +6,7 @@
 //! Messages are parsed back with Python's `email` package, an independent MIME parser.
 
 mod outbox;
-mod support;
+pub mod support;
 mod tls;
 
 use std::path::PathBuf;

@@ -8,7 +8,7 @@ use serein::clock::Clock;
 use serein::config::Config;
 
 /// Create a cluster-wide role if missing, tolerating a concurrent creator.
-async fn ensure_role(conn: &mut PgConnection, name: &str, attrs: &str) {
+pub async fn ensure_role(conn: &mut PgConnection, name: &str, attrs: &str) {
     let sql = format!(
         "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{name}') THEN
            BEGIN CREATE ROLE {name} {attrs}; EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END;

@@ -137,6 +137,17 @@ tenants directory, which differ).
   value: {{ .Values.config.dbAcquireTimeoutMs | int64 | quote }}
 {{- end }}
 
+{{/*
+The offboarding purge runs as a CronJob with the owner's URL (a Secret that outlives the hook)
+when the production layout is used; the API pods then run no purge job (their login cannot act
+as the owner, and the server refuses to start one it cannot run).
+*/}}
+{{- define "serein.purgeCronJob" -}}
+{{- if and .Values.purge.cronJob.enabled .Values.migrations.enabled .Values.migrations.database.existingSecret -}}
+true
+{{- end -}}
+{{- end }}
+
 {{/* env/envFrom of the migration Job's containers: the OWNER's URL, never the runtime one. */}}
 {{- define "serein.jobEnv" -}}
 env:

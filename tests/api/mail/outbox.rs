@@ -1,6 +1,6 @@
 //! The outbox at the database level: what the request role may do, leases, retention.
 
-use serein::db::{SystemTx, TenantId, TenantTx};
+use serein::db::{TenantId, TenantTx, WorkerTx};
 use serein::mail::outbox::{self, ClaimLimits, RetryPolicy};
 use serein::mail::{MailWorker, Message};
 use serein::tenants::model::Locale;
@@ -128,7 +128,7 @@ async fn a_leased_message_is_not_claimed_twice_and_a_lost_lease_records_nothing(
     let claim = |now: OffsetDateTime| {
         let db = app.db.clone();
         async move {
-            let mut tx = SystemTx::begin(&db).await.unwrap();
+            let mut tx = WorkerTx::begin(&db).await.unwrap();
             let c = outbox::claim(&mut tx, now, limits).await.unwrap();
             tx.commit().await.unwrap();
             c
@@ -148,7 +148,7 @@ async fn a_leased_message_is_not_claimed_twice_and_a_lost_lease_records_nothing(
     assert_eq!(second[0].attempt, 2);
     assert_ne!(first[0].lease, second[0].lease);
     // The first worker's late outcome is ignored.
-    let mut tx = SystemTx::begin(&app.db).await.unwrap();
+    let mut tx = WorkerTx::begin(&app.db).await.unwrap();
     assert!(
         !outbox::mark_sent(&mut tx, &first[0], t0 + Duration::seconds(301))
             .await
