@@ -15,6 +15,8 @@
 --   a month closes; that says nothing about which department. Membership history comes from
 --   `memberships.enrolled_since` (maintained here by trigger, never by the request role) and
 --   `ended_at`, so a closed month's figure does not move when people join or leave later.
+--   (`app_private.suppress_cells` of migration 0010 stays, unused here: it is for usage
+--   reports, where `min_cohort` applies after every filter.)
 -- * A platform admin could insert a `practitioner_profiles` row for any user id (an employee's)
 --   and so reveal that person to the platform and assign them as a practitioner. The request
 --   role no longer inserts profiles: `create_practitioner_identity` creates the identity AND its
