@@ -567,7 +567,7 @@ pub async fn me(State(state): State<AppState>, actor: Actor) -> AppResult<Json<M
     let mut tx = actor.begin(&state).await?;
     let u = sqlx::query!(
         r#"SELECT u.email, u.display_name, u.locale, u.email_verified_at IS NOT NULL AS "verified!",
-                  u.totp_enabled_at IS NOT NULL AS "totp!", m.department AS "department?", m.status AS "status?"
+                  coalesce(app_private.own_totp_enabled(), false) AS "totp!", m.department AS "department?", m.status AS "status?"
            FROM users u
            LEFT JOIN memberships m ON m.user_id = u.id AND m.tenant_id = $2
            WHERE u.id = $1"#,

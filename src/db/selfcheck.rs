@@ -2,6 +2,9 @@
 //! would not hold.
 //!
 //! Checked, as the login role, against the catalogue:
+//! - the request role is `serein_app`, the role the migrations write their policies, grants and
+//!   guard triggers for: another role (even one `IN ROLE serein_app`, which inherits the
+//!   policies) is not what the migrations were reviewed against, so it is refused;
 //! - the request role exists, is not superuser, has no BYPASSRLS, and is not a member of any
 //!   role that is (membership would let it `SET ROLE` its way out);
 //! - the request role owns nothing in this database, directly or through a role it can become
@@ -15,6 +18,9 @@
 
 use super::Db;
 
+/// The only request role the migrations are written for.
+pub const REQUEST_ROLE: &str = "serein_app";
+
 /// Every violation found, as human-readable lines.
 #[derive(Debug, thiserror::Error)]
 #[error("database self-check failed; refusing to serve:\n  - {}", .0.join("\n  - "))]
@@ -24,6 +30,12 @@ pub struct SelfCheckError(pub Vec<String>);
 pub async fn run(db: &Db) -> Result<(), anyhow::Error> {
     let role = db.app_role();
     let mut problems = Vec::new();
+    if role != REQUEST_ROLE {
+        problems.push(format!(
+            "request role {role:?} is not {REQUEST_ROLE:?}, the role the migrations grant to \
+             (a role IN ROLE {REQUEST_ROLE} inherits its policies but is not what they were written for)"
+        ));
+    }
     let mut conn = db.admin_conn().await?;
 
     let attrs = sqlx::query!(

@@ -60,6 +60,9 @@ pub enum Message {
         link: String,
         expires_in_hours: u32,
     },
+    /// The platform asked to add this address to the practitioner network, but it already has
+    /// an account (nothing was created; the platform was not told).
+    PractitionerAddressInUse,
 }
 
 impl Message {
@@ -72,6 +75,7 @@ impl Message {
             Message::Invitation { .. } => "invitation",
             Message::AccountExists { .. } => "account_exists",
             Message::PractitionerWelcome { .. } => "practitioner_welcome",
+            Message::PractitionerAddressInUse => "practitioner_address_in_use",
         }
     }
 
@@ -87,6 +91,7 @@ impl Message {
                 login_link,
                 reset_link,
             } => vec![login_link.as_str(), reset_link.as_str()],
+            Message::PractitionerAddressInUse => vec![],
         }
     }
 

@@ -313,6 +313,32 @@ fn draft(message: &Message, locale: Locale) -> (String, Vec<Block>) {
                 signature(l),
             ],
         ),
+        (Message::PractitionerAddressInUse, Locale::En) => (
+            "Your address was proposed for the Serein practitioner network".to_owned(),
+            vec![
+                greeting(l),
+                Para("The Serein platform was asked to add this e-mail address to its practitioner \
+                      network, but the address already has a Serein account, so nothing was \
+                      created and your account was not changed. A practitioner of the network \
+                      needs an address of their own: if you are joining as a practitioner, give \
+                      the person who invited you another address.".into()),
+                Para("If you were not expecting this, you can ignore this message.".into()),
+                signature(l),
+            ],
+        ),
+        (Message::PractitionerAddressInUse, Locale::Fr) => (
+            "Votre adresse a été proposée au réseau de praticiens Serein".to_owned(),
+            vec![
+                greeting(l),
+                Para("La plateforme Serein a été invitée à ajouter cette adresse e-mail à son réseau \
+                      de praticiens, mais l’adresse a déjà un compte Serein : rien n’a été créé et \
+                      votre compte n’a pas changé. Un praticien du réseau a besoin d’une adresse \
+                      à lui : si vous rejoignez le réseau comme praticien, donnez une autre \
+                      adresse à la personne qui vous a invité(e).".into()),
+                Para("Si vous n’attendiez pas ce message, ignorez-le.".into()),
+                signature(l),
+            ],
+        ),
     }
 }
 
@@ -392,6 +418,7 @@ mod tests {
                 link: "https://localhost/set-password?token=u.w3lcome".into(),
                 expires_in_hours: 72,
             },
+            Message::PractitionerAddressInUse,
         ]
     }
 

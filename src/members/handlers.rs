@@ -60,13 +60,14 @@ pub async fn list_members(
     Ok(Json(MemberPage { items, next_cursor }))
 }
 
-/// HR's view: counts of active members in total, by role and by department, with every cell
-/// below `min_cohort` suppressed (and enough neighbours that no subtraction reveals it).
+/// HR's view: one company-wide figure of enrolled members for the last complete month,
+/// rounded down to a band and suppressed below one band. No per-department or per-role count
+/// and nothing live (a sign-up shows nothing until its month has closed): all decided in SQL.
 #[utoipa::path(get, path = "/api/v1/members/summary", tag = "members",
     extensions(("x-authz" = json!({"resource": "member_summary", "action": "read"}))),
     security(("bearer" = [])),
     responses(
-        (status = 200, body = MemberSummary, description = "Counts only; no individual"),
+        (status = 200, body = MemberSummary, description = "One coarse figure for a closed month; no individual, no department"),
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 403, body = Problem, content_type = "application/problem+json"),
     ))]
@@ -77,55 +78,24 @@ pub async fn member_summary(
 ) -> AppResult<Json<MemberSummary>> {
     actor.require_company()?;
     let mut tx = actor.begin(&state).await?;
-    let rows = repo::summary(&mut tx).await?;
-    let t = sqlx::query!(
-        "SELECT min_cohort, seats FROM tenants WHERE id = $1",
+    let row = repo::summary(&mut tx, state.clock.now())
+        .await?
+        .ok_or(AppError::TenantNotFound)?;
+    let seats = sqlx::query_scalar!(
+        "SELECT seats FROM tenants WHERE id = $1",
         actor.tenant.as_uuid()
     )
     .fetch_optional(&mut *tx)
     .await?
     .ok_or(AppError::TenantNotFound)?;
     tx.commit().await?;
-    let mut total = SummaryCell {
-        key: None,
-        count: None,
-        suppressed: true,
-    };
-    let mut by_role = Vec::new();
-    let mut by_department = Vec::new();
-    for r in rows {
-        let cell = SummaryCell {
-            key: r.key,
-            count: if r.suppressed { None } else { r.n },
-            suppressed: r.suppressed,
-        };
-        match r.dimension.as_str() {
-            "total" => total = cell,
-            "role" => by_role.push(cell),
-            "department" => by_department.push(cell),
-            _ => {}
-        }
-    }
-    // Alphabetical: the order must not hint at the size of a suppressed cell.
-    by_role.sort_by(|a, b| a.key.cmp(&b.key));
-    // Suppressed departments are merged into one keyless cell: even the name of a small
-    // department would tell HR that someone in it has an account ("Legal" is one person).
-    let hidden_departments = by_department.iter().any(|c| c.suppressed);
-    by_department.retain(|c| !c.suppressed);
-    by_department.sort_by(|a, b| a.key.cmp(&b.key));
-    if hidden_departments {
-        by_department.push(SummaryCell {
-            key: None,
-            count: None,
-            suppressed: true,
-        });
-    }
     Ok(Json(MemberSummary {
-        min_cohort: t.min_cohort,
-        total,
-        by_role,
-        by_department,
-        seats: t.seats,
+        period_start: row.period_start,
+        period_end: row.period_end,
+        band: row.band,
+        members: if row.suppressed { None } else { row.members },
+        suppressed: row.suppressed,
+        seats,
     }))
 }
 

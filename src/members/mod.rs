@@ -4,9 +4,10 @@
 //! - Every route runs on a company host; handlers refuse the platform tenant as defence in
 //!   depth (Casbin already grants these routes to company roles only).
 //! - Tenant admins read and change memberships under row-level security; HR reads no
-//!   membership row: `GET /members/summary` goes through `app_private.member_summary()`, which
-//!   suppresses cells below the tenant's `min_cohort` in SQL (DESIGN §7). HR learns counts,
-//!   never a name, e-mail, user id or membership id.
+//!   membership row: `GET /members/summary` goes through `app_private.member_summary(now)`,
+//!   which returns ONE company-wide figure for the last complete month, rounded down to a band
+//!   of `max(min_cohort, 10)` and suppressed below one band, decided in SQL (DESIGN §7). HR
+//!   learns no count per department or role and nothing live, never a name, e-mail or id.
 //! - Ending a membership keeps the row (`status = disabled`, `ended_at` set) for the records
 //!   that will reference it, and revokes the person's sessions in this tenant at once.
 //! - Invitation tokens are `{invitation id}.{secret}`; only SHA-256 of the whole is stored;

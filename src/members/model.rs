@@ -2,7 +2,8 @@
 //!
 //! Invariants: request types reject unknown fields; roles a tenant admin may grant are the
 //! company roles only (`tenant_admin`, `hr`, `employee`) — `practitioner` is the platform's.
-//! HR's summary type holds counts only: no name, e-mail, user id or membership id.
+//! HR's summary type holds one coarse company-wide figure for a closed month: no name, e-mail,
+//! user id or membership id, and no count per department or role.
 
 use serde::{Deserialize, Deserializer, Serialize};
 use time::OffsetDateTime;
@@ -215,28 +216,24 @@ impl MemberPatch {
     }
 }
 
-/// A count that may be suppressed (below the company's `min_cohort`).
-#[derive(Debug, Serialize, ToSchema)]
-pub struct SummaryCell {
-    /// A role or department name (`null` department: members without one); absent for the total.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub key: Option<String>,
-    /// `null` when suppressed.
-    pub count: Option<i32>,
-    pub suppressed: bool,
-}
-
-/// HR's view of the company's people: counts only, small cells suppressed.
+/// HR's view of the company's people: ONE company-wide figure for the last complete month,
+/// coarsened. No count per department or role, nothing live: HR knows the org chart and can
+/// ask again, so any live or per-department count would tell it who signed up (DESIGN §7).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct MemberSummary {
-    /// Cells below this are suppressed, with enough neighbours that the total minus the
-    /// visible cells reveals none of them.
-    pub min_cohort: i32,
-    /// Active company members (practitioners excluded).
-    pub total: SummaryCell,
-    /// By primary role: tenant_admin, else hr, else employee (a partition of the total).
-    pub by_role: Vec<SummaryCell>,
-    pub by_department: Vec<SummaryCell>,
+    /// The closed period the figure describes: the last complete calendar month in the
+    /// company's time zone, `[period_start, period_end)`.
+    #[serde(with = "time::serde::rfc3339")]
+    pub period_start: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub period_end: OffsetDateTime,
+    /// Members are counted in bands of this size (`max(min_cohort, 10)`).
+    pub band: i32,
+    /// Company members enrolled at `period_end`, rounded DOWN to a multiple of `band`
+    /// (the true figure is in `[members, members + band)`); `null` when suppressed.
+    pub members: Option<i32>,
+    /// True when fewer than one band of members were enrolled.
+    pub suppressed: bool,
     /// Seats of the plan.
     pub seats: i32,
 }

@@ -191,28 +191,27 @@ pub async fn check_seats(conn: &mut PgConnection, now: OffsetDateTime) -> Result
         .await
 }
 
-/// One row of `app_private.member_summary()`.
+/// The row of `app_private.member_summary(now)`: the closed month, the band, the banded
+/// company total (NULL when suppressed). Coarsening and the closed period are decided in SQL.
 pub struct SummaryRow {
-    pub dimension: String,
-    pub key: Option<String>,
-    pub n: Option<i32>,
+    pub period_start: OffsetDateTime,
+    pub period_end: OffsetDateTime,
+    pub band: i32,
+    pub members: Option<i32>,
     pub suppressed: bool,
 }
 
-pub async fn summary(conn: &mut PgConnection) -> Result<Vec<SummaryRow>, sqlx::Error> {
-    let rows = sqlx::query!(
-        r#"SELECT dimension AS "dimension!", key, n, suppressed AS "suppressed!"
-           FROM app_private.member_summary()"#
+pub async fn summary(
+    conn: &mut PgConnection,
+    now: OffsetDateTime,
+) -> Result<Option<SummaryRow>, sqlx::Error> {
+    sqlx::query_as!(
+        SummaryRow,
+        r#"SELECT period_start AS "period_start!", period_end AS "period_end!", band AS "band!",
+                  members, suppressed AS "suppressed!"
+           FROM app_private.member_summary($1)"#,
+        now
     )
-    .fetch_all(conn)
-    .await?;
-    Ok(rows
-        .into_iter()
-        .map(|r| SummaryRow {
-            dimension: r.dimension,
-            key: r.key,
-            n: r.n,
-            suppressed: r.suppressed,
-        })
-        .collect())
+    .fetch_optional(conn)
+    .await
 }

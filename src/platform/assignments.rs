@@ -4,8 +4,9 @@
 //! the caller is a platform admin, refuse tenant zero and offboarding/offboarded companies, and
 //! answer with an outcome word: the platform never reads the company's membership rows.
 //!
-//! Answers: PUT → 201 when the assignment was made (new membership, re-activated membership,
-//! or an existing member gained the role), 200 when it already held; DELETE → 204, and the
+//! Answers: PUT → 201 `assigned` when the assignment was made, whether or not the person was
+//! already a member of that company (the outcome never says: the platform learns nothing of a
+//! company's people), 200 `unchanged` when the practitioner assignment already held; DELETE → 204, and the
 //! person's sessions in that company are revoked in the same transaction. Unknown tenant,
 //! unknown user, a user without a profile, or (DELETE) no active assignment → 404;
 //! offboarding/offboarded company → 409 `tenant_offboarding`.
@@ -58,7 +59,7 @@ pub async fn assign_practitioner(
     let mut tx = actor.begin(&state).await?;
     let outcome = repo::assign_practitioner(&mut tx, tenant, user, state.clock.now()).await?;
     let status = match outcome.as_str() {
-        "created" | "reactivated" | "added" => StatusCode::CREATED,
+        "assigned" => StatusCode::CREATED,
         "unchanged" => StatusCode::OK,
         "closed" => return Err(closed()),
         _ => return Err(AppError::NotFound),

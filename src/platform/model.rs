@@ -229,7 +229,7 @@ pub struct TenantPage {
 pub struct Assignment {
     pub tenant_id: TenantId,
     pub user_id: UserId,
-    /// `created` (new membership), `reactivated` (a disabled membership), `added` (an existing
-    /// member gained the role), `unchanged` (already assigned).
+    /// `assigned` (made now; the same whether or not the person was a member of that company)
+    /// or `unchanged` (the practitioner assignment already held).
     pub outcome: String,
 }

@@ -349,12 +349,12 @@ pub struct PlatformPractitioner {
     pub updated_at: OffsetDateTime,
 }
 
-/// The answer to a creation.
+/// The answer to a creation request: the same for every address (no account oracle). The
+/// new practitioner appears in `GET /platform/practitioners` once created.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct CreatedPractitioner {
-    pub practitioner: PlatformPractitioner,
-    /// A single-use set-password link was mailed (only to identities without a password).
-    pub welcome_mail_sent: bool,
+pub struct PractitionerRequested {
+    /// The address, normalised.
+    pub email: String,
 }
 
 /// A practitioner as a company's members see them (no e-mail, no licence number).

@@ -5,6 +5,11 @@
 //! Invariants:
 //! - Every handler checks `actor.tenant == TenantId::PLATFORM` (defence in depth: the gate and
 //!   the policies already confine `platform_admin` to the platform host).
+//! - `POST /platform/practitioners` answers 202 with the same body for every address: only an
+//!   address without an account becomes a practitioner (identity and profile made together by
+//!   `app_private.create_practitioner_identity`; the request role inserts no profile); an
+//!   address that has one gets a notice mail instead. The platform learns nothing about
+//!   whether an address has an account (a company's employee stays invisible).
 //! - A platform admin never touches credentials: the identity and the link are made by the
 //!   definers of migration 0011, which issue a link only to an identity WITHOUT a password (an
 //!   existing account is never taken over; its owner keeps their password and gets no link).
@@ -40,15 +45,15 @@ fn validation(errors: Vec<FieldError>) -> Result<(), AppError> {
 }
 
 /// Create a practitioner of the network and mail them a single-use link to set their password.
+/// 202 with the same body for every address (see the module header).
 #[utoipa::path(post, path = "/api/v1/platform/practitioners", tag = "practitioners",
     extensions(("x-authz" = json!({"resource": "practitioner_network", "action": "create"}))),
     security(("bearer" = [])),
     request_body = CreatePractitionerRequest,
     responses(
-        (status = 201, body = CreatedPractitioner),
+        (status = 202, body = PractitionerRequested, description = "The same for every address: a new address gets its identity, profile and welcome link; one that already has an account gets a notice mail and nothing is created"),
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 409, body = Problem, content_type = "application/problem+json", description = "email_in_use: the address already has an account"),
         (status = 422, body = Problem, content_type = "application/problem+json"),
     ))]
 #[tracing::instrument(skip_all)]
@@ -56,7 +61,7 @@ pub async fn create(
     State(state): State<AppState>,
     actor: Actor,
     AppJson(req): AppJson<CreatePractitionerRequest>,
-) -> AppResult<(StatusCode, Json<CreatedPractitioner>)> {
+) -> AppResult<(StatusCode, Json<PractitionerRequested>)> {
     actor.require_platform_admin()?;
     let mut errors = Vec::new();
     let email = match Email::parse(&req.email) {
@@ -95,9 +100,10 @@ pub async fn create(
 
     let now = state.clock.now();
     let mut tx = actor.begin(&state).await?;
-    // An address that already has an account (a company's employee, say) is refused without
-    // a word about that account: the platform sees nothing of a company's people.
-    let (user, _created) = repo::create_identity(
+    // The same answer for every address (no account oracle): a new address gets an identity,
+    // its profile and the welcome link; an address that already has an account (a company's
+    // employee, a practitioner already) gets a notice mail instead, and nothing is created.
+    match repo::create_identity(
         &mut tx,
         UserId::new(),
         &email,
@@ -106,43 +112,39 @@ pub async fn create(
         now,
     )
     .await?
-    .ok_or_else(|| AppError::Conflict {
-        code: "email_in_use",
-        detail: "This e-mail address already has an account; a practitioner of the network \
-                 needs an address of their own."
-            .into(),
-    })?;
-    let fields = ProfileFields {
-        specialties: specialty_names(&specialties),
-        languages,
-        bio,
-        licence_number,
-        licence_country,
-        verified_at: req.verified.then_some(now),
-        photo_file_id: req.photo_file_id,
-    };
-    if !repo::insert_profile(&mut tx, user, &fields, now).await? {
-        return Err(AppError::Conflict {
-            code: "already_practitioner",
-            detail: "This person is already a practitioner of the network.".into(),
-        });
+    {
+        Some((user, _created)) => {
+            let fields = ProfileFields {
+                specialties: specialty_names(&specialties),
+                languages,
+                bio,
+                licence_number,
+                licence_country,
+                verified_at: req.verified.then_some(now),
+                photo_file_id: req.photo_file_id,
+            };
+            if !repo::update_profile(&mut tx, user, &fields, now).await? {
+                return Err(AppError::Internal(
+                    "new practitioner profile not visible".into(),
+                ));
+            }
+            send_welcome(&state, &actor, &mut tx, user, &email, locale.as_str()).await?;
+        }
+        None => {
+            mail::enqueue(
+                &mut tx,
+                TenantId::PLATFORM,
+                &email,
+                locale,
+                &Message::PractitionerAddressInUse,
+                now,
+            )
+            .await?;
+        }
     }
-    let (practitioner, stored_locale) = repo::platform_one(&mut tx, user)
-        .await?
-        .ok_or_else(|| AppError::Internal("new practitioner not visible".into()))?;
-
-    // The welcome link, only for an identity without a password (see the module header).
-    let welcome_mail_sent =
-        send_welcome(&state, &actor, &mut tx, user, &email, &stored_locale).await?;
     tx.commit().await?;
-    tracing::info!(practitioner = %user, welcome_mail_sent, "practitioner created");
-    Ok((
-        StatusCode::CREATED,
-        Json(CreatedPractitioner {
-            practitioner,
-            welcome_mail_sent,
-        }),
-    ))
+    tracing::info!("practitioner request handled");
+    Ok((StatusCode::ACCEPTED, Json(PractitionerRequested { email })))
 }
 
 /// Issue a fresh set-password link (retiring earlier ones) and queue the welcome mail, in the

@@ -1,7 +1,10 @@
 //! SQL of the practitioner network. Every function runs inside the caller's `TenantTx`, so
 //! row-level security applies on top of the explicit filters:
 //! - directory queries filter `m.tenant_id = $1` on ACTIVE practitioner memberships (and the
-//!   `practitioner_profiles_read` policy shows a profile only through such a membership);
+//!   `practitioner_profiles_read` policy shows a profile only through such a membership); they
+//!   read names through `app_private.practitioner_names()` (id and display name of the active
+//!   practitioners serving the request's company): a company's people cannot read a
+//!   practitioner's identity row (e-mail, verification), migration 20261204000003;
 //! - platform queries run in the platform tenant as `platform_admin`, where the policies of
 //!   migration 0008 show the network's profiles and identities, and nothing of any company.
 
@@ -77,10 +80,9 @@ pub async fn directory_page(
                           p.verified_at IS NOT NULL AS "verified!", p.licence_country,
                           p.photo_file_id, NULL::real AS "rank?"
                    FROM memberships m
-                   JOIN users u ON u.id = m.user_id
+                   JOIN app_private.practitioner_names() u ON u.id = m.user_id
                    JOIN practitioner_profiles p ON p.user_id = m.user_id
                    WHERE m.tenant_id = $1 AND m.status = 'active' AND 'practitioner' = ANY (m.roles)
-                     AND u.status = 'active'
                      AND ($2::text[] IS NULL OR p.specialties && $2)
                      AND ($3::text IS NULL OR $3 = ANY (p.languages))
                      AND ($4::text IS NULL OR (u.display_name, u.id) > ($4, $5::uuid))
@@ -109,10 +111,9 @@ pub async fn directory_page(
                               ts_rank(to_tsvector('simple', u.display_name || ' ' || p.bio),
                                       websearch_to_tsquery('simple', $4)) AS rank
                        FROM memberships m
-                       JOIN users u ON u.id = m.user_id
+                       JOIN app_private.practitioner_names() u ON u.id = m.user_id
                        JOIN practitioner_profiles p ON p.user_id = m.user_id
                        WHERE m.tenant_id = $1 AND m.status = 'active' AND 'practitioner' = ANY (m.roles)
-                         AND u.status = 'active'
                          AND ($2::text[] IS NULL OR p.specialties && $2)
                          AND ($3::text IS NULL OR $3 = ANY (p.languages))
                          AND to_tsvector('simple', u.display_name || ' ' || p.bio)
@@ -153,10 +154,10 @@ pub async fn directory_one(
                   p.verified_at IS NOT NULL AS "verified!", p.licence_country,
                   p.photo_file_id, NULL::real AS "rank?"
            FROM memberships m
-           JOIN users u ON u.id = m.user_id
+           JOIN app_private.practitioner_names() u ON u.id = m.user_id
            JOIN practitioner_profiles p ON p.user_id = m.user_id
            WHERE m.tenant_id = $1 AND m.user_id = $2 AND m.status = 'active'
-             AND 'practitioner' = ANY (m.roles) AND u.status = 'active'"#,
+             AND 'practitioner' = ANY (m.roles)"#,
         tenant.as_uuid(),
         user.as_uuid()
     )
@@ -179,10 +180,10 @@ pub async fn match_candidates(
                   NULL::timestamptz AS "soonest_slot?", NULL::float8 AS "rating_mean?",
                   NULL::bigint AS "rating_count?"
            FROM memberships m
-           JOIN users u ON u.id = m.user_id
+           JOIN app_private.practitioner_names() u ON u.id = m.user_id
            JOIN practitioner_profiles p ON p.user_id = m.user_id
            WHERE m.tenant_id = $1 AND m.status = 'active' AND 'practitioner' = ANY (m.roles)
-             AND u.status = 'active' AND p.specialties && $2
+             AND p.specialties && $2
            ORDER BY u.id"#,
         tenant.as_uuid(),
         needs
@@ -208,8 +209,8 @@ pub async fn match_candidates(
 // ------------------------------------------------------------------------------------------
 // Platform.
 
-/// Create (or find) the identity of a practitioner (definer; platform admins only).
-/// Returns the identity and whether it was created now.
+/// Create the identity of a new practitioner and its empty profile (definer; platform admins
+/// only). `None` when the address already has an account (nothing created, nothing returned).
 pub async fn create_identity(
     conn: &mut PgConnection,
     id: UserId,
@@ -242,35 +243,6 @@ pub struct ProfileFields {
     pub licence_country: Option<String>,
     pub verified_at: Option<OffsetDateTime>,
     pub photo_file_id: Option<Uuid>,
-}
-
-/// Insert a profile (RLS: platform admins only). `false` when the person already has one.
-pub async fn insert_profile(
-    conn: &mut PgConnection,
-    user: UserId,
-    p: &ProfileFields,
-    now: OffsetDateTime,
-) -> Result<bool, sqlx::Error> {
-    let r = sqlx::query_scalar!(
-        r#"INSERT INTO practitioner_profiles (user_id, specialties, languages, bio, licence_number,
-                                              licence_country, verified_at, photo_file_id,
-                                              created_at, updated_at)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)
-           ON CONFLICT (user_id) DO NOTHING
-           RETURNING user_id"#,
-        user.as_uuid(),
-        &p.specialties,
-        &p.languages,
-        p.bio,
-        p.licence_number,
-        p.licence_country,
-        p.verified_at,
-        p.photo_file_id,
-        now
-    )
-    .fetch_optional(conn)
-    .await?;
-    Ok(r.is_some())
 }
 
 /// Issue the set-password link (definer). `false`: not issued (the person has a password).

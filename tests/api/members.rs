@@ -687,7 +687,7 @@ async fn ending_a_membership_revokes_the_live_session_at_once() {
 }
 
 #[tokio::test]
-async fn hr_sees_counts_with_small_cells_suppressed_and_no_individual() {
+async fn hr_sees_one_coarse_closed_month_figure_and_no_individual() {
     let app = TestApp::spawn().await;
     let a = host("alpha");
     let (admin_user, admin) = person(&app, app.tenant_a, "alpha", &[Role::TenantAdmin]).await;
@@ -695,99 +695,50 @@ async fn hr_sees_counts_with_small_cells_suppressed_and_no_individual() {
     set_person(&app, admin_user, "Boss", Some("board")).await;
     set_person(&app, hr_user, "Harriet", Some("board")).await;
 
-    // A company of 3 (below min_cohort 5): everything is suppressed, the total too.
-    let (solo, _) = person(&app, app.tenant_a, "alpha", &[Role::Employee]).await;
-    set_person(&app, solo, "Solo Person", Some("legal")).await;
-    let res = send(&app, Method::GET, &a, "/api/v1/members/summary", &hr, None).await;
-    assert_eq!(res.status(), 200);
-    let body: Value = res.json().await.unwrap();
-    assert_eq!(body["total"]["count"], Value::Null);
-    assert_eq!(body["total"]["suppressed"], true);
-    for c in body["by_department"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .chain(body["by_role"].as_array().unwrap())
-    {
-        assert_eq!(c["count"], Value::Null, "{body}");
-    }
-
-    // eng 6, sales 5, legal 1 (the one person), board 2.
-    let mut people = vec![admin_user, hr_user, solo];
-    for (dept, n) in [("eng", 6), ("sales", 5)] {
+    // Everyone joined this month: nothing of it is released yet (the figure is for the last
+    // complete month, when the company had no member: suppressed).
+    let mut people = vec![admin_user, hr_user];
+    for (dept, n) in [("eng", 12), ("legal", 1)] {
         for _ in 0..n {
             let (u, _) = person(&app, app.tenant_a, "alpha", &[Role::Employee]).await;
             set_person(&app, u, &format!("Person of {dept}"), Some(dept)).await;
             people.push(u);
         }
     }
-    // A disabled member and a practitioner are not counted.
-    let (off, _) = person(&app, app.tenant_a, "alpha", &[Role::Employee]).await;
+    let res = send(&app, Method::GET, &a, "/api/v1/members/summary", &hr, None).await;
+    assert_eq!(res.status(), 200);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["members"], Value::Null, "{body}");
+    assert_eq!(body["suppressed"], true);
+    assert_eq!(body["band"], 10);
+    assert!(body["seats"].is_i64(), "{body}");
+
+    // Move everyone's enrolment two months back: the closed month now holds 15 company
+    // members (a practitioner is not one), released as the band "at least 10".
+    person(&app, app.tenant_a, "alpha", &[Role::Practitioner]).await;
     sqlx::query(
-        "UPDATE memberships SET status = 'disabled', department = 'legal' WHERE user_id = $1",
+        "UPDATE memberships SET enrolled_since = now() - interval '70 days' WHERE tenant_id = $1",
     )
-    .bind(off.as_uuid())
+    .bind(app.tenant_a.as_uuid())
     .execute(&mut app.owner().await)
     .await
     .unwrap();
-    person(&app, app.tenant_a, "alpha", &[Role::Practitioner]).await;
-
     let res = send(&app, Method::GET, &a, "/api/v1/members/summary", &hr, None).await;
     assert_eq!(res.status(), 200);
     let text = res.text().await.unwrap();
     let body: Value = serde_json::from_str(&text).unwrap();
-    assert_eq!(body["min_cohort"], 5);
-    assert_eq!(body["total"]["count"], 14);
-    let cell = |dim: &str, key: &str| -> Value {
-        body[dim]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["key"] == key)
-            .cloned()
-            .unwrap()
-    };
-    // The department of one is not shown as 1; board (2) is suppressed too, and since the
-    // suppressed cells add up to 3 (< 5), the smallest visible one (sales) is suppressed with
-    // them: total minus the visible cells (14 - 6 = 8) pins down none of them.
-    // Suppressed departments are not even named: one keyless "suppressed" cell stands for them.
-    let departments = body["by_department"].as_array().unwrap();
-    for small in ["legal", "board", "sales"] {
-        assert!(
-            departments.iter().all(|c| c["key"] != small),
-            "{small} is named: {body}"
-        );
-    }
-    let merged: Vec<&Value> = departments
-        .iter()
-        .filter(|c| c["suppressed"] == true)
-        .collect();
-    assert_eq!(merged.len(), 1, "{body}");
-    assert_eq!(merged[0]["key"], Value::Null);
-    assert_eq!(merged[0]["count"], Value::Null);
-    assert_eq!(cell("by_department", "eng")["count"], 6);
-    // By role: 12 employees visible; hr (1) and tenant_admin (1) suppressed together with...
-    // nothing smaller left to add but employee: so everything is suppressed.
-    assert_eq!(cell("by_role", "hr")["count"], Value::Null);
-    assert_eq!(cell("by_role", "tenant_admin")["count"], Value::Null);
-    assert_eq!(cell("by_role", "employee")["count"], Value::Null);
-    // No visible cell below min_cohort, and the hidden remainder is never one cell below it.
-    for dim in ["by_department", "by_role"] {
-        let cells = body[dim].as_array().unwrap();
-        let visible: i64 = cells.iter().filter_map(|c| c["count"].as_i64()).sum();
-        let hidden = cells.iter().filter(|c| c["suppressed"] == true).count();
-        for c in cells {
-            if let Some(n) = c["count"].as_i64() {
-                assert!(n >= 5, "{dim}: {c}");
-            }
-        }
-        // Roles: at least two hidden cells; departments: one merged cell. Either way the
-        // hidden remainder is never below min_cohort.
-        let least = if dim == "by_role" { 2 } else { 1 };
-        assert!(
-            hidden == 0 || (hidden >= least && 14 - visible >= 5),
-            "{dim}: {body}"
-        );
+    assert_eq!(body["members"], 10, "{body}");
+    assert_eq!(body["suppressed"], false);
+    // Nothing per department or role.
+    for word in [
+        "eng",
+        "legal",
+        "board",
+        "employee",
+        "tenant_admin",
+        "\"hr\"",
+    ] {
+        assert!(!text.contains(word), "{word} in {text}");
     }
     // No individual: no e-mail, name, user id or membership id anywhere in HR's answer.
     let mut owner = app.owner().await;
@@ -811,7 +762,7 @@ async fn hr_sees_counts_with_small_cells_suppressed_and_no_individual() {
         .await
         .unwrap();
     assert_eq!(visible, 1, "HR sees only the practitioner directory row");
-    // Tenant admins get the same counts; employees none.
+    // Tenant admins get the same figure; employees none.
     assert_eq!(
         send(
             &app,

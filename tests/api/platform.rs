@@ -928,7 +928,7 @@ async fn a_practitioner_assigned_to_two_tenants_gets_a_token_per_host() {
 
     let res = send(&app, Method::PUT, &assign(app.tenant_a), &admin, None).await;
     assert_eq!(res.status(), 201);
-    assert_eq!(res.json::<Value>().await.unwrap()["outcome"], "created");
+    assert_eq!(res.json::<Value>().await.unwrap()["outcome"], "assigned");
     let res = send(&app, Method::PUT, &assign(app.tenant_a), &admin, None).await;
     assert_eq!(res.status(), 200);
     assert_eq!(
@@ -1044,7 +1044,7 @@ async fn a_practitioner_assigned_to_two_tenants_gets_a_token_per_host() {
     // Re-assignment re-activates the membership.
     let res = send(&app, Method::PUT, &assign(app.tenant_a), &admin, None).await;
     assert_eq!(res.status(), 201);
-    assert_eq!(res.json::<Value>().await.unwrap()["outcome"], "reactivated");
+    assert_eq!(res.json::<Value>().await.unwrap()["outcome"], "assigned");
 
     // Someone without a practitioner profile cannot be assigned (and nothing is written).
     let plain = add_person(&app, app.tenant_b, "plain@bravo.test", &["employee"]).await;

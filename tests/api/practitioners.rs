@@ -181,10 +181,22 @@ async fn platform_creates_a_practitioner_who_sets_a_password_and_logs_in_on_a_co
         Some(new_practitioner_body(email)),
     )
     .await;
-    assert_eq!(res.status(), 201);
+    // 202 with the same body for every address (no account oracle).
+    assert_eq!(res.status(), 202);
     let body: Value = res.json().await.unwrap();
-    assert_eq!(body["welcome_mail_sent"], true);
-    let p = &body["practitioner"];
+    assert_eq!(body, json!({ "email": email }));
+    let id: uuid::Uuid = sqlx::query_scalar("SELECT id FROM users WHERE email = $1")
+        .bind(email)
+        .fetch_one(&mut app.owner().await)
+        .await
+        .unwrap();
+    let p = &get_json(
+        &app,
+        PLATFORM,
+        &format!("/api/v1/platform/practitioners/{id}"),
+        &token,
+    )
+    .await;
     assert_eq!(p["email"], email);
     assert_eq!(p["specialties"], json!(["anxiety", "sleep"]));
     assert_eq!(p["languages"], json!(["fr", "en"]));
@@ -350,7 +362,8 @@ async fn creation_is_validated_deduplicated_and_platform_only() {
         users_before
     );
 
-    // Created once; the second time 409 email_in_use, and no second link or mail.
+    // Created once; the second time the same 202, nothing created, no second link: the
+    // address gets a notice instead of a second welcome.
     let body = new_practitioner_body("dup@practice.test");
     let res = send(
         &app,
@@ -361,7 +374,7 @@ async fn creation_is_validated_deduplicated_and_platform_only() {
         Some(body.clone()),
     )
     .await;
-    assert_eq!(res.status(), 201);
+    assert_eq!(res.status(), 202);
     let res = send(
         &app,
         Method::POST,
@@ -371,12 +384,19 @@ async fn creation_is_validated_deduplicated_and_platform_only() {
         Some(body),
     )
     .await;
-    assert_eq!(res.status(), 409);
-    assert_eq!(problem(res).await["code"], "email_in_use");
+    assert_eq!(res.status(), 202);
     assert_eq!(
         count(
             &app,
-            "SELECT count(*) FROM email_outbox WHERE to_address = 'dup@practice.test'"
+            "SELECT count(*) FROM email_outbox WHERE to_address = 'dup@practice.test' AND template = 'practitioner_welcome'"
+        )
+        .await,
+        1
+    );
+    assert_eq!(
+        count(
+            &app,
+            "SELECT count(*) FROM users WHERE email = 'dup@practice.test'"
         )
         .await,
         1
@@ -386,8 +406,9 @@ async fn creation_is_validated_deduplicated_and_platform_only() {
         1
     );
 
-    // An existing identity (a company's employee) is refused, and the answer says nothing of
-    // it: no id, no name; the person is unchanged and no profile, link or mail appears.
+    // An existing identity (a company's employee) gets the same 202, and the answer says
+    // nothing of it: no id, no name; the person is unchanged and no profile or link appears
+    // (the address gets a notice mail).
     let existing = add_person(&app, app.tenant_a, "emp@alpha.test", &["employee"]).await;
     let res = send(
         &app,
@@ -398,9 +419,9 @@ async fn creation_is_validated_deduplicated_and_platform_only() {
         Some(new_practitioner_body("Emp@Alpha.test")),
     )
     .await;
-    assert_eq!(res.status(), 409);
+    assert_eq!(res.status(), 202);
     let text = res.text().await.unwrap();
-    assert!(text.contains("email_in_use"), "{text}");
+    assert_eq!(text, r#"{"email":"emp@alpha.test"}"#);
     assert!(
         !text.contains(&existing.to_string()) && !text.contains("Test Person"),
         "{text}"
@@ -1156,11 +1177,12 @@ async fn a_fresh_welcome_link_replaces_the_old_one_until_a_password_is_set() {
         Some(new_practitioner_body(email)),
     )
     .await;
-    assert_eq!(res.status(), 201);
-    let id = res.json::<Value>().await.unwrap()["practitioner"]["user_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    assert_eq!(res.status(), 202);
+    let id: uuid::Uuid = sqlx::query_scalar("SELECT id FROM users WHERE email = $1")
+        .bind(email)
+        .fetch_one(&mut app.owner().await)
+        .await
+        .unwrap();
     let link_of = |body: String| {
         let at = body.find("token=").unwrap() + "token=".len();
         body[at..].split_whitespace().next().unwrap().to_owned()
