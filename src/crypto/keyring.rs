@@ -308,7 +308,9 @@ impl Keyring {
         sealed::seal_with(&key, version, &ad, plaintext)
     }
 
-    /// Open a record sealed by [`Keyring::seal`] with the same tenant, scope and AAD.
+    /// Open a record sealed by [`Keyring::seal`] with the same tenant, scope and AAD, inside a
+    /// `TenantTx` whose actor the key definers accept (as for [`Keyring::seal`]); a key still
+    /// cached from an earlier use opens without asking them again.
     pub async fn open(
         &self,
         conn: &mut PgConnection,
