@@ -11,11 +11,20 @@
 //!   master with HKDF-SHA256 (info `serein identity v1`): no database access.
 //!
 //! Invariants:
+//! - Requests reach key rows only through the `app_private` key definers ([`super::keystore`]):
+//!   the request role has no privilege on the key tables. The definers take the tenant and the
+//!   person from the transaction's context and demand a session checked by `session_guard` in
+//!   that transaction; a subject key is served to its own subject only (the practitioner of a
+//!   consultation will need the employee's key for messages: that check belongs in the
+//!   definer, issue 12). Rotation and destruction run on the owner's connection.
 //! - New records use the newest key version of their scope, read inside the caller's
-//!   RLS-scoped transaction (so rotation and destruction apply to writes at once, on every
-//!   server); records name their key version, so rotation never makes old data unreadable.
-//! - Keys are created lazily and race-safely: `INSERT … ON CONFLICT DO NOTHING`, then read
-//!   back, so two first writers in a tenant agree on one key.
+//!   transaction (so rotation and destruction apply to writes at once, on every server);
+//!   records name their key version, so rotation never makes old data unreadable.
+//! - Keys are created lazily and race-safely (version 1 only, `INSERT … ON CONFLICT DO
+//!   NOTHING` inside the definer, then read back), so two first writers agree on one key.
+//! - A cached key opens a record without asking the definer again; the record itself was read
+//!   through its own table's policies (a journal entry by its owner only), which is what keeps
+//!   another person's ciphertext out of reach at the database layer.
 //! - Wrapped keys are bound to their identity by the wrapping AAD
 //!   (`serein-key v1|tenant|{tenant}|{purpose}|{version}`,
 //!   `serein-key v1|subject|{tenant}|{subject}|{version}`) and name their parent's version (the
@@ -273,8 +282,10 @@ impl Keyring {
     // ---------------------------------------------------------------------------------------
     // Tenant and subject scopes: keys stored wrapped, read through the caller's transaction.
 
-    /// Seal under the newest key of `scope` in `tenant`, inside the caller's RLS-scoped
-    /// transaction (creating the key on first use).
+    /// Seal under the newest key of `scope` in `tenant`, inside the caller's `TenantTx` of that
+    /// tenant (creating the key on first use). The transaction's actor must have a session
+    /// checked by the guard in it, and a `Subject` scope must be the actor themselves: the key
+    /// definers refuse anything else (a database error, never a key).
     pub async fn seal(
         &self,
         conn: &mut PgConnection,
@@ -297,7 +308,9 @@ impl Keyring {
         sealed::seal_with(&key, version, &ad, plaintext)
     }
 
-    /// Open a record sealed by [`Keyring::seal`] with the same tenant, scope and AAD.
+    /// Open a record sealed by [`Keyring::seal`] with the same tenant, scope and AAD, inside a
+    /// `TenantTx` whose actor the key definers accept (as for [`Keyring::seal`]); a key still
+    /// cached from an earlier use opens without asking them again.
     pub async fn open(
         &self,
         conn: &mut PgConnection,
@@ -358,14 +371,14 @@ impl Keyring {
         }
         let key = match scope {
             KeyScope::Clinical => {
-                let row = keystore::tenant_key_at(conn, tenant, Purpose::Clinical, v_db(version)?)
+                let row = keystore::tenant_key_at(conn, Purpose::Clinical, v_db(version)?)
                     .await?
                     .ok_or(CryptoError::Unreadable)?;
                 let wrapped = row.wrapped_key.ok_or(CryptoError::Unreadable)?;
                 self.tenant_key_from_row(tenant, Purpose::Clinical, version, &wrapped)?
             }
             KeyScope::Subject(subject) => {
-                let row = keystore::subject_key_at(conn, tenant, subject, v_db(version)?)
+                let row = keystore::subject_key_at(conn, subject, v_db(version)?)
                     .await?
                     .ok_or(CryptoError::Unreadable)?;
                 self.subject_key_from_row(tenant, subject, &row)
@@ -377,8 +390,9 @@ impl Keyring {
 
     /// Crypto-shred one person's data in a tenant: every version of their subject key is
     /// destroyed (and a person without a key gets a destroyed tombstone, so none is created
-    /// later). Their sealed records no longer open; nobody else's are affected. Commit the
-    /// caller's transaction to make it durable.
+    /// later). Their sealed records no longer open; nobody else's are affected. `conn` is the
+    /// OWNER's connection (erasure is an operator / job action; the request role cannot touch
+    /// key rows). Commit the caller's transaction to make it durable.
     pub async fn destroy_subject(
         &self,
         conn: &mut PgConnection,
@@ -393,7 +407,7 @@ impl Keyring {
     }
 
     /// Crypto-shred a whole tenant (offboarding): every tenant and subject key is destroyed and
-    /// no new key will be created for it.
+    /// no new key will be created for it. `conn` is the OWNER's connection (the purge job).
     pub async fn destroy_tenant(
         &self,
         conn: &mut PgConnection,
@@ -414,14 +428,14 @@ impl Keyring {
         tenant: TenantId,
         purpose: Purpose,
     ) -> Result<(u32, Arc<DataKey>), CryptoError> {
-        let row = match keystore::current_tenant_key(conn, tenant, purpose).await? {
+        let row = match keystore::current_tenant_key(conn, purpose).await? {
             Some(row) => row,
             None => {
                 let key = DataKey::generate()?;
                 let wrapped = self.wrap_tenant_key(tenant, purpose, 1, &key)?;
-                keystore::insert_tenant_key(conn, tenant, purpose, 1, &wrapped, self.now()).await?;
+                keystore::create_first_tenant_key(conn, purpose, &wrapped, self.now()).await?;
                 // Ours, or the one a concurrent first writer committed before us.
-                keystore::current_tenant_key(conn, tenant, purpose)
+                keystore::current_tenant_key(conn, purpose)
                     .await?
                     .ok_or(CryptoError::Unreadable)?
             }
@@ -439,7 +453,7 @@ impl Keyring {
         tenant: TenantId,
         subject: UserId,
     ) -> Result<(u32, Arc<DataKey>), CryptoError> {
-        let row = match keystore::current_subject_key(conn, tenant, subject).await? {
+        let row = match keystore::current_subject_key(conn, subject).await? {
             Some(row) => row,
             None => {
                 let (parent_version, parent) =
@@ -451,17 +465,15 @@ impl Keyring {
                     &subject_key_aad(tenant, subject, 1),
                     key.expose(),
                 )?;
-                keystore::insert_subject_key(
+                keystore::create_first_subject_key(
                     conn,
-                    tenant,
                     subject,
-                    1,
                     v_db(parent_version)?,
                     &wrapped,
                     self.now(),
                 )
                 .await?;
-                keystore::current_subject_key(conn, tenant, subject)
+                keystore::current_subject_key(conn, subject)
                     .await?
                     .ok_or(CryptoError::Unreadable)?
             }

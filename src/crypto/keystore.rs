@@ -1,6 +1,13 @@
-//! SQL of the key tables (`tenant_keys`, `subject_keys`, migration 0006). Every function runs
-//! on the caller's connection — a `TenantTx` (row-level security limits it to that tenant) —
-//! and filters `tenant_id` explicitly as well. Only wrapped keys pass through here.
+//! SQL of the key tables (`tenant_keys`, `subject_keys`, migrations 0006 and 20261204000001).
+//! Only wrapped keys pass through here.
+//!
+//! Two sides, never mixed:
+//! - request side (a `TenantTx`): the request role holds no privilege on the key tables, so
+//!   these call the `app_private` key definers, which take tenant and person from the context
+//!   and demand a session proven by `session_guard` in the same transaction; a subject key is
+//!   served to its own subject only, and only version 1 of a key can be created this way;
+//! - owner side (the operator / job connection: rotation, erasure, tenant purge): plain SQL
+//!   that filters `tenant_id` explicitly; on a `TenantTx` it fails with `permission denied`.
 
 use sqlx::PgConnection;
 use time::OffsetDateTime;
@@ -28,41 +35,120 @@ pub struct SubjectKeyRow {
     pub parent_wrapped: Option<Vec<u8>>,
 }
 
-/// The newest version of a tenant key (the one new writes use).
+/// The newest version of the context tenant's key of `purpose` (the one new writes use).
+/// Request side: `app_private.tenant_key`, which demands a session proven in this transaction.
 pub async fn current_tenant_key(
     conn: &mut PgConnection,
-    tenant: TenantId,
     purpose: Purpose,
 ) -> Result<Option<TenantKeyRow>, sqlx::Error> {
     sqlx::query_as!(
         TenantKeyRow,
-        "SELECT purpose, version, wrapped_key FROM tenant_keys
-         WHERE tenant_id = $1 AND purpose = $2 ORDER BY version DESC LIMIT 1",
-        tenant.as_uuid(),
+        r#"SELECT $1::text AS "purpose!", version AS "version!", wrapped_key
+           FROM app_private.tenant_key($1, NULL)"#,
         purpose.as_str()
     )
     .fetch_optional(conn)
     .await
 }
 
-/// One version of a tenant key.
+/// One version of the context tenant's key of `purpose` (request side, like
+/// [`current_tenant_key`]).
 pub async fn tenant_key_at(
     conn: &mut PgConnection,
-    tenant: TenantId,
     purpose: Purpose,
     version: i32,
 ) -> Result<Option<TenantKeyRow>, sqlx::Error> {
     sqlx::query_as!(
         TenantKeyRow,
-        "SELECT purpose, version, wrapped_key FROM tenant_keys
-         WHERE tenant_id = $1 AND purpose = $2 AND version = $3",
-        tenant.as_uuid(),
+        r#"SELECT $1::text AS "purpose!", version AS "version!", wrapped_key
+           FROM app_private.tenant_key($1, $2)"#,
         purpose.as_str(),
         version
     )
     .fetch_optional(conn)
     .await
 }
+
+/// Create version 1 of the context tenant's key of `purpose` unless it has one (request side:
+/// `app_private.tenant_key_create`; the caller reads back the winner). Returns whether this
+/// call created it.
+pub async fn create_first_tenant_key(
+    conn: &mut PgConnection,
+    purpose: Purpose,
+    wrapped: &[u8],
+    now: OffsetDateTime,
+) -> Result<bool, sqlx::Error> {
+    let created = sqlx::query_scalar!(
+        r#"SELECT app_private.tenant_key_create($1, $2, $3) AS "created!""#,
+        purpose.as_str(),
+        wrapped,
+        now
+    )
+    .fetch_one(conn)
+    .await?;
+    Ok(created)
+}
+
+/// The newest version of a subject's key in the context tenant (request side:
+/// `app_private.subject_key`, which serves the proven person's own key only).
+pub async fn current_subject_key(
+    conn: &mut PgConnection,
+    subject: UserId,
+) -> Result<Option<SubjectKeyRow>, sqlx::Error> {
+    sqlx::query_as!(
+        SubjectKeyRow,
+        r#"SELECT version AS "version!", wrapped_key, wrapping_version AS "wrapping_version!",
+                  parent_wrapped
+           FROM app_private.subject_key($1, NULL)"#,
+        subject.as_uuid()
+    )
+    .fetch_optional(conn)
+    .await
+}
+
+/// One version of a subject's key in the context tenant (request side, like
+/// [`current_subject_key`]).
+pub async fn subject_key_at(
+    conn: &mut PgConnection,
+    subject: UserId,
+    version: i32,
+) -> Result<Option<SubjectKeyRow>, sqlx::Error> {
+    sqlx::query_as!(
+        SubjectKeyRow,
+        r#"SELECT version AS "version!", wrapped_key, wrapping_version AS "wrapping_version!",
+                  parent_wrapped
+           FROM app_private.subject_key($1, $2)"#,
+        subject.as_uuid(),
+        version
+    )
+    .fetch_optional(conn)
+    .await
+}
+
+/// Create version 1 of the proven person's own subject key unless they have one (request side:
+/// `app_private.subject_key_create`). Returns whether this call created it.
+pub async fn create_first_subject_key(
+    conn: &mut PgConnection,
+    subject: UserId,
+    wrapping_version: i32,
+    wrapped: &[u8],
+    now: OffsetDateTime,
+) -> Result<bool, sqlx::Error> {
+    let created = sqlx::query_scalar!(
+        r#"SELECT app_private.subject_key_create($1, $2, $3, $4) AS "created!""#,
+        subject.as_uuid(),
+        wrapping_version,
+        wrapped,
+        now
+    )
+    .fetch_one(conn)
+    .await?;
+    Ok(created)
+}
+
+// -------------------------------------------------------------------------------------------
+// Owner side: the connection is the owner's (rotation, erasure, purge). The request role has no
+// privilege on the key tables, so these fail with `permission denied` on a `TenantTx`.
 
 /// Every version of every tenant key of a tenant (rotation).
 pub async fn tenant_keys_all(
@@ -141,76 +227,6 @@ pub async fn retire_old_tenant_keys(
     .execute(conn)
     .await?;
     Ok(())
-}
-
-/// The newest version of a subject's key.
-pub async fn current_subject_key(
-    conn: &mut PgConnection,
-    tenant: TenantId,
-    subject: UserId,
-) -> Result<Option<SubjectKeyRow>, sqlx::Error> {
-    sqlx::query_as!(
-        SubjectKeyRow,
-        r#"SELECT s.version, s.wrapped_key, s.wrapping_version,
-                  t.wrapped_key AS "parent_wrapped?"
-           FROM subject_keys s
-           LEFT JOIN tenant_keys t ON t.tenant_id = s.tenant_id AND t.purpose = 'data'
-                                  AND t.version = s.wrapping_version
-           WHERE s.tenant_id = $1 AND s.subject_id = $2
-           ORDER BY s.version DESC LIMIT 1"#,
-        tenant.as_uuid(),
-        subject.as_uuid()
-    )
-    .fetch_optional(conn)
-    .await
-}
-
-/// One version of a subject's key.
-pub async fn subject_key_at(
-    conn: &mut PgConnection,
-    tenant: TenantId,
-    subject: UserId,
-    version: i32,
-) -> Result<Option<SubjectKeyRow>, sqlx::Error> {
-    sqlx::query_as!(
-        SubjectKeyRow,
-        r#"SELECT s.version, s.wrapped_key, s.wrapping_version,
-                  t.wrapped_key AS "parent_wrapped?"
-           FROM subject_keys s
-           LEFT JOIN tenant_keys t ON t.tenant_id = s.tenant_id AND t.purpose = 'data'
-                                  AND t.version = s.wrapping_version
-           WHERE s.tenant_id = $1 AND s.subject_id = $2 AND s.version = $3"#,
-        tenant.as_uuid(),
-        subject.as_uuid(),
-        version
-    )
-    .fetch_optional(conn)
-    .await
-}
-
-/// Insert a subject key version unless it exists. Returns whether this call inserted it.
-pub async fn insert_subject_key(
-    conn: &mut PgConnection,
-    tenant: TenantId,
-    subject: UserId,
-    version: i32,
-    wrapping_version: i32,
-    wrapped: &[u8],
-    now: OffsetDateTime,
-) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query!(
-        "INSERT INTO subject_keys (tenant_id, subject_id, version, wrapping_version, wrapped_key, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
-        tenant.as_uuid(),
-        subject.as_uuid(),
-        version,
-        wrapping_version,
-        wrapped,
-        now
-    )
-    .execute(conn)
-    .await?;
-    Ok(done.rows_affected() == 1)
 }
 
 /// Destroy every version of a subject's key; a subject that never had one gets a destroyed

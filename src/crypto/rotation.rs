@@ -1,6 +1,8 @@
 //! Key rotation: `serein keys rotate [--tenant SLUG]`.
 //!
-//! For each tenant that has keys, in one RLS-scoped transaction of that tenant:
+//! Runs as the OWNER (the login role of `DATABASE_URL`, through [`Db::admin_conn`]), never as
+//! the request role, which holds no privilege on the key tables. For each tenant that has keys,
+//! in one transaction per tenant (every statement filters `tenant_id` explicitly):
 //! 1. every purpose in use gets a new tenant key version (newest + 1) wrapped under the current
 //!    master; older versions are marked retired (they keep opening the records that name them);
 //! 2. live older tenant key versions still wrapped under the previous master are re-wrapped
@@ -16,7 +18,7 @@
 
 use std::sync::Arc;
 
-use sqlx::PgConnection;
+use sqlx::{Connection, PgConnection};
 use uuid::Uuid;
 
 use super::cache::Purpose;
@@ -24,7 +26,7 @@ use super::keyring::Keyring;
 use super::keystore;
 use super::sealed::{self, CryptoError, DataKey};
 use crate::config::Config;
-use crate::db::{Db, TenantId, TenantTx, UserId};
+use crate::db::{Db, TenantId, UserId};
 
 /// Rows handled per statement when re-wrapping subject keys.
 const BATCH: i64 = 500;
@@ -56,8 +58,9 @@ pub struct RotationReport {
 }
 
 impl Keyring {
-    /// Rotate one tenant's keys inside the caller's transaction of that tenant (see module
-    /// header). Commit to make it take effect.
+    /// Rotate one tenant's keys inside the caller's transaction on the OWNER's connection (see
+    /// module header; on a `TenantTx` it fails with `permission denied`). Commit to make it take
+    /// effect.
     pub async fn rotate_tenant(
         &self,
         conn: &mut PgConnection,
@@ -259,8 +262,9 @@ async fn rotate(config: Config, slug: Option<&str>) -> anyhow::Result<()> {
         anyhow::bail!("no tenant with slug {s:?}");
     }
     let (mut rotated, mut skipped) = (0usize, 0usize);
+    let mut conn = db.admin_conn().await?;
     for (id, slug) in tenants {
-        let mut tx = TenantTx::begin(&db, id, None).await?;
+        let mut tx = conn.begin().await?;
         let r = keyring.rotate_tenant(&mut tx, id).await?;
         tx.commit().await?;
         match r.skipped {

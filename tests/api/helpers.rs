@@ -367,8 +367,10 @@ pub async fn seed_world(owner: &mut PgConnection, tenant: TenantId, tag: &str) -
     .await
     .unwrap();
     // Envelope encryption: real keys under the test master key (the tenant's data and clinical
-    // keys, and this person's subject key), created the way the app creates them.
+    // keys, and this person's subject key), created the way the app creates them: through the
+    // key definers, in a transaction of this person's session checked by the guard.
     let keyring = serein::crypto::keyring::Keyring::for_tests(TEST_MASTER_KEY);
+    assert!(as_member_with_session(&mut *owner, tenant, user).await);
     for scope in [KeyScope::Clinical, KeyScope::Subject(user)] {
         let aad = Aad {
             tenant,
@@ -381,6 +383,7 @@ pub async fn seed_world(owner: &mut PgConnection, tenant: TenantId, tag: &str) -
             .await
             .unwrap();
     }
+    owner.execute("COMMIT").await.unwrap();
     // Organizations and people: one pending invitation.
     sqlx::query(
         "INSERT INTO invitations (id, tenant_id, email, roles, department, token_hash, created_at, updated_at, expires_at)
@@ -430,6 +433,33 @@ pub async fn as_app_with_roles(
     .execute(&mut *conn)
     .await
     .unwrap();
+}
+
+/// Begin a transaction on `conn` as `user` (an active employee member of `tenant`) with their
+/// newest live session checked by `app_private.session_guard` in it, exactly as an
+/// authenticated request's context statement does: what the key definers demand. False (and
+/// nothing left open) when the person has no live session or membership there.
+pub async fn as_member_with_session(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    user: UserId,
+) -> bool {
+    as_app_with_roles(conn, Some(tenant), Some(user), "employee").await;
+    let guarded = sqlx::query(
+        "SELECT app_private.session_guard($1, $2,
+             (SELECT id FROM sessions WHERE tenant_id = $1 AND user_id = $2 AND revoked_at IS NULL
+                AND idle_expires_at > now() AND absolute_expires_at > now()
+              ORDER BY created_at DESC, id DESC LIMIT 1),
+             '{employee}', now())",
+    )
+    .bind(tenant.as_uuid())
+    .bind(user.as_uuid())
+    .execute(&mut *conn)
+    .await;
+    if guarded.is_err() {
+        conn.execute("ROLLBACK").await.unwrap();
+    }
+    guarded.is_ok()
 }
 
 /// Problem body of a response, asserting its content type.

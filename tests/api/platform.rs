@@ -549,6 +549,27 @@ async fn suspension_refuses_live_tokens_and_resume_restores_them() {
     );
 }
 
+/// The person whose checked session carries a key operation in `tenant` (the key definers
+/// serve only a proven member, and a subject key only to its subject): the subject itself, or
+/// for the clinical key any member with a live session.
+async fn key_actor(owner: &mut PgConnection, tenant: TenantId, scope: KeyScope) -> Option<UserId> {
+    match scope {
+        KeyScope::Subject(person) => Some(person),
+        KeyScope::Clinical => sqlx::query_scalar(
+            "SELECT s.user_id FROM sessions s
+             JOIN memberships m ON m.tenant_id = s.tenant_id AND m.user_id = s.user_id
+             WHERE s.tenant_id = $1 AND s.revoked_at IS NULL AND s.idle_expires_at > now()
+               AND m.status = 'active' AND m.roles @> '{employee}'
+             ORDER BY s.created_at, s.id LIMIT 1",
+        )
+        .bind(tenant.as_uuid())
+        .fetch_optional(owner)
+        .await
+        .unwrap()
+        .map(UserId),
+    }
+}
+
 /// Seal a record for `tenant` the way features do and return (aad row id, blob).
 async fn seal(
     app: &TestApp,
@@ -564,15 +585,20 @@ async fn seal(
         column: "body",
         row_id: row,
     };
+    let actor = key_actor(owner, tenant, scope).await.unwrap();
+    assert!(crate::helpers::as_member_with_session(owner, tenant, actor).await);
     let blob = app
         .state
         .keyring
         .seal(owner, tenant, scope, &aad, text)
         .await
         .unwrap();
+    owner.execute("COMMIT").await.unwrap();
     (row, blob)
 }
 
+/// Open a record as a proven member of `tenant`; `None` when it does not open (or nobody can
+/// be proven there any more: a purged tenant has no members).
 async fn open(
     keyring: &Keyring,
     owner: &mut PgConnection,
@@ -587,11 +613,17 @@ async fn open(
         column: "body",
         row_id: row,
     };
-    keyring
+    let actor = key_actor(owner, tenant, scope).await?;
+    if !crate::helpers::as_member_with_session(owner, tenant, actor).await {
+        return None;
+    }
+    let opened = keyring
         .open(owner, tenant, scope, &aad, blob)
         .await
         .ok()
-        .map(|z| z.to_vec())
+        .map(|z| z.to_vec());
+    owner.execute("ROLLBACK").await.unwrap();
+    opened
 }
 
 /// Tables with a `tenant_id` column, from the catalogue.
