@@ -146,7 +146,8 @@ fn enrollment_required(token: String, expires_in: u64) -> Response {
 }
 
 /// Spend an e-mailed single-use link token of `purpose`: the transaction is bound to the person
-/// the token names before its hash is looked up (and locked). Any failure is `gone`.
+/// the token names before its hash is looked up (and locked). Any failure is `gone`. The
+/// returned transaction holds the link's proof: the definer it unlocks must run in it.
 async fn spend_link(
     state: &AppState,
     scope: &HostScope,
@@ -165,13 +166,15 @@ async fn spend_link(
     }
     let actor = DbActor::new(user, Vec::new());
     let mut tx = TenantTx::begin(&state.db, scope.tenant, Some(&actor)).await?;
-    match repo::spend_auth_token(&mut tx, scope.tenant, purpose, &hash, state.clock.now()).await? {
-        Ok(owner) if owner == user => Ok((user, tx)),
-        _ => Err(gone),
+    match repo::spend_auth_token(&mut tx, purpose, &hash, state.clock.now()).await? {
+        Ok(()) => Ok((user, tx)),
+        Err(_) => Err(gone),
     }
 }
 
-/// Self-sign-up as an employee, for e-mails of the tenant's allowed domains.
+/// Self-sign-up as an employee, for e-mails of the tenant's allowed domains. Creates the
+/// identity and mails a verification link; the membership exists only once the address is
+/// verified. The answer is the same for every address, whatever the seats.
 #[utoipa::path(post, path = "/api/v1/auth/register", tag = "auth",
     extensions(("x-authz" = json!({"resource": "auth", "action": "register"}))),
     request_body = RegisterRequest,
@@ -239,7 +242,9 @@ pub async fn register(
     )
     .await?;
     if created {
-        repo::join_by_signup(&mut tx, now).await?;
+        // No membership yet: it is created when the link and the password come back
+        // (`verify_email`), so an unverified address takes no seat and the answer never
+        // depends on the seats.
         let token = tokens::user_token(user);
         let expires = now + secs(state.config.auth.verify_ttl);
         repo::insert_auth_token(&mut tx, "email_verify", &token.hash, now, expires).await?;
@@ -324,7 +329,9 @@ pub async fn login(
     let hash = identity.as_ref().and_then(|i| i.password_hash.as_deref());
     let password_ok = state.passwords.verify(&req.password, hash).await?;
     let identity = match identity {
-        Some(i) if password_ok && i.user_active && i.member_active => i,
+        Some(i) if password_ok && i.user_active && i.member_active && i.password_hash.is_some() => {
+            i
+        }
         other => {
             if let (true, Some(i)) = (attempt.locked_now, other) {
                 // Off the request path: the answer must not take longer for a real account.
@@ -402,6 +409,12 @@ pub async fn login(
         Some(&DbActor::new(identity.user_id, roles.clone())),
     )
     .await?;
+    // The database opens a session only with a login proof of this transaction: the hash
+    // verified above must still be the person's current one.
+    let verified = identity.password_hash.as_deref().unwrap_or_default();
+    if !repo::login_challenge(&mut tx, verified).await? {
+        return Err(invalid_credentials());
+    }
     let tokens = open_session(&state, &mut tx, &scope.host, identity.user_id, &roles).await?;
     tx.commit().await?;
     Ok(Json(tokens).into_response())
@@ -628,9 +641,13 @@ pub async fn forgot_password(
         .check_account(ip, &format!("reset:{}", email.as_str()))?;
     let cfg = &state.config.auth;
     let now = state.clock.now();
-    // The same work for every address (one transaction that spends a budget and commits), so
-    // neither the answer nor its timing tells whether the address has an account here. The
-    // budget also caps reset mails per address across every server instance.
+    // The same work for every address, in ONE transaction that spends a budget, looks the
+    // address up, renders the mail and hands it to `queue_password_reset`, then commits: the
+    // database writes the link and the mail only for a member, inside that same transaction,
+    // so a member's address costs no second transaction (no second fsync) and neither the
+    // answer nor its timing tells whether the address has an account here. The budget also
+    // caps reset mails per address across every server instance. The link's secret is made
+    // by the database and never passes through this process.
     let mut tx = TenantTx::begin(&state.db, scope.tenant, None).await?;
     let attempt = repo::throttle_begin(
         &mut tx,
@@ -641,38 +658,32 @@ pub async fn forgot_password(
         now,
     )
     .await?;
-    let identity = repo::login_identity(&mut tx, scope.tenant, email.as_str()).await?;
-    tx.commit().await?;
-    let Some(i) = identity.filter(|i| attempt.allowed && i.user_active && i.member_active) else {
-        return Ok(accepted);
-    };
-    let token = tokens::user_token(i.user_id);
-    let expires = now + secs(cfg.reset_ttl);
-    let mut tx = TenantTx::begin(
-        &state.db,
-        scope.tenant,
-        Some(&DbActor::new(i.user_id, Vec::new())),
-    )
-    .await?;
-    repo::insert_auth_token(&mut tx, "password_reset", &token.hash, now, expires).await?;
-    let link = format!(
-        "{}/reset-password?token={}",
-        cfg.public_base(&scope.host),
-        token.token
-    );
-    let minutes = u32::try_from(cfg.reset_ttl.as_secs() / 60).unwrap_or(60);
-    mail::enqueue(
-        &mut tx,
-        scope.tenant,
-        email.as_str(),
-        Locale::from_stored(&i.locale),
-        &Message::PasswordReset {
-            link,
-            expires_in_minutes: minutes,
-        },
-        now,
-    )
-    .await?;
+    if attempt.allowed {
+        let locale = repo::login_identity(&mut tx, scope.tenant, email.as_str())
+            .await?
+            .map_or(Locale::En, |i| Locale::from_stored(&i.locale));
+        let message = Message::PasswordReset {
+            link: format!(
+                "{}/reset-password?token={}",
+                cfg.public_base(&scope.host),
+                repo::LINK_TOKEN_PLACEHOLDER
+            ),
+            expires_in_minutes: u32::try_from(cfg.reset_ttl.as_secs() / 60).unwrap_or(60),
+        };
+        if mail::deliverable(email.as_str()).is_ok() && message.validate().is_ok() {
+            let rendered = mail::templates::render(&message, locale);
+            repo::queue_password_reset(
+                &mut tx,
+                email.as_str(),
+                &rendered.subject,
+                &rendered.text,
+                &rendered.html,
+                now,
+                now + secs(cfg.reset_ttl),
+            )
+            .await?;
+        }
+    }
     tx.commit().await?;
     Ok(accepted)
 }
@@ -706,11 +717,9 @@ pub async fn reset_password(
         .ok_or(AppError::Gone("reset_token_invalid"))?;
     passwords::check_policy(&req.password, &email)?;
     let new_hash = state.passwords.hash(&req.password).await?;
-    repo::retire_auth_tokens(&mut tx, scope.tenant, user, "password_reset", now).await?;
-    repo::set_password(&mut tx, &new_hash, now).await?;
-    // Receiving the link proves the address.
-    repo::mark_email_verified(&mut tx, now).await?;
-    let revoked = repo::revoke_all_sessions(&mut tx, "password_reset", now).await?;
+    // Spends the link's proof: the address is verified, every reset link of the person in
+    // every tenant retired, every session everywhere revoked.
+    let revoked = repo::set_password(&mut tx, &new_hash, now).await?;
     repo::throttle_clear(&mut tx, &login_key(scope.tenant, &email)).await?;
     tx.commit().await?;
     tracing::info!(%user, revoked, "password reset; sessions revoked");
@@ -722,12 +731,15 @@ pub async fn reset_password(
 /// The password is required because the link alone proves only that someone reads the
 /// mailbox: whoever registered an address that is not theirs would otherwise get the identity
 /// verified by its real owner's click (and a verified identity is linked by invitations without
-/// a password). A wrong password spends nothing: the link still works.
+/// a password). A wrong password leaves the link usable but spends the person's login budget
+/// (so a stolen link cannot be used to guess the password from many addresses). A self-sign-up
+/// becomes a membership here, not at registration.
 #[utoipa::path(post, path = "/api/v1/auth/email/verify", tag = "auth",
     extensions(("x-authz" = json!({"resource": "auth", "action": "email_verify"}))),
     request_body = VerifyEmailRequest,
     responses(
-        (status = 204, description = "Address confirmed"),
+        (status = 204, description = "Address confirmed (and, for a self-sign-up, the membership created)"),
+        (status = 409, body = Problem, content_type = "application/problem+json", description = "seat_limit_reached: the company has no free seat; nothing was created, the link still works"),
         (status = 401, body = Problem, content_type = "application/problem+json", description = "invalid_credentials: not the password of this account"),
         (status = 410, body = Problem, content_type = "application/problem+json", description = "verification_token_invalid"),
         (status = 429, body = Problem, content_type = "application/problem+json"),
@@ -738,20 +750,54 @@ pub async fn verify_email(
     ClientIp(ip): ClientIp,
     AppJson(req): AppJson<VerifyEmailRequest>,
 ) -> AppResult<StatusCode> {
-    let gone = AppError::Gone("verification_token_invalid");
-    let (user, mut tx) =
-        spend_link(&state, &scope, "email_verify", &req.token, gone, Some(ip)).await?;
-    let email = sqlx::query_scalar!("SELECT email FROM users WHERE id = $1", user.as_uuid())
-        .fetch_optional(&mut *tx)
-        .await?
-        .ok_or(AppError::Gone("verification_token_invalid"))?;
-    let hash = {
-        let mut anon = TenantTx::begin(&state.db, scope.tenant, None).await?;
-        repo::login_identity(&mut anon, scope.tenant, &email)
-            .await?
-            .filter(|i| i.user_id == user)
-            .and_then(|i| i.password_hash)
+    let gone = || AppError::Gone("verification_token_invalid");
+    let Some((user, link_hash)) = tokens::parse_user_token(req.token.expose_secret()) else {
+        return Err(gone());
     };
+    state
+        .throttle
+        .check_account(ip, &format!("email_verify:{user}"))?;
+    let cfg = &state.config.auth;
+    let now = state.clock.now();
+    // The person's password budget (the login one, in PostgreSQL) is spent first and committed,
+    // so guesses from many addresses meet the same lock-out as login; only for a live link, so a
+    // forged link costs the person nothing.
+    let key = {
+        let mut tx = TenantTx::begin(
+            &state.db,
+            scope.tenant,
+            Some(&DbActor::new(user, Vec::new())),
+        )
+        .await?;
+        if !repo::link_pending(&mut tx, scope.tenant, "email_verify", &link_hash, now).await? {
+            return Err(gone());
+        }
+        let email = sqlx::query_scalar!("SELECT email FROM users WHERE id = $1", user.as_uuid())
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(gone)?;
+        let key = login_key(scope.tenant, &email);
+        let attempt = repo::throttle_begin(
+            &mut tx,
+            &key,
+            cfg.login_max_failures,
+            cfg.failure_window.as_secs(),
+            cfg.lockout.as_secs(),
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        if !attempt.allowed {
+            return Err(AppError::TooManyRequests {
+                code: "too_many_requests",
+                retry_after_secs: attempt.retry_after_secs,
+            });
+        }
+        key
+    };
+    let (_, mut tx) = spend_link(&state, &scope, "email_verify", &req.token, gone(), None).await?;
+    // Readable only with the link spent in this transaction.
+    let hash = repo::proven_password_hash(&mut tx, None, now).await?;
     if !state
         .passwords
         .verify(&req.password, hash.as_deref())
@@ -760,8 +806,11 @@ pub async fn verify_email(
         // Dropping `tx` rolls the spending of the link back.
         return Err(AppError::Unauthorized("invalid_credentials"));
     }
-    let now = state.clock.now();
-    repo::mark_email_verified(&mut tx, now).await?;
+    // Verified; a self-sign-up joins its company now (409 `seat_limit_reached` when the seats
+    // are full: nothing is created and the link still works).
+    let joined = repo::mark_email_verified(&mut tx, now).await?;
+    repo::throttle_clear(&mut tx, &key).await?;
     tx.commit().await?;
+    tracing::info!(%user, joined, "e-mail address verified");
     Ok(StatusCode::NO_CONTENT)
 }
