@@ -603,3 +603,54 @@ END
 $$;
 REVOKE ALL ON FUNCTION app_private.totp_disable(timestamptz) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION app_private.totp_disable(timestamptz) TO serein_app;
+
+-- ---------------------------------------------------------------------------------------------
+-- Refresh rotation: the presented refresh token IS the proof, checked here by its hash. Before,
+-- `add_refresh_token` added a child to any live session of the claimed person, so a context
+-- claiming someone (and reading their session ids, which the sessions policy shows it) could
+-- plant a refresh token whose secret it chose and mint access tokens from it. Now the request
+-- role cannot add refresh tokens; this definer spends the presented token (by its hash:
+-- unused, unexpired, its session live), extends the session's idle lifetime and adds the
+-- child, all or nothing. (The request role keeps UPDATE (used_at) so that the refresh flow can
+-- lock the presented row `FOR UPDATE` and tell a replay from an expiry; marking a token used
+-- mints nothing.) Returns false when the presented token cannot be rotated (the caller
+-- has already told reuse from expiry by reading the row under RLS).
+CREATE FUNCTION app_private.rotate_refresh_token(p_parent_hash bytea, p_id uuid, p_hash bytea,
+                                                 p_now timestamptz, p_idle timestamptz)
+    RETURNS boolean
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+    SET search_path = ''
+    AS $$
+DECLARE
+    v_parent public.refresh_tokens%ROWTYPE;
+    v_idle   timestamptz;
+BEGIN
+    IF app.current_tenant() IS NULL OR app.current_user_id() IS NULL THEN
+        RETURN false;
+    END IF;
+    SELECT * INTO v_parent FROM public.refresh_tokens r
+    WHERE r.tenant_id = app.current_tenant() AND r.user_id = app.current_user_id()
+      AND r.token_hash = p_parent_hash
+    FOR UPDATE;
+    IF NOT FOUND OR v_parent.used_at IS NOT NULL OR v_parent.expires_at <= p_now THEN
+        RETURN false;
+    END IF;
+    UPDATE public.sessions s SET idle_expires_at = least(p_idle, s.absolute_expires_at)
+    WHERE s.tenant_id = v_parent.tenant_id AND s.id = v_parent.session_id
+      AND s.user_id = v_parent.user_id AND s.revoked_at IS NULL
+      AND s.idle_expires_at > p_now AND s.absolute_expires_at > p_now
+    RETURNING s.idle_expires_at INTO v_idle;
+    IF NOT FOUND THEN
+        RETURN false;
+    END IF;
+    UPDATE public.refresh_tokens SET used_at = p_now WHERE id = v_parent.id;
+    INSERT INTO public.refresh_tokens (id, tenant_id, session_id, user_id, parent_id, token_hash,
+                                       created_at, expires_at)
+    VALUES (p_id, v_parent.tenant_id, v_parent.session_id, v_parent.user_id, v_parent.id, p_hash,
+            p_now, v_idle);
+    RETURN true;
+END
+$$;
+REVOKE ALL ON FUNCTION app_private.rotate_refresh_token(bytea, uuid, bytea, timestamptz, timestamptz) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION app_private.rotate_refresh_token(bytea, uuid, bytea, timestamptz, timestamptz) TO serein_app;
+REVOKE ALL ON FUNCTION app_private.add_refresh_token(uuid, uuid, uuid, bytea, timestamptz, timestamptz) FROM serein_app;

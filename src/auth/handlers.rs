@@ -499,7 +499,9 @@ pub async fn refresh(
     }
     let next = tokens::user_token(user);
     let idle = (now + secs(cfg.session_idle)).min(row.absolute_expires_at);
-    repo::rotate_refresh(&mut tx, scope.tenant, &row, &next.hash, now, idle).await?;
+    if !repo::rotate_refresh(&mut tx, &hash, &next.hash, now, idle).await? {
+        return Err(AppError::Unauthorized("session_expired"));
+    }
     tx.commit().await?;
     let access = state
         .tokens

@@ -163,44 +163,26 @@ pub async fn lock_refresh(
     }))
 }
 
-/// Rotate: mark the presented token used, issue its child, extend the idle lifetime.
-#[allow(clippy::too_many_arguments)]
+/// Rotate through `app_private.rotate_refresh_token`: the presented token (by its hash, the
+/// proof) is marked used, its child issued and the idle lifetime extended, all or nothing.
+/// `false`: the presented token can no longer be rotated.
 pub async fn rotate_refresh(
     conn: &mut PgConnection,
-    tenant: TenantId,
-    row: &RefreshRow,
+    presented_hash: &[u8; 32],
     new_hash: &[u8; 32],
     now: OffsetDateTime,
     idle_expires: OffsetDateTime,
-) -> Result<(), sqlx::Error> {
-    sqlx::query!(
-        "UPDATE refresh_tokens SET used_at = $3 WHERE tenant_id = $1 AND id = $2",
-        tenant.as_uuid(),
-        row.id,
-        now
-    )
-    .execute(&mut *conn)
-    .await?;
-    sqlx::query!(
-        "UPDATE sessions SET idle_expires_at = $3 WHERE tenant_id = $1 AND id = $2",
-        tenant.as_uuid(),
-        row.session.as_uuid(),
-        idle_expires
-    )
-    .execute(&mut *conn)
-    .await?;
-    sqlx::query!(
-        "SELECT app_private.add_refresh_token($1, $2, $3, $4, $5, $6)",
-        row.session.as_uuid(),
+) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar!(
+        r#"SELECT app_private.rotate_refresh_token($1, $2, $3, $4, $5) AS "rotated!""#,
+        presented_hash.as_slice(),
         Uuid::now_v7(),
-        row.id,
         new_hash.as_slice(),
         now,
         idle_expires
     )
-    .execute(conn)
-    .await?;
-    Ok(())
+    .fetch_one(conn)
+    .await
 }
 
 /// Revoke one session (the whole refresh-token family).

@@ -176,6 +176,28 @@ async fn crafted_user_id_mints_no_session_no_password_no_link_and_disables_no_to
         attempt(&mut conn, Some(b), me, &guard(a, victim, live.as_uuid())).await,
         "SR401"
     );
+    // Nor can a refresh token be planted in the victim's live session (its id is visible to a
+    // context claiming the victim): adding one needs the presented token's secret.
+    let plant = format!(
+        "SELECT app_private.add_refresh_token('{}', gen_random_uuid(), NULL, sha256('planted'), now(), now() + interval '1 hour')",
+        live.as_uuid()
+    );
+    assert_eq!(attempt(&mut conn, Some(a), me, &plant).await, "42501");
+    as_app(&mut conn, Some(a), me).await;
+    let rotated: bool = sqlx::query_scalar(
+        "SELECT app_private.rotate_refresh_token(sha256('guess'), gen_random_uuid(), sha256('planted'), now(), now() + interval '1 hour')",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    conn.execute("ROLLBACK").await.unwrap();
+    assert!(!rotated);
+    let planted: i64 = sqlx::query_scalar("SELECT count(*) FROM refresh_tokens WHERE user_id = $1")
+        .bind(victim.as_uuid())
+        .fetch_one(&mut owner)
+        .await
+        .unwrap();
+    assert_eq!(planted, 0);
     // The victim's own context with their live session still passes (the guard still works).
     assert_eq!(
         attempt(&mut conn, Some(a), me, &guard(a, victim, live.as_uuid())).await,
