@@ -29,6 +29,12 @@
 --                          totp_enable, totp_disable
 --   A live session of the context's person, named by id and checked exactly as session_guard
 --   checks it, is the proof `proven_password_hash` accepts (TOTP setup re-checks the password).
+--   It is checked by that definer rather than recorded by session_guard: the guard runs in
+--   EVERY authenticated request, and recording there would turn every read-only request into
+--   a writing one (an xid and a row per request) for a proof of the same strength, since the
+--   guard is handed the same session id by the same context statement.
+--   Refresh rotation (`rotate_refresh_token`) takes the presented refresh token's hash as its
+--   proof; `add_refresh_token` is no longer granted.
 -- * `session_guard` is bound to the context: it answers only for the context's own tenant and
 --   person, so a guard call says something about the transaction it runs in.
 --

@@ -9,8 +9,9 @@
 //!
 //! Proofs: the database opens a session, sets a password or verifies an address only with a
 //! proof recorded in the same transaction by the definer that checked a credential (login
-//! challenge, spent link, accepted second factor). Each flow below therefore finishes its
-//! change in the transaction that holds the proof.
+//! challenge, spent link, accepted second factor, presented refresh token). Each flow (here,
+//! in `links.rs` and in `totp.rs`) therefore finishes its change in the transaction that holds
+//! the proof.
 
 use axum::Json;
 use axum::extract::State;
