@@ -3,7 +3,15 @@
 //! Enumeration resistance: unknown e-mail, wrong password, no membership in this tenant and a
 //! disabled account all answer 401 `invalid_credentials` with the same body, after the same
 //! work (the failure budget is spent and a dummy Argon2 verification runs for unknown
-//! e-mails). Registration and "forgot password" answer 202 whatever the address.
+//! e-mails, and for addresses that are not members here: the look-up returns no hash for
+//! them). Registration and "forgot password" answer 202 whatever the address (and whatever the
+//! seats: a self-sign-up becomes a membership only at verification).
+//!
+//! Proofs: the database opens a session, sets a password or verifies an address only with a
+//! proof recorded in the same transaction by the definer that checked a credential (login
+//! challenge, spent link, accepted second factor, presented refresh token). Each flow (here,
+//! in `links.rs` and in `totp.rs`) therefore finishes its change in the transaction that holds
+//! the proof.
 
 use axum::Json;
 use axum::extract::State;
@@ -48,7 +56,7 @@ impl axum::extract::FromRequestParts<AppState> for HostScope {
     }
 }
 
-fn throttle_key(purpose: &str, subject: &str) -> [u8; 32] {
+pub(super) fn throttle_key(purpose: &str, subject: &str) -> [u8; 32] {
     Sha256::digest(format!("{purpose}:{subject}").as_bytes()).into()
 }
 
@@ -61,7 +69,7 @@ fn roles_of(names: &[String]) -> Vec<Role> {
     names.iter().filter_map(|n| Role::parse(n)).collect()
 }
 
-fn secs(d: std::time::Duration) -> time::Duration {
+pub(super) fn secs(d: std::time::Duration) -> time::Duration {
     time::Duration::seconds(i64::try_from(d.as_secs()).unwrap_or(i64::MAX / 4))
 }
 
@@ -145,33 +153,9 @@ fn enrollment_required(token: String, expires_in: u64) -> Response {
     res
 }
 
-/// Spend an e-mailed single-use link token of `purpose`: the transaction is bound to the person
-/// the token names before its hash is looked up (and locked). Any failure is `gone`.
-async fn spend_link(
-    state: &AppState,
-    scope: &HostScope,
-    purpose: &str,
-    token: &secrecy::SecretString,
-    gone: AppError,
-    ip: Option<std::net::IpAddr>,
-) -> AppResult<(UserId, TenantTx)> {
-    let Some((user, hash)) = tokens::parse_user_token(token.expose_secret()) else {
-        return Err(gone);
-    };
-    if let Some(ip) = ip {
-        state
-            .throttle
-            .check_account(ip, &format!("{purpose}:{user}"))?;
-    }
-    let actor = DbActor::new(user, Vec::new());
-    let mut tx = TenantTx::begin(&state.db, scope.tenant, Some(&actor)).await?;
-    match repo::spend_auth_token(&mut tx, scope.tenant, purpose, &hash, state.clock.now()).await? {
-        Ok(owner) if owner == user => Ok((user, tx)),
-        _ => Err(gone),
-    }
-}
-
-/// Self-sign-up as an employee, for e-mails of the tenant's allowed domains.
+/// Self-sign-up as an employee, for e-mails of the tenant's allowed domains. Creates the
+/// identity and mails a verification link; the membership exists only once the address is
+/// verified. The answer is the same for every address, whatever the seats.
 #[utoipa::path(post, path = "/api/v1/auth/register", tag = "auth",
     extensions(("x-authz" = json!({"resource": "auth", "action": "register"}))),
     request_body = RegisterRequest,
@@ -239,7 +223,9 @@ pub async fn register(
     )
     .await?;
     if created {
-        repo::join_by_signup(&mut tx, now).await?;
+        // No membership yet: it is created when the link and the password come back
+        // (`verify_email`), so an unverified address takes no seat and the answer never
+        // depends on the seats.
         let token = tokens::user_token(user);
         let expires = now + secs(state.config.auth.verify_ttl);
         repo::insert_auth_token(&mut tx, "email_verify", &token.hash, now, expires).await?;
@@ -324,7 +310,9 @@ pub async fn login(
     let hash = identity.as_ref().and_then(|i| i.password_hash.as_deref());
     let password_ok = state.passwords.verify(&req.password, hash).await?;
     let identity = match identity {
-        Some(i) if password_ok && i.user_active && i.member_active => i,
+        Some(i) if password_ok && i.user_active && i.member_active && i.password_hash.is_some() => {
+            i
+        }
         other => {
             if let (true, Some(i)) = (attempt.locked_now, other) {
                 // Off the request path: the answer must not take longer for a real account.
@@ -402,6 +390,12 @@ pub async fn login(
         Some(&DbActor::new(identity.user_id, roles.clone())),
     )
     .await?;
+    // The database opens a session only with a login proof of this transaction: the hash
+    // verified above must still be the person's current one.
+    let verified = identity.password_hash.as_deref().unwrap_or_default();
+    if !repo::login_challenge(&mut tx, verified).await? {
+        return Err(invalid_credentials());
+    }
     let tokens = open_session(&state, &mut tx, &scope.host, identity.user_id, &roles).await?;
     tx.commit().await?;
     Ok(Json(tokens).into_response())
@@ -506,7 +500,9 @@ pub async fn refresh(
     }
     let next = tokens::user_token(user);
     let idle = (now + secs(cfg.session_idle)).min(row.absolute_expires_at);
-    repo::rotate_refresh(&mut tx, scope.tenant, &row, &next.hash, now, idle).await?;
+    if !repo::rotate_refresh(&mut tx, &hash, &next.hash, now, idle).await? {
+        return Err(AppError::Unauthorized("session_expired"));
+    }
     tx.commit().await?;
     let access = state
         .tokens
@@ -596,172 +592,4 @@ pub async fn me(State(state): State<AppState>, actor: Actor) -> AppResult<Json<M
             status,
         }),
     }))
-}
-
-/// Ask for a password-reset link (sent only if the address has an account here; the answer is
-/// the same either way).
-#[utoipa::path(post, path = "/api/v1/auth/password/forgot", tag = "auth",
-    extensions(("x-authz" = json!({"resource": "auth", "action": "password_reset"}))),
-    request_body = ForgotRequest,
-    responses(
-        (status = 202, body = Accepted),
-        (status = 429, body = Problem, content_type = "application/problem+json"),
-    ))]
-pub async fn forgot_password(
-    State(state): State<AppState>,
-    scope: HostScope,
-    ClientIp(ip): ClientIp,
-    AppJson(req): AppJson<ForgotRequest>,
-) -> AppResult<(StatusCode, Json<Accepted>)> {
-    let accepted = (
-        StatusCode::ACCEPTED,
-        Json(Accepted {
-            status: "accepted",
-            detail: "If this address has an account here, a reset link is on its way.",
-        }),
-    );
-    let Ok(email) = Email::parse(&req.email) else {
-        return Ok(accepted);
-    };
-    state
-        .throttle
-        .check_account(ip, &format!("reset:{}", email.as_str()))?;
-    let cfg = &state.config.auth;
-    let now = state.clock.now();
-    // The same work for every address (one transaction that spends a budget and commits), so
-    // neither the answer nor its timing tells whether the address has an account here. The
-    // budget also caps reset mails per address across every server instance.
-    let mut tx = TenantTx::begin(&state.db, scope.tenant, None).await?;
-    let attempt = repo::throttle_begin(
-        &mut tx,
-        &throttle_key("reset", &format!("{}:{}", scope.tenant, email.as_str())),
-        cfg.login_max_failures,
-        cfg.failure_window.as_secs(),
-        cfg.failure_window.as_secs(),
-        now,
-    )
-    .await?;
-    let identity = repo::login_identity(&mut tx, scope.tenant, email.as_str()).await?;
-    tx.commit().await?;
-    let Some(i) = identity.filter(|i| attempt.allowed && i.user_active && i.member_active) else {
-        return Ok(accepted);
-    };
-    let token = tokens::user_token(i.user_id);
-    let expires = now + secs(cfg.reset_ttl);
-    let mut tx = TenantTx::begin(
-        &state.db,
-        scope.tenant,
-        Some(&DbActor::new(i.user_id, Vec::new())),
-    )
-    .await?;
-    repo::insert_auth_token(&mut tx, "password_reset", &token.hash, now, expires).await?;
-    let link = format!(
-        "{}/reset-password?token={}",
-        cfg.public_base(&scope.host),
-        token.token
-    );
-    let minutes = u32::try_from(cfg.reset_ttl.as_secs() / 60).unwrap_or(60);
-    mail::enqueue(
-        &mut tx,
-        scope.tenant,
-        email.as_str(),
-        Locale::from_stored(&i.locale),
-        &Message::PasswordReset {
-            link,
-            expires_in_minutes: minutes,
-        },
-        now,
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(accepted)
-}
-
-/// Set a new password with a reset token (single use, 1 h). Every session of the person, in
-/// every tenant, is revoked; the lock-out is lifted.
-#[utoipa::path(post, path = "/api/v1/auth/password/reset", tag = "auth",
-    extensions(("x-authz" = json!({"resource": "auth", "action": "password_reset"}))),
-    request_body = ResetRequest,
-    responses(
-        (status = 204, description = "Password changed; log in again"),
-        (status = 410, body = Problem, content_type = "application/problem+json", description = "reset_token_invalid: unknown, used or expired"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
-    ))]
-pub async fn reset_password(
-    State(state): State<AppState>,
-    scope: HostScope,
-    ClientIp(ip): ClientIp,
-    AppJson(req): AppJson<ResetRequest>,
-) -> AppResult<StatusCode> {
-    // The token is checked (and locked) before anything about the person is looked at, so a
-    // forged `{user}.{garbage}` learns nothing and costs no hashing. A refused new password
-    // rolls back: the link still works.
-    let gone = AppError::Gone("reset_token_invalid");
-    let (user, mut tx) =
-        spend_link(&state, &scope, "password_reset", &req.token, gone, Some(ip)).await?;
-    let now = state.clock.now();
-    let email = sqlx::query_scalar!("SELECT email FROM users WHERE id = $1", user.as_uuid())
-        .fetch_optional(&mut *tx)
-        .await?
-        .ok_or(AppError::Gone("reset_token_invalid"))?;
-    passwords::check_policy(&req.password, &email)?;
-    let new_hash = state.passwords.hash(&req.password).await?;
-    repo::retire_auth_tokens(&mut tx, scope.tenant, user, "password_reset", now).await?;
-    repo::set_password(&mut tx, &new_hash, now).await?;
-    // Receiving the link proves the address.
-    repo::mark_email_verified(&mut tx, now).await?;
-    let revoked = repo::revoke_all_sessions(&mut tx, "password_reset", now).await?;
-    repo::throttle_clear(&mut tx, &login_key(scope.tenant, &email)).await?;
-    tx.commit().await?;
-    tracing::info!(%user, revoked, "password reset; sessions revoked");
-    Ok(StatusCode::NO_CONTENT)
-}
-
-/// Confirm an e-mail address with the link from registration, and the password chosen then.
-///
-/// The password is required because the link alone proves only that someone reads the
-/// mailbox: whoever registered an address that is not theirs would otherwise get the identity
-/// verified by its real owner's click (and a verified identity is linked by invitations without
-/// a password). A wrong password spends nothing: the link still works.
-#[utoipa::path(post, path = "/api/v1/auth/email/verify", tag = "auth",
-    extensions(("x-authz" = json!({"resource": "auth", "action": "email_verify"}))),
-    request_body = VerifyEmailRequest,
-    responses(
-        (status = 204, description = "Address confirmed"),
-        (status = 401, body = Problem, content_type = "application/problem+json", description = "invalid_credentials: not the password of this account"),
-        (status = 410, body = Problem, content_type = "application/problem+json", description = "verification_token_invalid"),
-        (status = 429, body = Problem, content_type = "application/problem+json"),
-    ))]
-pub async fn verify_email(
-    State(state): State<AppState>,
-    scope: HostScope,
-    ClientIp(ip): ClientIp,
-    AppJson(req): AppJson<VerifyEmailRequest>,
-) -> AppResult<StatusCode> {
-    let gone = AppError::Gone("verification_token_invalid");
-    let (user, mut tx) =
-        spend_link(&state, &scope, "email_verify", &req.token, gone, Some(ip)).await?;
-    let email = sqlx::query_scalar!("SELECT email FROM users WHERE id = $1", user.as_uuid())
-        .fetch_optional(&mut *tx)
-        .await?
-        .ok_or(AppError::Gone("verification_token_invalid"))?;
-    let hash = {
-        let mut anon = TenantTx::begin(&state.db, scope.tenant, None).await?;
-        repo::login_identity(&mut anon, scope.tenant, &email)
-            .await?
-            .filter(|i| i.user_id == user)
-            .and_then(|i| i.password_hash)
-    };
-    if !state
-        .passwords
-        .verify(&req.password, hash.as_deref())
-        .await?
-    {
-        // Dropping `tx` rolls the spending of the link back.
-        return Err(AppError::Unauthorized("invalid_credentials"));
-    }
-    let now = state.clock.now();
-    repo::mark_email_verified(&mut tx, now).await?;
-    tx.commit().await?;
-    Ok(StatusCode::NO_CONTENT)
 }

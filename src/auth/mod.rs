@@ -5,6 +5,7 @@ pub mod actor;
 pub mod admin;
 pub mod config;
 pub mod handlers;
+pub mod links;
 pub mod model;
 pub mod repo;
 pub mod throttle;
@@ -22,9 +23,9 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(handlers::refresh))
         .routes(routes!(handlers::logout))
         .routes(routes!(handlers::me))
-        .routes(routes!(handlers::forgot_password))
-        .routes(routes!(handlers::reset_password))
-        .routes(routes!(handlers::verify_email))
+        .routes(routes!(links::forgot_password))
+        .routes(routes!(links::reset_password))
+        .routes(routes!(links::verify_email))
         .routes(routes!(totp::login_totp))
         .routes(routes!(totp::setup))
         .routes(routes!(totp::enable))

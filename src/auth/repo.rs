@@ -1,6 +1,10 @@
 //! SQL of identity and access. Credentials go through the `app_private` definer functions of
-//! migration 0005 (the request role has no grant on them); sessions and one-time tokens are
-//! ordinary tenant tables under forced RLS.
+//! migrations 0005 and 20261204000002 (the request role has no grant on them); sessions and
+//! one-time tokens are tenant tables under forced RLS, written only by definers.
+//!
+//! Invariant: every definer that mints or changes a credential demands a proof spent in the
+//! SAME transaction (a link spent by hash, a login challenge, an accepted second factor, a
+//! live session): call the proving function and the definer it unlocks in one `TenantTx`.
 
 use sqlx::PgConnection;
 use time::OffsetDateTime;
@@ -159,44 +163,26 @@ pub async fn lock_refresh(
     }))
 }
 
-/// Rotate: mark the presented token used, issue its child, extend the idle lifetime.
-#[allow(clippy::too_many_arguments)]
+/// Rotate through `app_private.rotate_refresh_token`: the presented token (by its hash, the
+/// proof) is marked used, its child issued and the idle lifetime extended, all or nothing.
+/// `false`: the presented token can no longer be rotated.
 pub async fn rotate_refresh(
     conn: &mut PgConnection,
-    tenant: TenantId,
-    row: &RefreshRow,
+    presented_hash: &[u8; 32],
     new_hash: &[u8; 32],
     now: OffsetDateTime,
     idle_expires: OffsetDateTime,
-) -> Result<(), sqlx::Error> {
-    sqlx::query!(
-        "UPDATE refresh_tokens SET used_at = $3 WHERE tenant_id = $1 AND id = $2",
-        tenant.as_uuid(),
-        row.id,
-        now
-    )
-    .execute(&mut *conn)
-    .await?;
-    sqlx::query!(
-        "UPDATE sessions SET idle_expires_at = $3 WHERE tenant_id = $1 AND id = $2",
-        tenant.as_uuid(),
-        row.session.as_uuid(),
-        idle_expires
-    )
-    .execute(&mut *conn)
-    .await?;
-    sqlx::query!(
-        "SELECT app_private.add_refresh_token($1, $2, $3, $4, $5, $6)",
-        row.session.as_uuid(),
+) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar!(
+        r#"SELECT app_private.rotate_refresh_token($1, $2, $3, $4, $5) AS "rotated!""#,
+        presented_hash.as_slice(),
         Uuid::now_v7(),
-        row.id,
         new_hash.as_slice(),
         now,
         idle_expires
     )
-    .execute(conn)
-    .await?;
-    Ok(())
+    .fetch_one(conn)
+    .await
 }
 
 /// Revoke one session (the whole refresh-token family).
@@ -295,63 +281,112 @@ pub enum SpendError {
     Expired,
 }
 
-/// Spend a single-use token (locked, so two concurrent uses: exactly one wins).
-pub async fn spend_auth_token(
+/// Is a single-use link of the transaction's person still spendable here? (A look only: the
+/// budget is spent before the link, so a forged link costs the person nothing.)
+pub async fn link_pending(
     conn: &mut PgConnection,
     tenant: TenantId,
     purpose: &str,
     hash: &[u8; 32],
     now: OffsetDateTime,
-) -> Result<Result<UserId, SpendError>, sqlx::Error> {
-    let r = sqlx::query!(
-        r#"SELECT id, user_id AS "user_id: UserId", expires_at, used_at FROM auth_tokens
-           WHERE tenant_id = $1 AND purpose = $2 AND token_hash = $3 FOR UPDATE"#,
+) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM auth_tokens
+                          WHERE tenant_id = $1 AND purpose = $2 AND token_hash = $3
+                            AND used_at IS NULL AND expires_at > $4) AS "pending!""#,
         tenant.as_uuid(),
         purpose,
-        hash.as_slice()
-    )
-    .fetch_optional(&mut *conn)
-    .await?;
-    let Some(r) = r else {
-        return Ok(Err(SpendError::Unknown));
-    };
-    if r.used_at.is_some() {
-        return Ok(Err(SpendError::Used));
-    }
-    if r.expires_at <= now {
-        return Ok(Err(SpendError::Expired));
-    }
-    sqlx::query!(
-        "UPDATE auth_tokens SET used_at = $3 WHERE tenant_id = $1 AND id = $2",
-        tenant.as_uuid(),
-        r.id,
+        hash.as_slice(),
         now
     )
-    .execute(conn)
-    .await?;
-    Ok(Ok(r.user_id))
+    .fetch_one(conn)
+    .await
 }
 
-/// Other live tokens of the same purpose for the person become useless once one is spent.
-pub async fn retire_auth_tokens(
+/// Spend a single-use link of the transaction's person (`app_private.spend_auth_token`: locked,
+/// so two concurrent uses: exactly one wins). Success records, for this transaction only, the
+/// proof that `set_password` / `mark_email_verified` demand.
+pub async fn spend_auth_token(
     conn: &mut PgConnection,
-    tenant: TenantId,
-    user: UserId,
     purpose: &str,
+    hash: &[u8; 32],
     now: OffsetDateTime,
-) -> Result<(), sqlx::Error> {
-    sqlx::query!(
-        "UPDATE auth_tokens SET used_at = $4
-         WHERE tenant_id = $1 AND user_id = $2 AND purpose = $3 AND used_at IS NULL",
-        tenant.as_uuid(),
-        user.as_uuid(),
+) -> Result<Result<(), SpendError>, sqlx::Error> {
+    let outcome = sqlx::query_scalar!(
+        r#"SELECT app_private.spend_auth_token($1, $2, $3) AS "outcome!""#,
         purpose,
+        hash.as_slice(),
         now
     )
-    .execute(conn)
+    .fetch_one(conn)
     .await?;
-    Ok(())
+    Ok(match outcome.as_str() {
+        "ok" => Ok(()),
+        "used" => Err(SpendError::Used),
+        "expired" => Err(SpendError::Expired),
+        _ => Err(SpendError::Unknown),
+    })
 }
+
+/// After the server verified a password against `verified_hash`: record the login proof that
+/// `open_session` spends (false: the hash changed meanwhile, or the person may not sign in).
+pub async fn login_challenge(
+    conn: &mut PgConnection,
+    verified_hash: &str,
+) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar!(
+        r#"SELECT app_private.login_challenge($1) AS "ok!""#,
+        verified_hash
+    )
+    .fetch_one(conn)
+    .await
+}
+
+/// The transaction's person's password hash, to re-check a password: only with a live session
+/// of that person (`session`), or a verification link spent in this transaction.
+pub async fn proven_password_hash(
+    conn: &mut PgConnection,
+    session: Option<SessionId>,
+    now: OffsetDateTime,
+) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar!(
+        "SELECT app_private.proven_password_hash($1, $2)",
+        session.map(|s| s.as_uuid()),
+        now
+    )
+    .fetch_one(conn)
+    .await
+}
+
+/// "Forgot password" in an anonymous transaction: the database queues the reset mail for the
+/// address's owner if they may sign in here, making the link's secret itself and writing it
+/// into the mail in place of [`LINK_TOKEN_PLACEHOLDER`] (the request never holds it).
+#[allow(clippy::too_many_arguments)]
+pub async fn queue_password_reset(
+    conn: &mut PgConnection,
+    email: &str,
+    subject: &str,
+    text: &str,
+    html: &str,
+    now: OffsetDateTime,
+    expires: OffsetDateTime,
+) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar!(
+        r#"SELECT app_private.queue_password_reset($1, $2, $3, $4, $5, $6, $7) AS "queued!""#,
+        email,
+        Uuid::now_v7(),
+        subject,
+        text,
+        html,
+        now,
+        expires
+    )
+    .fetch_one(conn)
+    .await
+}
+
+/// Where `queue_password_reset` puts the link's secret.
+pub const LINK_TOKEN_PLACEHOLDER: &str = "__SEREIN_LINK_TOKEN__";
 
 pub async fn create_identity(
     conn: &mut PgConnection,
@@ -375,36 +410,31 @@ pub async fn create_identity(
     .await
 }
 
+/// A new password, with the proof of a reset link spent in this transaction: the address is
+/// verified, every reset link of the person (every tenant) retired, every session everywhere
+/// revoked (the count is returned).
 pub async fn set_password(
     conn: &mut PgConnection,
     hash: &str,
     now: OffsetDateTime,
-) -> Result<(), sqlx::Error> {
-    sqlx::query!("SELECT app_private.set_password($1, $2)", hash, now)
-        .execute(conn)
-        .await?;
-    Ok(())
+) -> Result<i32, sqlx::Error> {
+    sqlx::query_scalar!(
+        r#"SELECT app_private.set_password($1, $2) AS "revoked!""#,
+        hash,
+        now
+    )
+    .fetch_one(conn)
+    .await
 }
 
+/// Verification, with the proof of a verification link spent in this transaction. Self-sign-up
+/// joins the company here (allowed domain, seats: SR409 when full). `true`: joined.
 pub async fn mark_email_verified(
-    conn: &mut PgConnection,
-    now: OffsetDateTime,
-) -> Result<(), sqlx::Error> {
-    sqlx::query!("SELECT app_private.mark_email_verified($1)", now)
-        .execute(conn)
-        .await?;
-    Ok(())
-}
-
-/// Self-sign-up: the transaction's person joins its company as an employee, through the
-/// definer that checks the allowed e-mail domains and the seats (SR409 when full). `false`:
-/// already a member.
-pub async fn join_by_signup(
     conn: &mut PgConnection,
     now: OffsetDateTime,
 ) -> Result<bool, sqlx::Error> {
     sqlx::query_scalar!(
-        r#"SELECT app_private.join_by_signup($1, $2) AS "joined!""#,
+        r#"SELECT app_private.mark_email_verified($1, $2) AS "joined!""#,
         Uuid::now_v7(),
         now
     )

@@ -6,7 +6,11 @@
 //!   and only through `app_private` functions bound to the request's person.
 //! - A code is accepted once (strictly increasing time step); a recovery code once.
 //! - Wrong codes spend a per-person budget in PostgreSQL (`TOTP_MAX_FAILURES`, then locked for
-//!   `LOGIN_LOCKOUT_SECS`), besides the per-(IP, person) governor limit.
+//!   `LOGIN_LOCKOUT_SECS`), besides the per-(IP, person) governor limit. The password check of
+//!   setup spends the person's LOGIN budget (same key as `POST /auth/login`).
+//! - An accepted code or recovery code is a proof recorded by the database for its transaction
+//!   only: enabling, disabling and opening a session happen in that same transaction
+//!   ([`second_factor`] returns it), or the database refuses them.
 
 use axum::Json;
 use axum::extract::State;
@@ -16,7 +20,7 @@ use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 use super::actor::{Actor, TotpPrincipal};
-use super::handlers::HostScope;
+use super::handlers::{HostScope, login_key};
 use super::model::*;
 use super::repo;
 use super::throttle::ClientIp;
@@ -80,17 +84,50 @@ fn budget_key(user: UserId) -> [u8; 32] {
     Sha256::digest(format!("totp:{user}").as_bytes()).into()
 }
 
-/// Check a TOTP code or a recovery code for `user` and spend it. Wrong → 401 `invalid_code`;
-/// out of budget → 429.
+/// Whose second factor is checked, and how their transaction begins.
+enum Subject<'a> {
+    /// A signed-in person (session guard) or an enrolling admin.
+    Principal(&'a TotpPrincipal),
+    /// The second step of login (no session yet).
+    Login(TenantId, UserId),
+}
+
+impl Subject<'_> {
+    fn tenant(&self) -> TenantId {
+        match self {
+            Self::Principal(p) => p.tenant(),
+            Self::Login(t, _) => *t,
+        }
+    }
+    fn user(&self) -> UserId {
+        match self {
+            Self::Principal(p) => p.user(),
+            Self::Login(_, u) => *u,
+        }
+    }
+    async fn begin(&self, state: &AppState) -> AppResult<TenantTx> {
+        match self {
+            Self::Principal(p) => p.begin(state).await,
+            Self::Login(t, u) => {
+                TenantTx::begin(&state.db, *t, Some(&DbActor::new(*u, Vec::new()))).await
+            }
+        }
+    }
+}
+
+/// Check a TOTP code or a recovery code and spend it. Wrong → 401 `invalid_code`; out of
+/// budget → 429. On success the returned transaction (the subject's, uncommitted) holds the
+/// second-factor proof that `totp_enable`, `totp_disable` and `open_session` demand: the caller
+/// finishes its change in it and commits.
 async fn second_factor(
     state: &AppState,
-    tenant: TenantId,
-    user: UserId,
+    subject: Subject<'_>,
     ip: std::net::IpAddr,
     code: Option<&SecretString>,
     recovery: Option<&SecretString>,
     require_enabled: bool,
-) -> AppResult<()> {
+) -> AppResult<TenantTx> {
+    let (tenant, user) = (subject.tenant(), subject.user());
     state.throttle.check_account(ip, &format!("totp:{user}"))?;
     let cfg = &state.config.auth;
     let now = state.clock.now();
@@ -113,7 +150,7 @@ async fn second_factor(
             retry_after_secs: attempt.retry_after_secs,
         });
     }
-    let mut tx = TenantTx::begin(&state.db, tenant, Some(&actor)).await?;
+    let mut tx = subject.begin(state).await?;
     let st = load_state(&mut tx).await?;
     if require_enabled && !st.enabled {
         return Err(AppError::Conflict {
@@ -162,8 +199,7 @@ async fn second_factor(
         return Err(AppError::Unauthorized("invalid_code"));
     }
     repo::throttle_clear(&mut tx, &key).await?;
-    tx.commit().await?;
-    Ok(())
+    Ok(tx)
 }
 
 /// Start enrolment: a new secret (replacing any pending one). A signed-in person must confirm
@@ -200,22 +236,43 @@ pub async fn setup(
             .await?
             .ok_or(AppError::Unauthorized("unauthorized"))?
     };
-    if let TotpPrincipal::Actor(_) = &who {
+    let mut budget = None;
+    if let TotpPrincipal::Actor(actor) = &who {
         let password = req
             .password
             .as_ref()
             .ok_or_else(|| AppError::invalid("password", "confirm your password to set up TOTP"))?;
         state.throttle.check_account(ip, &format!("totp:{user}"))?;
-        let mut tx = TenantTx::begin(&state.db, who.tenant(), None).await?;
-        let identity = repo::login_identity(&mut tx, who.tenant(), &email).await?;
+        // The person's login budget (PostgreSQL, every instance) is spent and committed before
+        // the check: a stolen access token cannot guess the password from many addresses.
+        let cfg = &state.config.auth;
+        let now = state.clock.now();
+        let key = login_key(who.tenant(), &email);
+        let mut tx = who.begin(&state).await?;
+        let attempt = repo::throttle_begin(
+            &mut tx,
+            &key,
+            cfg.login_max_failures,
+            cfg.failure_window.as_secs(),
+            cfg.lockout.as_secs(),
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        if !attempt.allowed {
+            return Err(AppError::TooManyRequests {
+                code: "too_many_requests",
+                retry_after_secs: attempt.retry_after_secs,
+            });
+        }
+        // The hash is handed out only against the live session the guard has just checked.
+        let mut tx = who.begin(&state).await?;
+        let hash = repo::proven_password_hash(&mut tx, Some(actor.session), now).await?;
         drop(tx);
-        let hash = identity
-            .as_ref()
-            .filter(|i| i.user_id == user)
-            .and_then(|i| i.password_hash.as_deref());
-        if !state.passwords.verify(password, hash).await? {
+        if !state.passwords.verify(password, hash.as_deref()).await? {
             return Err(AppError::Unauthorized("invalid_credentials"));
         }
+        budget = Some(key);
     }
     let secret = totp::new_secret();
     let blob = seal(&state, user, &secret)?;
@@ -232,6 +289,9 @@ pub async fn setup(
             code: "totp_already_enabled",
             detail: "Two-factor authentication is already enabled; disable it first.".into(),
         });
+    }
+    if let Some(key) = budget {
+        repo::throttle_clear(&mut tx, &key).await?;
     }
     tx.commit().await?;
     let issuer = format!("Serein ({})", who.host());
@@ -272,13 +332,21 @@ pub async fn enable(
             return Err(not_pending());
         }
     }
-    second_factor(&state, who.tenant(), user, ip, Some(code), None, false).await?;
+    // The accepted code's proof lives in this transaction: enable in it.
+    let mut tx = second_factor(
+        &state,
+        Subject::Principal(&who),
+        ip,
+        Some(code),
+        None,
+        false,
+    )
+    .await?;
     let codes = totp::new_recovery_codes();
     let hashes: Vec<Vec<u8>> = codes
         .iter()
         .map(|c| totp::hash_recovery_code(c).to_vec())
         .collect();
-    let mut tx = who.begin(&state).await?;
     let enabled = sqlx::query_scalar!(
         r#"SELECT app_private.totp_enable($1, $2) AS "ok!""#,
         &hashes,
@@ -318,17 +386,17 @@ pub async fn disable(
 ) -> AppResult<StatusCode> {
     // The session must still be valid before anything is spent.
     drop(actor.begin(&state).await?);
-    second_factor(
+    let who = TotpPrincipal::Actor(actor.clone());
+    // The code's proof lives in this transaction (session-guarded): disable in it.
+    let mut tx = second_factor(
         &state,
-        actor.tenant,
-        actor.user,
+        Subject::Principal(&who),
         ip,
         req.code.as_ref(),
         req.recovery_code.as_ref(),
         true,
     )
     .await?;
-    let mut tx = actor.begin(&state).await?;
     sqlx::query!("SELECT app_private.totp_disable($1)", state.clock.now())
         .execute(&mut *tx)
         .await?;
@@ -366,20 +434,14 @@ pub async fn login_totp(
         )
         .map_err(|_| AppError::Unauthorized("invalid_mfa_token"))?;
     let user = claims.sub;
-    second_factor(
+    // The session is opened in the transaction that holds the second factor's proof.
+    let mut tx = second_factor(
         &state,
-        scope.tenant,
-        user,
+        Subject::Login(scope.tenant, user),
         ip,
         req.code.as_ref(),
         req.recovery_code.as_ref(),
         true,
-    )
-    .await?;
-    let mut tx = TenantTx::begin(
-        &state.db,
-        scope.tenant,
-        Some(&DbActor::new(user, Vec::new())),
     )
     .await?;
     let (names, active) = repo::current_roles(&mut tx, scope.tenant, user)
@@ -392,13 +454,6 @@ pub async fn login_totp(
     if !active || roles.is_empty() {
         return Err(AppError::Unauthorized("invalid_credentials"));
     }
-    drop(tx);
-    let mut tx = TenantTx::begin(
-        &state.db,
-        scope.tenant,
-        Some(&DbActor::new(user, roles.clone())),
-    )
-    .await?;
     let tokens = super::handlers::open_session(&state, &mut tx, &scope.host, user, &roles).await?;
     tx.commit().await?;
     Ok(Json(tokens))

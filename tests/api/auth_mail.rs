@@ -52,12 +52,13 @@ async fn self_signup_verification_and_login() {
     )
     .await;
     assert_eq!(res.status(), 202);
-    // An employee membership, not verified yet: login is refused after the password check.
+    // No membership before the address is verified (it would take a seat): login answers like
+    // for any stranger to this company.
     let roles: Vec<String> = sqlx::query_scalar("SELECT m.roles[1] FROM memberships m JOIN users u ON u.id = m.user_id WHERE u.email = 'zoe@alpha.test'")
         .fetch_all(&mut app.owner().await)
         .await
         .unwrap();
-    assert_eq!(roles, ["employee"]);
+    assert!(roles.is_empty());
     let res = post(
         &app,
         &h,
@@ -65,8 +66,8 @@ async fn self_signup_verification_and_login() {
         json!({"email": "zoe@alpha.test", "password": PASSWORD}),
     )
     .await;
-    assert_eq!(res.status(), 403);
-    assert_eq!(problem(res).await["code"], "email_not_verified");
+    assert_eq!(res.status(), 401);
+    assert_eq!(problem(res).await["code"], "invalid_credentials");
     // The tenant's locale (fr) is used for the e-mail.
     let locale: String =
         sqlx::query_scalar("SELECT locale FROM email_outbox WHERE to_address = 'zoe@alpha.test'")
@@ -86,7 +87,7 @@ async fn self_signup_verification_and_login() {
     assert_eq!(res.status(), 410);
     // The link alone is not enough: whoever clicks must know the account's password (else an
     // address registered by someone else would be verified by its owner's click). A wrong
-    // password spends nothing.
+    // password leaves the link usable (it spends only the person's login budget).
     let res = post(
         &app,
         &h,
@@ -117,6 +118,12 @@ async fn self_signup_verification_and_login() {
     )
     .await;
     assert_eq!(res.status(), 410, "single use");
+    // Verified: now an employee of the company.
+    let roles: Vec<String> = sqlx::query_scalar("SELECT m.roles[1] FROM memberships m JOIN users u ON u.id = m.user_id WHERE u.email = 'zoe@alpha.test'")
+        .fetch_all(&mut app.owner().await)
+        .await
+        .unwrap();
+    assert_eq!(roles, ["employee"]);
     let t = login(&app, &h, "zoe@alpha.test").await;
     let me: Value = call(
         &app,

@@ -366,6 +366,16 @@ pub async fn seed_world(owner: &mut PgConnection, tenant: TenantId, tag: &str) -
     .execute(&mut *owner)
     .await
     .unwrap();
+    // Identity proofs are transaction-local and swept, but one row each lets the catalogue
+    // matrix cover the table.
+    sqlx::query(
+        "INSERT INTO auth_proofs (tenant_id, xid, kind, user_id) VALUES ($1, pg_current_xact_id(), 'login', $2)",
+    )
+    .bind(tenant.as_uuid())
+    .bind(user.as_uuid())
+    .execute(&mut *owner)
+    .await
+    .unwrap();
     // Envelope encryption: real keys under the test master key (the tenant's data and clinical
     // keys, and this person's subject key), created the way the app creates them: through the
     // key definers, in a transaction of this person's session checked by the guard.

@@ -11,6 +11,7 @@ mod auth;
 mod auth_mail;
 mod bola;
 mod cli;
+mod hardening_auth;
 mod hardening_jobs;
 mod hardening_keys;
 mod hardening_people;
