@@ -109,40 +109,9 @@ CREATE FUNCTION app_private.proven_user() RETURNS uuid
 $$;
 REVOKE ALL ON FUNCTION app_private.proven_user() FROM PUBLIC;
 
--- The guard of migration 0005, unchanged but for leaving the proof once the session is found
--- live (so no longer STABLE: it sets a transaction-local setting).
-CREATE OR REPLACE FUNCTION app_private.session_guard(p_tenant uuid, p_user uuid, p_session uuid,
-                                                     p_roles text[], p_now timestamptz)
-    RETURNS boolean
-    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-    SET search_path = ''
-    AS $$
-BEGIN
-    IF EXISTS (
-        SELECT 1
-        FROM public.sessions s
-        JOIN public.users u ON u.id = s.user_id
-        LEFT JOIN public.memberships m ON m.tenant_id = s.tenant_id AND m.user_id = s.user_id
-        WHERE s.id = p_session AND s.tenant_id = p_tenant AND s.user_id = p_user
-          AND s.revoked_at IS NULL AND s.idle_expires_at > p_now AND s.absolute_expires_at > p_now
-          AND u.status = 'active'
-          AND cardinality(p_roles) > 0
-          -- Admin roles act only with TOTP enabled (a promotion or a disabled TOTP bites at once).
-          AND (NOT (p_roles && ARRAY['tenant_admin', 'platform_admin']) OR u.totp_enabled_at IS NOT NULL)
-          AND CASE WHEN p_tenant = '00000000-0000-0000-0000-000000000000'
-                   THEN u.platform_roles @> p_roles
-                   ELSE m.status = 'active' AND m.roles @> p_roles
-              END
-    ) THEN
-        PERFORM pg_catalog.set_config('app.session_proof',
-                                      app_private.session_proof_mac(p_tenant, p_user), true);
-        RETURN true;
-    END IF;
-    RAISE EXCEPTION 'session is no longer valid' USING ERRCODE = 'SR401';
-END
-$$;
-REVOKE ALL ON FUNCTION app_private.session_guard(uuid, uuid, uuid, text[], timestamptz) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION app_private.session_guard(uuid, uuid, uuid, text[], timestamptz) TO serein_app;
+-- `app_private.session_guard` leaves this proof once it has found the session live: it is
+-- redefined once, in the next migration (20261204000002_identity_proof), which also binds the
+-- guard to the context's own tenant and person.
 
 -- The proven person, or 42501.
 CREATE FUNCTION app_private.require_proven_user() RETURNS uuid
