@@ -47,11 +47,10 @@
 -- reaches the database, so what remains is denial, not disclosure: a proven member of a tenant
 -- who can run SQL as the request role can, before first use, create a tenant key of garbage
 -- (new clinical notes then fail with 410 `sealed_data_unreadable` until an operator rotates);
--- and the proof is only as strong as `session_guard`: a session id is readable by its own
--- person's context, so a context crafted with another person's `app.user_id` can read that
--- person's live session id and present it to the guard. Item 4 of issue 9 (credential definers
--- demand proof) hardens the guard; these doors read the proof only through
--- `app_private.proven_user()`, the one place to change.
+-- and the proof is as strong as `session_guard`, which (from migration
+-- 20261204000002_identity_proof) demands the session's secret, not only its id: a context
+-- crafted with another person's `app.user_id` can read that person's session ids but cannot
+-- pass the guard. These doors read the proof only through `app_private.proven_user()`.
 
 -- ---------------------------------------------------------------------------------------------
 -- 1. No direct access for the request role.

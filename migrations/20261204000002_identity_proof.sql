@@ -27,12 +27,12 @@
 --                          server has just verified the password against) → open_session
 --     second_factor        totp_accept_step / use_recovery_code → open_session (TOTP users),
 --                          totp_enable, totp_disable
---   A live session of the context's person, named by id and checked exactly as session_guard
---   checks it, is the proof `proven_password_hash` accepts (TOTP setup re-checks the password).
---   It is checked by that definer rather than recorded by session_guard: the guard runs in
---   EVERY authenticated request, and recording there would turn every read-only request into
---   a writing one (an xid and a row per request) for a proof of the same strength, since the
---   guard is handed the same session id by the same context statement.
+--     session proof       session_guard, once it has found the session live AND been handed
+--                          its secret (below) → the key doors (`proven_user()`) and
+--                          proven_password_hash (TOTP setup re-checks the password). A keyed
+--                          hash in `app.session_proof` bound to tenant, person, backend and
+--                          transaction start (migration 20261204000001_key_definers): writing
+--                          no row, so read-only requests stay read-only.
 --   Refresh rotation (`rotate_refresh_token`) takes the presented refresh token's hash as its
 --   proof; `add_refresh_token` is no longer granted.
 -- * `session_guard` is bound to the context: it answers only for the context's own tenant and
@@ -44,9 +44,10 @@
 --   was right. Likewise a TOTP code is verified in the server (the secret is sealed with the
 --   application's key); `totp_accept_step` proves only a fresh time step. A recovery code and an
 --   e-mailed link are verified here, by their hashes: those proofs are complete.
--- * A session id is not a secret from a context that already claims the person (the sessions
---   policy shows the person's own rows). Binding session proofs to a per-session secret carried
---   in the access token would close that; it needs the token format to change.
+-- * A session id is no secret from a context that claims the person (the sessions policy
+--   shows them their own rows), so the guard demands the session's SECRET, which the server
+--   derives from the master key (the database stores its SHA-256 in a column the request role
+--   cannot read). What stays trusted is the server's own code holding the master key.
 -- * `totp_set_pending`, `revoke_all_sessions`, `totp_state` and `recovery_codes_left` still act
 --   on `app.current_user_id()` without proof: they never mint a credential the caller can use
 --   (a pending secret works only after `totp_enable`, which needs a second-factor proof).
@@ -138,26 +139,24 @@ CREATE FUNCTION app_private.proof_held(p_kind text)
     $$;
 REVOKE ALL ON FUNCTION app_private.proof_held(text) FROM PUBLIC;
 
--- Is `p_session` a live session of the context's person in the context's tenant? The same
--- session checks as session_guard (internal).
-CREATE FUNCTION app_private.session_live(p_session uuid, p_now timestamptz)
-    RETURNS boolean
-    LANGUAGE sql STABLE
-    SET search_path = ''
-    AS $$
-        SELECT EXISTS (
-            SELECT 1 FROM public.sessions s JOIN public.users u ON u.id = s.user_id
-            WHERE s.id = p_session AND s.tenant_id = app.current_tenant()
-              AND s.user_id = app.current_user_id()
-              AND s.revoked_at IS NULL AND s.idle_expires_at > p_now AND s.absolute_expires_at > p_now
-              AND u.status = 'active')
-    $$;
-REVOKE ALL ON FUNCTION app_private.session_live(uuid, timestamptz) FROM PUBLIC;
+-- Sessions carry a secret. A session id is no secret from a context that claims the person
+-- (the sessions policy shows them their own rows), so holding an id proved nothing. The server
+-- derives each session's secret from the master key and the session id
+-- (`Keyring::session_secret`); the database keeps only its SHA-256, in a column the request role
+-- cannot read; the guard demands the secret itself. A context crafted with someone's
+-- `app.user_id` can name their sessions but can pass the guard for none of them, so it gets
+-- neither the session proof of the key doors nor a password hash. Sessions opened before this
+-- migration have no secret and fail the guard: their people sign in again.
+ALTER TABLE sessions ADD COLUMN secret_hash bytea CHECK (length(secret_hash) = 32);
+REVOKE SELECT ON sessions FROM serein_app;
+GRANT SELECT (id, tenant_id, user_id, created_at, idle_expires_at, absolute_expires_at,
+              revoked_at, revoked_reason) ON sessions TO serein_app;
 
 -- ---------------------------------------------------------------------------------------------
 -- The session guard answers only for the context's own tenant and person.
-CREATE OR REPLACE FUNCTION app_private.session_guard(p_tenant uuid, p_user uuid, p_session uuid,
-                                                     p_roles text[], p_now timestamptz)
+DROP FUNCTION app_private.session_guard(uuid, uuid, uuid, text[], timestamptz);
+CREATE FUNCTION app_private.session_guard(p_tenant uuid, p_user uuid, p_session uuid,
+                                          p_secret bytea, p_roles text[], p_now timestamptz)
     RETURNS boolean
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER
     SET search_path = ''
@@ -171,6 +170,7 @@ BEGIN
         JOIN public.users u ON u.id = s.user_id
         LEFT JOIN public.memberships m ON m.tenant_id = s.tenant_id AND m.user_id = s.user_id
         WHERE s.id = p_session AND s.tenant_id = p_tenant AND s.user_id = p_user
+          AND s.secret_hash = pg_catalog.sha256(p_secret)
           AND s.revoked_at IS NULL AND s.idle_expires_at > p_now AND s.absolute_expires_at > p_now
           AND u.status = 'active'
           AND cardinality(p_roles) > 0
@@ -190,6 +190,8 @@ BEGIN
     RAISE EXCEPTION 'session is no longer valid' USING ERRCODE = 'SR401';
 END
 $$;
+REVOKE ALL ON FUNCTION app_private.session_guard(uuid, uuid, uuid, bytea, text[], timestamptz) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION app_private.session_guard(uuid, uuid, uuid, bytea, text[], timestamptz) TO serein_app;
 
 -- ---------------------------------------------------------------------------------------------
 -- Item 5: the login look-up returns a row only for a member of the context's tenant (any
@@ -254,8 +256,9 @@ GRANT EXECUTE ON FUNCTION app_private.login_challenge(text) TO serein_app;
 
 -- A new session needs a login proof of this transaction, or, for a person with TOTP enabled,
 -- a second-factor proof (the database holds the person to their second factor itself).
-CREATE OR REPLACE FUNCTION app_private.open_session(p_session uuid, p_refresh uuid, p_refresh_hash bytea,
-                                                    p_now timestamptz, p_idle timestamptz, p_absolute timestamptz)
+DROP FUNCTION app_private.open_session(uuid, uuid, bytea, timestamptz, timestamptz, timestamptz);
+CREATE FUNCTION app_private.open_session(p_session uuid, p_secret bytea, p_refresh uuid, p_refresh_hash bytea,
+                                         p_now timestamptz, p_idle timestamptz, p_absolute timestamptz)
     RETURNS void
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER
     SET search_path = ''
@@ -273,12 +276,19 @@ BEGIN
                     ELSE app_private.proof_take('login') END) THEN
         RAISE EXCEPTION 'no sign-in proof in this transaction' USING ERRCODE = '42501';
     END IF;
-    INSERT INTO public.sessions (id, tenant_id, user_id, created_at, idle_expires_at, absolute_expires_at)
-    VALUES (p_session, app.current_tenant(), app.current_user_id(), p_now, p_idle, p_absolute);
+    IF p_secret IS NULL OR length(p_secret) <> 32 THEN
+        RAISE EXCEPTION 'a session needs a 32-byte secret' USING ERRCODE = '22023';
+    END IF;
+    INSERT INTO public.sessions (id, tenant_id, user_id, created_at, idle_expires_at, absolute_expires_at,
+                                 secret_hash)
+    VALUES (p_session, app.current_tenant(), app.current_user_id(), p_now, p_idle, p_absolute,
+            pg_catalog.sha256(p_secret));
     INSERT INTO public.refresh_tokens (id, tenant_id, session_id, user_id, parent_id, token_hash, created_at, expires_at)
     VALUES (p_refresh, app.current_tenant(), p_session, app.current_user_id(), NULL, p_refresh_hash, p_now, p_idle);
 END
 $$;
+REVOKE ALL ON FUNCTION app_private.open_session(uuid, bytea, uuid, bytea, timestamptz, timestamptz, timestamptz) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION app_private.open_session(uuid, bytea, uuid, bytea, timestamptz, timestamptz, timestamptz) TO serein_app;
 
 -- ---------------------------------------------------------------------------------------------
 -- One-time links. The request role no longer writes `auth_tokens` at all: spending goes
@@ -448,10 +458,11 @@ $$;
 REVOKE ALL ON FUNCTION app_private.set_password(text, timestamptz) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION app_private.set_password(text, timestamptz) TO serein_app;
 
--- The context's person's password hash, for the server to re-check a password: only with a
--- live session of that person here (TOTP setup), or a verification link spent in this
--- transaction (e-mail verification). Never to an anonymous or unproven context.
-CREATE FUNCTION app_private.proven_password_hash(p_session uuid, p_now timestamptz)
+-- The context's person's password hash, for the server to re-check a password: only when the
+-- session guard checked their session AND its secret in this transaction (TOTP setup: the
+-- session proof of `app_private.proven_user()`), or a verification link was spent in it
+-- (e-mail verification). Never to an anonymous or unproven context.
+CREATE FUNCTION app_private.proven_password_hash()
     RETURNS text
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER
     SET search_path = ''
@@ -459,7 +470,7 @@ CREATE FUNCTION app_private.proven_password_hash(p_session uuid, p_now timestamp
 DECLARE
     v_hash text;
 BEGIN
-    IF NOT ((p_session IS NOT NULL AND app_private.session_live(p_session, p_now))
+    IF NOT (app_private.proven_user() IS NOT NULL
             OR app_private.proof_held('link_email_verify')) THEN
         RAISE EXCEPTION 'no session or link proof in this transaction' USING ERRCODE = '42501';
     END IF;
@@ -467,8 +478,8 @@ BEGIN
     RETURN v_hash;
 END
 $$;
-REVOKE ALL ON FUNCTION app_private.proven_password_hash(uuid, timestamptz) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION app_private.proven_password_hash(uuid, timestamptz) TO serein_app;
+REVOKE ALL ON FUNCTION app_private.proven_password_hash() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION app_private.proven_password_hash() TO serein_app;
 
 -- ---------------------------------------------------------------------------------------------
 -- Item 3: self-sign-up joins the company only here, once the address is verified. Internal

@@ -52,6 +52,7 @@ impl Actor {
             roles: self.roles.clone(),
             session: Some(SessionCheck {
                 id: self.session,
+                secret: state.keyring.session_secret(self.session),
                 now: state.clock.now(),
             }),
         }

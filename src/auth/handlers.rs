@@ -95,6 +95,7 @@ pub(super) async fn open_session(
     repo::open_session(
         tx,
         session,
+        &state.keyring.session_secret(session),
         &refresh.hash,
         now,
         idle.min(absolute),

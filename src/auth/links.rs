@@ -242,7 +242,7 @@ pub async fn verify_email(
     };
     let (_, mut tx) = spend_link(&state, &scope, "email_verify", &req.token, gone(), None).await?;
     // Readable only with the link spent in this transaction.
-    let hash = repo::proven_password_hash(&mut tx, None, now).await?;
+    let hash = repo::proven_password_hash(&mut tx).await?;
     if !state
         .passwords
         .verify(&req.password, hash.as_deref())

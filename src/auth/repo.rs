@@ -10,6 +10,7 @@ use sqlx::PgConnection;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::crypto::keyring::SessionSecret;
 use crate::db::{SessionId, TenantId, UserId};
 
 /// What login needs to know about an e-mail in a tenant.
@@ -100,14 +101,16 @@ pub async fn throttle_clear(conn: &mut PgConnection, key: &[u8; 32]) -> Result<(
 pub async fn open_session(
     conn: &mut PgConnection,
     session: SessionId,
+    secret: &SessionSecret,
     refresh_hash: &[u8; 32],
     now: OffsetDateTime,
     idle_expires: OffsetDateTime,
     absolute_expires: OffsetDateTime,
 ) -> Result<(), sqlx::Error> {
     sqlx::query!(
-        "SELECT app_private.open_session($1, $2, $3, $4, $5, $6)",
+        "SELECT app_private.open_session($1, $2, $3, $4, $5, $6, $7)",
         session.as_uuid(),
+        secret.as_bytes().as_slice(),
         Uuid::now_v7(),
         refresh_hash.as_slice(),
         now,
@@ -342,20 +345,13 @@ pub async fn login_challenge(
     .await
 }
 
-/// The transaction's person's password hash, to re-check a password: only with a live session
-/// of that person (`session`), or a verification link spent in this transaction.
-pub async fn proven_password_hash(
-    conn: &mut PgConnection,
-    session: Option<SessionId>,
-    now: OffsetDateTime,
-) -> Result<Option<String>, sqlx::Error> {
-    sqlx::query_scalar!(
-        "SELECT app_private.proven_password_hash($1, $2)",
-        session.map(|s| s.as_uuid()),
-        now
-    )
-    .fetch_one(conn)
-    .await
+/// The transaction's person's password hash, to re-check a password: only when the session
+/// guard has checked their session (and its secret) in this transaction, or a verification
+/// link was spent in it.
+pub async fn proven_password_hash(conn: &mut PgConnection) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar!("SELECT app_private.proven_password_hash()")
+        .fetch_one(conn)
+        .await
 }
 
 /// "Forgot password" in an anonymous transaction: the database queues the reset mail for the

@@ -237,7 +237,7 @@ pub async fn setup(
             .ok_or(AppError::Unauthorized("unauthorized"))?
     };
     let mut budget = None;
-    if let TotpPrincipal::Actor(actor) = &who {
+    if matches!(who, TotpPrincipal::Actor(_)) {
         let password = req
             .password
             .as_ref()
@@ -265,9 +265,10 @@ pub async fn setup(
                 retry_after_secs: attempt.retry_after_secs,
             });
         }
-        // The hash is handed out only against the live session the guard has just checked.
+        // The hash is handed out only against the session proof the guard has just left in
+        // this transaction (the session and its secret checked).
         let mut tx = who.begin(&state).await?;
-        let hash = repo::proven_password_hash(&mut tx, Some(actor.session), now).await?;
+        let hash = repo::proven_password_hash(&mut tx).await?;
         drop(tx);
         if !state.passwords.verify(password, hash.as_deref()).await? {
             return Err(AppError::Unauthorized("invalid_credentials"));

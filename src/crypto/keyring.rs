@@ -54,7 +54,7 @@ use super::master::{CryptoConfig, MasterKey, dev_master_key};
 use super::sealed::{self, DataKey, KEY_LEN};
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::db::{TenantId, UserId};
+use crate::db::{SessionId, TenantId, UserId};
 use crate::error::AppError;
 
 pub use super::sealed::{Aad, CryptoError};
@@ -234,6 +234,24 @@ impl Keyring {
 
     // ---------------------------------------------------------------------------------------
     // Identity scope: no database.
+
+    /// The secret of a session: HKDF-SHA256 of the master key, bound to the session id. Only
+    /// its SHA-256 is stored (`sessions.secret_hash`, unreadable by the request role), and
+    /// `app_private.session_guard` demands the secret itself: a context that claims a person
+    /// can read their session ids, but cannot compute this, so it cannot pass the guard nor
+    /// obtain the session proof the key doors and credential definers accept. Recomputed
+    /// from the token's `sid` on every request (two HMACs), so the token format does not carry
+    /// it. A new master key makes open sessions fail the guard: people sign in again.
+    pub fn session_secret(&self, session: SessionId) -> SessionSecret {
+        let hk = Hkdf::<Sha256>::new(
+            Some(b"serein session secret v1"),
+            self.inner.master.key.expose(),
+        );
+        let mut okm = [0u8; KEY_LEN];
+        // 32 bytes never exceed HKDF-SHA256's output limit (8160 bytes).
+        let _ = hk.expand(session.as_uuid().as_bytes(), &mut okm);
+        SessionSecret(okm)
+    }
 
     /// Seal an identity-level secret of the global `users` table (TOTP secrets). Use
     /// [`Aad::identity`] (nil tenant).
@@ -618,6 +636,43 @@ impl From<CryptoError> for AppError {
             CryptoError::InvalidAad(why) => AppError::Internal(format!("sealing: {why}")),
             CryptoError::Rng => AppError::Internal("no randomness available".to_owned()),
         }
+    }
+}
+
+/// A session's secret ([`Keyring::session_secret`]): 32 bytes, zeroed on drop, never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SessionSecret([u8; KEY_LEN]);
+
+impl SessionSecret {
+    /// From raw bytes (tests and benchmarks that arrange sessions by hand).
+    pub fn from_bytes(bytes: [u8; KEY_LEN]) -> Self {
+        Self(bytes)
+    }
+
+    /// Lower-case hex: the only form in which it enters SQL text (`decode(…, 'hex')`).
+    pub fn to_hex(&self) -> String {
+        let mut s = String::with_capacity(KEY_LEN * 2);
+        for b in self.0 {
+            use std::fmt::Write as _;
+            let _ = write!(s, "{b:02x}");
+        }
+        s
+    }
+
+    pub fn as_bytes(&self) -> &[u8; KEY_LEN] {
+        &self.0
+    }
+}
+
+impl Drop for SessionSecret {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.0);
+    }
+}
+
+impl std::fmt::Debug for SessionSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SessionSecret([redacted])")
     }
 }
 

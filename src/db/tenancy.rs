@@ -32,6 +32,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use super::{Db, SessionId, TenantId, UserId};
+use crate::crypto::keyring::SessionSecret;
 use crate::error::AppError;
 use crate::rbac::Role;
 
@@ -58,10 +59,13 @@ impl DbActor {
     }
 }
 
-/// The session to re-check, and the time (injected clock) to check its lifetimes against.
-#[derive(Debug, Clone, Copy)]
+/// The session to re-check, its secret (proof that the caller holds the session, not merely
+/// its id: see [`crate::crypto::keyring::Keyring::session_secret`]), and the time (injected
+/// clock) to check its lifetimes against.
+#[derive(Debug, Clone)]
 pub struct SessionCheck {
     pub id: SessionId,
+    pub secret: SessionSecret,
     pub now: OffsetDateTime,
 }
 
@@ -156,10 +160,10 @@ fn context_statement(
         limits.statement_timeout_ms, limits.idle_in_transaction_timeout_ms
     );
     if let (Some(t), Some(a)) = (tenant, actor)
-        && let Some(check) = a.session
+        && let Some(check) = &a.session
     {
-        // Typed values only: uuids, roles from the closed enum, an RFC 3339 timestamp
-        // formatted here (digits, '-', ':', '.', 'T', 'Z').
+        // Typed values only: uuids, the secret as hex digits, roles from the closed enum, an
+        // RFC 3339 timestamp formatted here (digits, '-', ':', '.', 'T', 'Z').
         let roles = a
             .roles
             .iter()
@@ -173,10 +177,11 @@ fn context_statement(
             .unwrap_or_default();
         let _ = write!(
             s,
-            ", app_private.session_guard('{}', '{}', '{}', '{{{roles}}}', '{now}')",
+            ", app_private.session_guard('{}', '{}', '{}', decode('{}', 'hex'), '{{{roles}}}', '{now}')",
             t.as_uuid(),
             a.user.as_uuid(),
-            check.id.as_uuid()
+            check.id.as_uuid(),
+            check.secret.to_hex()
         );
     }
     s
@@ -406,5 +411,39 @@ mod tests {
         assert!(system.contains("set_config('app.user_id', '', true)"));
         assert!(system.contains("set_config('app.roles', '', true)"));
         assert_eq!(system.matches("SELECT").count(), 1);
+    }
+
+    #[test]
+    fn the_guard_gets_the_session_secret_as_hex_only() {
+        let limits = TxLimits {
+            statement_timeout_ms: 15_000,
+            idle_in_transaction_timeout_ms: 60_000,
+        };
+        let actor = DbActor {
+            user: UserId(uuid::Uuid::max()),
+            roles: vec![Role::Employee],
+            session: Some(SessionCheck {
+                id: SessionId(uuid::Uuid::nil()),
+                secret: SessionSecret::from_bytes([0xab; 32]),
+                now: OffsetDateTime::UNIX_EPOCH,
+            }),
+        };
+        let s = context_statement(
+            "serein_app",
+            limits,
+            Some(TenantId(uuid::Uuid::nil())),
+            Some(&actor),
+        );
+        assert!(
+            s.ends_with(&format!(
+                ", app_private.session_guard('00000000-0000-0000-0000-000000000000', \
+                 'ffffffff-ffff-ffff-ffff-ffffffffffff', '00000000-0000-0000-0000-000000000000', \
+                 decode('{}', 'hex'), '{{employee}}', '1970-01-01T00:00:00Z')",
+                "ab".repeat(32)
+            )),
+            "{s}"
+        );
+        // The Debug form of the actor never carries the secret.
+        assert!(!format!("{actor:?}").contains("abab"));
     }
 }

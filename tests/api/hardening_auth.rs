@@ -117,15 +117,14 @@ async fn crafted_user_id_mints_no_session_no_password_no_link_and_disables_no_to
     let mut conn = app.owner().await;
     let me = Some(victim);
     for sql in [
-        "SELECT app_private.open_session(gen_random_uuid(), gen_random_uuid(), sha256('r'), now(), now() + interval '1 hour', now() + interval '1 day')",
+        "SELECT app_private.open_session(gen_random_uuid(), sha256('s'), gen_random_uuid(), sha256('r'), now(), now() + interval '1 hour', now() + interval '1 day')",
         "SELECT app_private.set_password('$argon2id$forged', now())",
         "SELECT app_private.totp_disable(now())",
         "SELECT app_private.totp_enable(ARRAY[sha256('x')], now())",
         "SELECT app_private.issue_auth_token(gen_random_uuid(), 'password_reset', sha256('x'), now(), now() + interval '1 hour')",
         "SELECT app_private.issue_auth_token(gen_random_uuid(), 'email_verify', sha256('x'), now(), now() + interval '1 hour')",
         "SELECT app_private.mark_email_verified(gen_random_uuid(), now())",
-        "SELECT app_private.proven_password_hash(NULL, now())",
-        "SELECT app_private.proven_password_hash(gen_random_uuid(), now())",
+        "SELECT app_private.proven_password_hash()",
         // A proof cannot be forged either: the table is out of the request role's reach.
         "INSERT INTO auth_proofs (tenant_id, xid, kind, user_id) SELECT app.current_tenant(), pg_current_xact_id(), 'login', app.current_user_id()",
         "SELECT count(*) FROM auth_proofs",
@@ -138,17 +137,56 @@ async fn crafted_user_id_mints_no_session_no_password_no_link_and_disables_no_to
             &mut conn,
             Some(a),
             me,
-            "SELECT set_config('app.proof', 'login', true), app_private.open_session(gen_random_uuid(), gen_random_uuid(), sha256('r'), now(), now() + interval '1 hour', now() + interval '1 day')",
+            "SELECT set_config('app.proof', 'login', true), app_private.open_session(gen_random_uuid(), sha256('s'), gen_random_uuid(), sha256('r'), now(), now() + interval '1 hour', now() + interval '1 day')",
         )
         .await,
         "42501"
     );
-    // A session id that does not exist opens nothing.
-    let guard = |tenant: TenantId, user: UserId, session: uuid::Uuid| {
+    // The guard demands the session's secret, not its id. A context claiming the victim reads
+    // the victim's live session ids (the sessions policy shows them) but not the secret's hash,
+    // and cannot compute the secret: naming the live session opens nothing. (Before, this
+    // returned true, and with it the session proof of the key doors and a password hash.)
+    let secret = app
+        .state
+        .keyring
+        .session_secret(serein::db::SessionId(live.as_uuid()));
+    let guard_with = |tenant: TenantId, user: UserId, session: uuid::Uuid, secret: &str| {
         format!(
-            "SELECT app_private.session_guard('{tenant}', '{user}', '{session}', '{{tenant_admin}}', now())"
+            "SELECT app_private.session_guard('{tenant}', '{user}', '{session}', decode('{secret}', 'hex'), '{{tenant_admin}}', now())"
         )
     };
+    let guard = |tenant: TenantId, user: UserId, session: uuid::Uuid| {
+        guard_with(tenant, user, session, &secret.to_hex())
+    };
+    as_app(&mut conn, Some(a), me).await;
+    let seen: Vec<uuid::Uuid> = sqlx::query_scalar("SELECT id FROM sessions")
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+    conn.execute("ROLLBACK").await.unwrap();
+    assert_eq!(seen, vec![live.as_uuid()]);
+    assert_eq!(
+        attempt(&mut conn, Some(a), me, "SELECT secret_hash FROM sessions").await,
+        "42501"
+    );
+    for forged in ["00".repeat(32), "ab".repeat(32), String::new()] {
+        assert_eq!(
+            attempt(
+                &mut conn,
+                Some(a),
+                me,
+                &guard_with(a, victim, live.as_uuid(), &forged)
+            )
+            .await,
+            "SR401"
+        );
+    }
+    // Positive control: the secret the server derives passes.
+    assert_eq!(
+        attempt(&mut conn, Some(a), me, &guard(a, victim, live.as_uuid())).await,
+        "ok"
+    );
+    // A session id that does not exist opens nothing.
     assert_eq!(
         attempt(
             &mut conn,

@@ -170,6 +170,10 @@ pub fn test_env(name: &str) -> HashMap<String, String> {
     env
 }
 
+/// The secret tests give sessions they arrange by hand (the server derives real ones from the
+/// master key: `Keyring::session_secret`).
+pub const TEST_SESSION_SECRET: [u8; 32] = [0x5a; 32];
+
 /// The JWT secret of every test app.
 pub const TEST_JWT_SECRET: &str = "test-secret-test-secret-test-secret-0123456789";
 
@@ -454,18 +458,30 @@ pub async fn as_member_with_session(
     tenant: TenantId,
     user: UserId,
 ) -> bool {
-    as_app_with_roles(conn, Some(tenant), Some(user), "employee").await;
-    let guarded = sqlx::query(
-        "SELECT app_private.session_guard($1, $2,
-             (SELECT id FROM sessions WHERE tenant_id = $1 AND user_id = $2 AND revoked_at IS NULL
-                AND idle_expires_at > now() AND absolute_expires_at > now()
-              ORDER BY created_at DESC, id DESC LIMIT 1),
-             '{employee}', now())",
+    // As the owner (the test plays the server): give the newest live session a known secret,
+    // since the guard demands the secret, not only the id.
+    let session: Option<uuid::Uuid> = sqlx::query_scalar(
+        "UPDATE sessions SET secret_hash = sha256($3)
+         WHERE id = (SELECT id FROM sessions WHERE tenant_id = $1 AND user_id = $2 AND revoked_at IS NULL
+                       AND idle_expires_at > now() AND absolute_expires_at > now()
+                     ORDER BY created_at DESC, id DESC LIMIT 1)
+         RETURNING id",
     )
     .bind(tenant.as_uuid())
     .bind(user.as_uuid())
-    .execute(&mut *conn)
-    .await;
+    .bind(TEST_SESSION_SECRET.as_slice())
+    .fetch_optional(&mut *conn)
+    .await
+    .unwrap();
+    as_app_with_roles(conn, Some(tenant), Some(user), "employee").await;
+    let guarded =
+        sqlx::query("SELECT app_private.session_guard($1, $2, $3, $4, '{employee}', now())")
+            .bind(tenant.as_uuid())
+            .bind(user.as_uuid())
+            .bind(session)
+            .bind(TEST_SESSION_SECRET.as_slice())
+            .execute(&mut *conn)
+            .await;
     if guarded.is_err() {
         conn.execute("ROLLBACK").await.unwrap();
     }

@@ -7,7 +7,7 @@
 
 use std::process::Command;
 
-use serein::crypto::keyring::{Aad, KeyScope, Keyring};
+use serein::crypto::keyring::{Aad, KeyScope, Keyring, SessionSecret};
 use serein::crypto::sealed::CryptoError;
 use serein::db::tenancy::{DbActor, SessionCheck};
 use serein::db::{SessionId, TenantId, TenantTx, UserId};
@@ -15,7 +15,7 @@ use serein::rbac::Role;
 use sqlx::{Connection, Executor, PgConnection};
 use uuid::Uuid;
 
-use crate::helpers::{TEST_MASTER_KEY, TEST_MASTER_KEY_HEX, TestApp, db_url};
+use crate::helpers::{TEST_MASTER_KEY, TEST_MASTER_KEY_HEX, TEST_SESSION_SECRET, TestApp, db_url};
 
 fn aad(tenant: TenantId, row: Uuid) -> Aad<'static> {
     Aad {
@@ -52,12 +52,14 @@ async fn enrol(owner: &mut PgConnection, tenant: TenantId, user: UserId) -> DbAc
     .unwrap();
     let session = Uuid::now_v7();
     sqlx::query(
-        "INSERT INTO sessions (id, tenant_id, user_id, created_at, idle_expires_at, absolute_expires_at)
-         VALUES ($1, $2, $3, now(), now() + interval '1 hour', now() + interval '1 day')",
+        "INSERT INTO sessions (id, tenant_id, user_id, created_at, idle_expires_at, absolute_expires_at,
+                               secret_hash)
+         VALUES ($1, $2, $3, now(), now() + interval '1 hour', now() + interval '1 day', sha256($4))",
     )
     .bind(session)
     .bind(tenant.as_uuid())
     .bind(user.as_uuid())
+    .bind(TEST_SESSION_SECRET.as_slice())
     .execute(&mut *owner)
     .await
     .unwrap();
@@ -66,6 +68,7 @@ async fn enrol(owner: &mut PgConnection, tenant: TenantId, user: UserId) -> DbAc
         roles: vec![Role::Employee],
         session: Some(SessionCheck {
             id: SessionId(session),
+            secret: SessionSecret::from_bytes(TEST_SESSION_SECRET),
             now: time::OffsetDateTime::now_utc(),
         }),
     }

@@ -131,14 +131,18 @@ pub async fn mint_session(
             .await
             .unwrap();
     }
+    // The secret the server derives for this session (the guard demands it, not only the id).
+    let secret = app.state.keyring.session_secret(session);
     sqlx::query(
-        "INSERT INTO sessions (id, tenant_id, user_id, created_at, idle_expires_at, absolute_expires_at)
-         VALUES ($1, $2, $3, $4, $4 + interval '1 hour', $4 + interval '1 day')",
+        "INSERT INTO sessions (id, tenant_id, user_id, created_at, idle_expires_at, absolute_expires_at,
+                               secret_hash)
+         VALUES ($1, $2, $3, $4, $4 + interval '1 hour', $4 + interval '1 day', sha256($5))",
     )
     .bind(session.as_uuid())
     .bind(tenant.as_uuid())
     .bind(user.as_uuid())
     .bind(app.clock.now())
+    .bind(secret.as_bytes().as_slice())
     .execute(&mut app.owner().await)
     .await
     .unwrap();
