@@ -201,6 +201,11 @@ impl App {
                 state.clone(),
                 crate::tenants::resolve::resolve_tenant,
             ))
+            // Before tenant resolution and every handler: no NUL or control character in the
+            // path or query string reaches a look-up.
+            .layer(axum::middleware::from_fn(
+                middleware::refuse_control_characters,
+            ))
             // Before tenant resolution: a flood is refused before it costs a database look-up.
             .layer(axum::middleware::from_fn_with_state(
                 state.clone(),

@@ -4,5 +4,6 @@
 pub mod extract;
 pub mod middleware;
 pub mod server;
+pub mod text;
 
 pub use extract::{AppJson, AppPath, AppQuery};

@@ -11,6 +11,7 @@ mod auth;
 mod auth_mail;
 mod bola;
 mod cli;
+mod hardening_input;
 mod health;
 mod helpers;
 mod import;

@@ -574,7 +574,7 @@ async fn patch_member_roles_status_last_admin_and_seats() {
         Some(json!({"tenant_id": app.tenant_b})),
     )
     .await;
-    assert_eq!(res.status(), 400);
+    assert_eq!(res.status(), 422);
     let res = send(
         &app,
         Method::PATCH,

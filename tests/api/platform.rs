@@ -137,7 +137,7 @@ async fn create_validates_slugs_and_refuses_taken_ones() {
         json!({"slug": "acme", "name": "Acme", "plan": "standard", "managed_by": "file"}),
     )
     .await;
-    assert_eq!(res.status(), 400);
+    assert_eq!(res.status(), 422);
     let res = create(
         &app,
         &admin,
