@@ -153,7 +153,8 @@ impl App {
         clock: Clock,
         extra: Option<Router<AppState>>,
     ) -> anyhow::Result<Self> {
-        let (api, openapi) = api_routes().split_for_parts();
+        let (api, mut openapi) = api_routes().split_for_parts();
+        crate::http::openapi::complete(&mut openapi);
         let rbac = Rbac::load(&openapi).await?;
         let tokens = TokenKeys::from_config(&config.auth, &config.data_dir)?;
         let passwords =

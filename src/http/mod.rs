@@ -3,6 +3,7 @@
 
 pub mod extract;
 pub mod middleware;
+pub mod openapi;
 pub mod server;
 pub mod text;
 

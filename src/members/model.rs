@@ -78,16 +78,21 @@ pub struct MemberPage {
 /// Filters and paging of GET /members.
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct MemberQuery {
     /// Page size (default 50, at most 200).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<i64>,
     /// Opaque cursor from the previous page.
     pub cursor: Option<String>,
     /// Members holding this role.
+    #[param(value_type = Option<String>, pattern = "^(tenant_admin|hr|employee|practitioner)$")]
     pub role: Option<String>,
     /// `active`, `disabled` or `ended` (default: active and disabled).
+    #[param(value_type = Option<String>, pattern = "^(active|disabled|ended)$")]
     pub status: Option<String>,
     /// Case-insensitive substring of the name or e-mail.
+    #[param(max_length = 100)]
     pub q: Option<String>,
 }
 
