@@ -7,14 +7,162 @@
 //! parameters lists 400 (`invalid_query`); one with path parameters lists 404; one that needs
 //! a bearer token lists 401; every operation lists 429 (per-IP throttle) and 503 (load shedding,
 //! database unavailable, request timeout). A request body is a JSON object, never `null`: the
-//! `null` alternative that utoipa writes for an optional body is removed.
+//! `null` alternative that utoipa writes for an optional body is removed. Every string of a
+//! request (body property at any depth, query or path parameter) without a stricter pattern,
+//! format or enum carries the pattern of `http::text`: no control characters in parameters,
+//! none but tab and line breaks in bodies.
 
 use utoipa::openapi::path::{Operation, ParameterIn};
 use utoipa::openapi::schema::Schema;
 use utoipa::openapi::{ContentBuilder, OpenApi, Ref, RefOr, ResponseBuilder};
 
-/// Complete every operation of `doc` (see the module header).
+/// Body strings: no NUL or control character but `\t`, `\n`, `\r` (`text::is_refused`).
+pub const BODY_TEXT_PATTERN: &str =
+    "^[^\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F\\u007F-\\u009F]*$";
+/// Query and path parameters: no control character at all.
+pub const PARAM_TEXT_PATTERN: &str = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$";
+
+/// A secret sent by the client (password, token, code): a string.
+pub fn secret_schema() -> utoipa::openapi::schema::Object {
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
+            utoipa::openapi::KnownFormat::Password,
+        )))
+        .build()
+}
+
+/// An optional secret (`Option<SecretString>`): a string or `null`.
+pub fn optional_secret_schema() -> utoipa::openapi::schema::Object {
+    use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+        .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
+            utoipa::openapi::KnownFormat::Password,
+        )))
+        .build()
+}
+
+/// A new password: the policy's length (`crypto::passwords::check_policy`, 8–128 characters).
+pub fn new_password_schema() -> utoipa::openapi::schema::Object {
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
+            utoipa::openapi::KnownFormat::Password,
+        )))
+        .min_length(Some(8))
+        .max_length(Some(128))
+        .build()
+}
+
+/// Complete every operation of `doc` (see the module header), then the text patterns.
 pub fn complete(doc: &mut OpenApi) {
+    complete_operations(doc);
+    // The patterns are added on the document's JSON form (one walk over every schema shape);
+    // the round trip through serde is lossless for utoipa's types.
+    if let Ok(mut value) = serde_json::to_value(&*doc) {
+        add_text_patterns(&mut value);
+        if let Ok(done) = serde_json::from_value(value) {
+            *doc = done;
+        }
+    }
+}
+
+fn add_text_patterns(doc: &mut serde_json::Value) {
+    if let Some(schemas) = doc
+        .pointer_mut("/components/schemas")
+        .and_then(|s| s.as_object_mut())
+    {
+        for (name, schema) in schemas.iter_mut() {
+            // Only schemas a request can carry; responses and problems are the server's.
+            if name != "Problem" {
+                pattern_strings(schema, BODY_TEXT_PATTERN);
+            }
+        }
+    }
+    let Some(paths) = doc.get_mut("paths").and_then(|p| p.as_object_mut()) else {
+        return;
+    };
+    for item in paths.values_mut() {
+        for op in item
+            .as_object_mut()
+            .into_iter()
+            .flat_map(|o| o.values_mut())
+        {
+            if let Some(body) = op.pointer_mut("/requestBody/content") {
+                for content in body
+                    .as_object_mut()
+                    .into_iter()
+                    .flat_map(|c| c.values_mut())
+                {
+                    if let Some(schema) = content.get_mut("schema") {
+                        pattern_strings(schema, BODY_TEXT_PATTERN);
+                    }
+                }
+            }
+            for param in op
+                .get_mut("parameters")
+                .and_then(|p| p.as_array_mut())
+                .into_iter()
+                .flatten()
+            {
+                if let Some(schema) = param.get_mut("schema") {
+                    pattern_strings(schema, PARAM_TEXT_PATTERN);
+                }
+            }
+        }
+    }
+}
+
+/// Give every free-text string schema below `schema` the `pattern`.
+fn pattern_strings(schema: &mut serde_json::Value, pattern: &str) {
+    use serde_json::Value;
+    let Some(obj) = schema.as_object_mut() else {
+        if let Some(items) = schema.as_array_mut() {
+            for s in items {
+                pattern_strings(s, pattern);
+            }
+        }
+        return;
+    };
+    let is_string = match obj.get("type") {
+        Some(Value::String(t)) => t == "string",
+        Some(Value::Array(ts)) => ts.iter().any(|t| t == "string"),
+        _ => false,
+    };
+    // `format: password` only tells a UI to mask the field.
+    let constrained = ["pattern", "enum", "const"]
+        .iter()
+        .any(|k| obj.contains_key(*k))
+        || obj
+            .get("format")
+            .is_some_and(|f| f.as_str() != Some("password"));
+    if is_string && !constrained {
+        obj.insert("pattern".to_owned(), Value::from(pattern));
+    }
+    for key in [
+        "properties",
+        "items",
+        "oneOf",
+        "anyOf",
+        "allOf",
+        "additionalProperties",
+    ] {
+        match obj.get_mut(key) {
+            Some(Value::Object(props)) if key == "properties" => {
+                for p in props.values_mut() {
+                    pattern_strings(p, pattern);
+                }
+            }
+            Some(v) => pattern_strings(v, pattern),
+            None => {}
+        }
+    }
+}
+
+fn complete_operations(doc: &mut OpenApi) {
     for item in doc.paths.paths.values_mut() {
         for op in [
             &mut item.get,
@@ -37,7 +185,9 @@ pub fn complete(doc: &mut OpenApi) {
 fn complete_operation(op: &mut Operation) {
     let params_in = |place: ParameterIn| {
         op.parameters.iter().flatten().any(|p| match p {
-            RefOr::T(p) => std::mem::discriminant(&p.parameter_in) == std::mem::discriminant(&place),
+            RefOr::T(p) => {
+                std::mem::discriminant(&p.parameter_in) == std::mem::discriminant(&place)
+            }
             RefOr::Ref(_) => false,
         })
     };

@@ -38,6 +38,7 @@ pub const INVITATION_DAYS: u32 = 7;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct InvitationRequest {
+    #[schema(format = Email, max_length = 254)]
     pub email: String,
     /// Company roles (default `["employee"]`).
     #[serde(default)]
@@ -146,8 +147,7 @@ pub struct InvitationPage {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct InvitationQuery {
-    /// Page size (default 50, at most 200).
-    #[param(minimum = 1, maximum = 200)]
+    /// Page size: default 50, clamped to 1–200.
     pub limit: Option<i64>,
     pub cursor: Option<String>,
 }

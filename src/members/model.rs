@@ -80,8 +80,7 @@ pub struct MemberPage {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct MemberQuery {
-    /// Page size (default 50, at most 200).
-    #[param(minimum = 1, maximum = 200)]
+    /// Page size: default 50, clamped to 1–200.
     pub limit: Option<i64>,
     /// Opaque cursor from the previous page.
     pub cursor: Option<String>,

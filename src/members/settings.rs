@@ -56,6 +56,7 @@ pub struct TenantSettingsPatch {
     pub branding: Option<Branding>,
     /// `en` or `fr`.
     #[serde(default)]
+    #[schema(pattern = "^(en|fr)$")]
     pub locale: Option<String>,
     /// An IANA name known to PostgreSQL (`pg_timezone_names`).
     #[serde(default)]
