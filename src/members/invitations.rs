@@ -42,12 +42,19 @@ pub struct InvitationRequest {
     pub email: String,
     /// Company roles (default `["employee"]`).
     #[serde(default)]
+    #[schema(value_type = Option<Vec<super::model::CompanyRoleDoc>>, min_items = 1)]
     pub roles: Option<Vec<String>>,
+    /// One line, at most 120 characters.
     #[serde(default)]
+    #[schema(max_length = 120)]
     pub department: Option<String>,
+    /// One line, 1–100 characters.
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 100)]
     pub first_name: Option<String>,
+    /// One line, 1–100 characters.
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 100)]
     pub last_name: Option<String>,
 }
 

@@ -300,6 +300,7 @@ pub struct PlatformUpdateRequest {
 #[serde(deny_unknown_fields)]
 pub struct UpdateMeRequest {
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 200)]
     pub display_name: Option<String>,
     /// `en` or `fr`.
     #[serde(default)]
