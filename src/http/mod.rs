@@ -1,5 +1,6 @@
-//! HTTP plumbing shared by every feature: extractors that speak our error format, the request
-//! middleware, and the server loop.
+//! HTTP plumbing shared by every feature: extractors that speak our error format, the text
+//! rules of every input, the request middleware, the OpenAPI document's shared answers, and the
+//! server loop.
 
 pub mod extract;
 pub mod middleware;

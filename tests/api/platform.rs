@@ -370,7 +370,7 @@ async fn patch_validates_like_files_and_updates_plan_and_seats() {
         Some(json!({"status": "active"})),
     )
     .await;
-    assert_eq!(res.status(), 400, "status is not a settings field");
+    assert_eq!(res.status(), 422, "status is not a settings field");
     assert_eq!(
         row_text(&app, app.tenant_a).await,
         before,
