@@ -5,8 +5,10 @@
 //! Invariants (checked by `tests/api/openapi.rs`): an operation with a request body lists 400
 //! (`malformed_json`), 413, 415 and 422 (`invalid_body`, `validation_failed`); one with query
 //! parameters lists 400 (`invalid_query`); one with path parameters lists 404; one that needs
-//! a bearer token lists 401; every operation lists 429 (per-IP throttle) and 503 (load shedding,
-//! database unavailable, request timeout). A request body is a JSON object, never `null`: the
+//! a bearer token lists 401; every `/api` operation lists 400 (`invalid_host`), 403
+//! (`tenant_suspended`) and 404 (`tenant_not_found`, `tenant_required`), which host resolution
+//! answers before any handler; every operation lists 429 (per-IP throttle) and 503 (load
+//! shedding, database unavailable, request timeout). A request body is a JSON object, never `null`: the
 //! `null` alternative that utoipa writes for an optional body is removed. Every string of a
 //! request (body property at any depth, query or path parameter) without a stricter pattern,
 //! format or enum carries the pattern of `http::text`: no control characters in parameters,
@@ -163,7 +165,8 @@ fn pattern_strings(schema: &mut serde_json::Value, pattern: &str) {
 }
 
 fn complete_operations(doc: &mut OpenApi) {
-    for item in doc.paths.paths.values_mut() {
+    for (path, item) in doc.paths.paths.iter_mut() {
+        let api = path.starts_with("/api/");
         for op in [
             &mut item.get,
             &mut item.put,
@@ -177,12 +180,12 @@ fn complete_operations(doc: &mut OpenApi) {
         .into_iter()
         .flatten()
         {
-            complete_operation(op);
+            complete_operation(op, api);
         }
     }
 }
 
-fn complete_operation(op: &mut Operation) {
+fn complete_operation(op: &mut Operation, api: bool) {
     let params_in = |place: ParameterIn| {
         op.parameters.iter().flatten().any(|p| match p {
             RefOr::T(p) => {
@@ -230,6 +233,19 @@ fn complete_operation(op: &mut Operation) {
     }
     if has_path {
         add("404", "not_found");
+    }
+    // Every /api route is resolved against the Host first.
+    if api {
+        add("400", "invalid_host: the Host header is not a host name");
+        add(
+            "403",
+            "tenant_suspended: the company of this host is suspended",
+        );
+        add(
+            "404",
+            "tenant_not_found (no company at this host), or tenant_required (a company route \
+             called on the platform host)",
+        );
     }
     if !public {
         add(

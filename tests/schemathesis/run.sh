@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Fuzz the served OpenAPI document with schemathesis (PROOF.md 30, issue 9 item 14), as three
-# callers: anonymous, an employee, a tenant admin (TOTP enrolled), all on `demo.localhost`.
+# Fuzz the served OpenAPI document with schemathesis (PROOF.md 30, issue 9 item 14), as four
+# callers: anonymous, an employee, a tenant admin (TOTP enrolled) on `demo.localhost`, and a
+# platform admin (TOTP enrolled) on the platform host `localhost`.
 # Self-contained: builds and starts the server on a fresh database, adds the people with
 # `serein users add`, enrols the admin's TOTP (codes computed with Python's standard library),
 # logs in, then runs `st run` once per caller. Fails if any run fails.
@@ -61,11 +62,12 @@ curl -fs "$BASE/health/ready" >/dev/null
 echo "$PASSWORD" | "$BIN" users add --tenant demo --email employee@demo.example --role employee --password-stdin >/dev/null
 echo "$PASSWORD" | "$BIN" users add --tenant demo --email admin@demo.example --role tenant_admin --password-stdin >/dev/null
 
-# Sign in (the admin enrols TOTP and finishes login with a recovery code: no waiting for the
-# next 30-second window). Prints the two access tokens.
-read -r EMPLOYEE ADMIN < <(python3 - "$BASE" "$HOST" "$PASSWORD" <<'PY'
+# Sign in: an employee with a password; an admin enrols TOTP and finishes the login with a
+# recovery code (no waiting for the next 30-second window). Prints the access token.
+sign_in() { # host email admin?
+    python3 - "$BASE" "$1" "$2" "$PASSWORD" "${3:-}" <<'PY'
 import base64, hmac, json, struct, sys, time, urllib.request, urllib.error
-base, host, password = sys.argv[1:]
+base, host, email, password, admin = sys.argv[1:]
 def call(path, body=None, token=None):
     req = urllib.request.Request(base + path, method="POST",
         data=None if body is None else json.dumps(body).encode(),
@@ -81,9 +83,11 @@ def totp(secret):
     h = hmac.digest(k, struct.pack(">Q", int(time.time()) // 30), "sha1")
     o = h[-1] & 15
     return "%06d" % ((int.from_bytes(h[o:o + 4], "big") & 0x7fffffff) % 10**6)
-s, emp = call("/api/v1/auth/login", {"email": "employee@demo.example", "password": password})
-assert s == 200, (s, emp)
-s, r = call("/api/v1/auth/login", {"email": "admin@demo.example", "password": password})
+s, r = call("/api/v1/auth/login", {"email": email, "password": password})
+if not admin:
+    assert s == 200, (s, r)
+    print(r["access_token"])
+    sys.exit(0)
 assert s == 403 and r["code"] == "mfa_enrollment_required", (s, r)
 enroll = r["enrollment_token"]
 s, r = call("/api/v1/auth/totp/setup", None, enroll)
@@ -91,33 +95,46 @@ assert s == 200, (s, r)
 s, r = call("/api/v1/auth/totp/enable", {"code": totp(r["secret"])}, enroll)
 assert s == 200, (s, r)
 recovery = r["recovery_codes"][0]
-s, r = call("/api/v1/auth/login", {"email": "admin@demo.example", "password": password})
+s, r = call("/api/v1/auth/login", {"email": email, "password": password})
 assert s == 200 and r["status"] == "mfa_required", (s, r)
-s, adm = call("/api/v1/auth/login/totp", {"mfa_token": r["mfa_token"], "recovery_code": recovery})
-assert s == 200, (s, adm)
-print(emp["access_token"], adm["access_token"])
+s, r = call("/api/v1/auth/login/totp", {"mfa_token": r["mfa_token"], "recovery_code": recovery})
+assert s == 200, (s, r)
+print(r["access_token"])
 PY
-)
+}
+echo "$PASSWORD" | "$BIN" users add --platform-admin --email platform@example.test --password-stdin >/dev/null
+EMPLOYEE=$(sign_in "$HOST" employee@demo.example)
+ADMIN=$(sign_in "$HOST" admin@demo.example admin)
+PLATFORM=$(sign_in localhost platform@example.test admin)
 
 status=0
 run() {
     local who=$1
-    shift
-    echo "== schemathesis as $who"
+    local host=$2
+    shift 2
+    echo "== schemathesis as $who on $host"
     local start=$SECONDS
     local checks=()
     [[ $CHECKS == default ]] || checks=(--checks "$CHECKS")
     # The caller's own session must survive the run: logout is left out for signed-in callers.
-    # From $OUT: schemathesis keeps its cache in the working directory.
+    # From $OUT: schemathesis keeps its cache in the working directory. One worker: with two,
+    # hypothesis's concurrent ast.parse hit a CPython 3.11 error ("AST constructor recursion
+    # depth mismatch") that schemathesis reports as a failed run.
     (cd "$OUT" && "$VENV/bin/st" --config-file "$ROOT/tests/schemathesis/schemathesis.toml" run "$BASE/api/v1/openapi.json" \
-        --url "$BASE" -H "Host: $HOST" "$@" "${checks[@]}" \
-        --max-examples "$MAX_EXAMPLES" --seed 1 --workers 2 \
+        --url "$BASE" -H "Host: $host" "$@" "${checks[@]}" \
+        --max-examples "$MAX_EXAMPLES" --seed 1 --workers 1 \
         --report junit --report-dir "$OUT/$who") || status=1
     echo "== $who: $((SECONDS - start)) s"
 }
-run anonymous
-run employee -H "Authorization: Bearer $EMPLOYEE" --exclude-path /api/v1/auth/logout
-run tenant_admin -H "Authorization: Bearer $ADMIN" --exclude-path /api/v1/auth/logout
+run anonymous "$HOST"
+run employee "$HOST" -H "Authorization: Bearer $EMPLOYEE" --exclude-path /api/v1/auth/logout
+run tenant_admin "$HOST" -H "Authorization: Bearer $ADMIN" --exclude-path /api/v1/auth/logout
+# The platform routes, as a platform admin on the platform host (it may create, suspend and
+# offboard companies of this throw-away database). No stateful phase here: schemathesis 4.32
+# infers a link from POST /platform/tenants (`id`) to GET|PATCH /tenant, which has no `id`
+# parameter, and stops that phase with "Invalid OpenAPI Links Definition".
+run platform_admin localhost -H "Authorization: Bearer $PLATFORM" --exclude-path /api/v1/auth/logout \
+    --phases examples,coverage,fuzzing
 if grep -q "panicked" "$OUT/server.log"; then
     echo "the server panicked (see $OUT/server.log)"
     status=1
