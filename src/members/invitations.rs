@@ -48,13 +48,13 @@ pub struct InvitationRequest {
     #[serde(default)]
     #[schema(max_length = 120)]
     pub department: Option<String>,
-    /// One line, 1–100 characters.
+    /// One line, at most 100 characters (empty: none).
     #[serde(default)]
-    #[schema(min_length = 1, max_length = 100)]
+    #[schema(max_length = 100)]
     pub first_name: Option<String>,
-    /// One line, 1–100 characters.
+    /// One line, at most 100 characters (empty: none).
     #[serde(default)]
-    #[schema(min_length = 1, max_length = 100)]
+    #[schema(max_length = 100)]
     pub last_name: Option<String>,
 }
 

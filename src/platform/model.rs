@@ -39,8 +39,10 @@ pub struct CreateTenant {
     pub name: String,
     pub plan: Plan,
     /// Default: the plan's (starter 50, standard 500, enterprise 5000).
+    #[schema(minimum = 0, maximum = 1_000_000)]
     pub seats: Option<i32>,
     /// Consultations per employee per year (default 6).
+    #[schema(minimum = 0, maximum = 100)]
     pub allowance: Option<i32>,
     pub locale: Option<Locale>,
     /// IANA name known to PostgreSQL (default `UTC`).
@@ -90,7 +92,9 @@ pub struct PatchTenant {
     #[schema(min_length = 1, max_length = 200)]
     pub name: Option<String>,
     pub plan: Option<Plan>,
+    #[schema(minimum = 0, maximum = 1_000_000)]
     pub seats: Option<i32>,
+    #[schema(minimum = 0, maximum = 100)]
     pub allowance: Option<i32>,
     pub locale: Option<Locale>,
     pub time_zone: Option<String>,
@@ -161,6 +165,7 @@ pub struct ListQuery {
 #[into_params(parameter_in = Query)]
 pub struct OffboardQuery {
     /// Days before the purge (0–365; default `OFFBOARDING_GRACE_DAYS`).
+    #[param(minimum = 0, maximum = 365)]
     pub grace_days: Option<i64>,
 }
 
