@@ -161,7 +161,8 @@ impl App {
         clock: Clock,
         extra: Option<Router<AppState>>,
     ) -> anyhow::Result<Self> {
-        let (api, openapi) = api_routes().split_for_parts();
+        let (api, mut openapi) = api_routes().split_for_parts();
+        crate::http::openapi::complete(&mut openapi);
         let rbac = Rbac::load(&openapi).await?;
         let tokens = TokenKeys::from_config(&config.auth, &config.data_dir)?;
         let passwords =
@@ -208,6 +209,11 @@ impl App {
             .layer(axum::middleware::from_fn_with_state(
                 state.clone(),
                 crate::tenants::resolve::resolve_tenant,
+            ))
+            // Before tenant resolution and every handler: no NUL or control character in the
+            // path or query string reaches a look-up.
+            .layer(axum::middleware::from_fn(
+                middleware::refuse_control_characters,
             ))
             // Before tenant resolution: a flood is refused before it costs a database look-up.
             .layer(axum::middleware::from_fn_with_state(

@@ -78,6 +78,10 @@ pub enum AppError {
     BadRequest { code: &'static str, detail: String },
     #[error("validation failed")]
     Validation(Vec<FieldError>),
+    /// 422 `invalid_body`: valid JSON of the wrong shape (not an object, a field of the wrong
+    /// type, an unknown field, a refused character), each error with its field path.
+    #[error("invalid body")]
+    InvalidBody(Vec<FieldError>),
     #[error("unsupported media type")]
     UnsupportedMediaType,
     /// 415 naming the content type the route expects.
@@ -159,7 +163,9 @@ impl AppError {
             Self::Gone(_) => StatusCode::GONE,
             Self::InvalidHost(_) | Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::Validation(_) | Self::RowsRejected(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Validation(_) | Self::InvalidBody(_) | Self::RowsRejected(_) => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             Self::UnsupportedMediaType | Self::UnsupportedMediaTypeExpected(_) => {
                 StatusCode::UNSUPPORTED_MEDIA_TYPE
             }
@@ -181,6 +187,7 @@ impl AppError {
             Self::MethodNotAllowed => "method_not_allowed",
             Self::BadRequest { code, .. } | Self::Conflict { code, .. } => code,
             Self::Validation(_) => "validation_failed",
+            Self::InvalidBody(_) => "invalid_body",
             Self::RowsRejected(_) => "rows_rejected",
             Self::UnsupportedMediaType | Self::UnsupportedMediaTypeExpected(_) => {
                 "unsupported_media_type"
@@ -202,6 +209,11 @@ impl AppError {
             Self::InvalidHost(why) => Some((*why).into()),
             Self::BadRequest { detail, .. } | Self::Conflict { detail, .. } => Some(detail.clone()),
             Self::Validation(_) => Some("One or more fields are invalid.".into()),
+            // The first error in words (clients that read only `detail` still see the field).
+            Self::InvalidBody(errors) => Some(errors.first().map_or_else(
+                || "The body does not match this operation's schema.".to_owned(),
+                |e| format!("{}: {}", e.field, e.reason),
+            )),
             Self::UnsupportedMediaType => Some("Expected Content-Type: application/json.".into()),
             Self::UnsupportedMediaTypeExpected(expected) => {
                 Some(format!("Expected Content-Type: {expected}."))
@@ -231,7 +243,7 @@ impl AppError {
             detail: self.detail(),
             code,
             errors: match self {
-                Self::Validation(errors) => errors.clone(),
+                Self::Validation(errors) | Self::InvalidBody(errors) => errors.clone(),
                 _ => Vec::new(),
             },
         }

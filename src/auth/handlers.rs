@@ -175,17 +175,11 @@ pub async fn register(
     let email = Email::parse(&req.email)?;
     state.throttle.check_account(ip, email.as_str())?;
     passwords::check_policy(&req.password, email.as_str())?;
-    let display_name = req
-        .display_name
-        .as_deref()
-        .map(str::trim)
-        .unwrap_or_default();
-    if display_name.chars().count() > 200 {
-        return Err(AppError::invalid(
-            "display_name",
-            "must be at most 200 characters",
-        ));
-    }
+    let display_name = match req.display_name.as_deref().map(str::trim) {
+        None | Some("") => String::new(),
+        Some(n) => crate::http::text::single_line(n, 200)
+            .map_err(|reason| AppError::invalid("display_name", reason))?,
+    };
     let requested_locale = parse_locale(req.locale.as_deref())?;
 
     let mut tx = TenantTx::begin(&state.db, tenant.id, None).await?;
@@ -217,7 +211,7 @@ pub async fn register(
         &mut tx,
         user,
         email.as_str(),
-        display_name,
+        &display_name,
         Some(&hash),
         locale.as_str(),
         now,

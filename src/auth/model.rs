@@ -54,80 +54,78 @@ impl Email {
     }
 }
 
-fn secret_schema() -> utoipa::openapi::schema::Object {
-    utoipa::openapi::schema::ObjectBuilder::new()
-        .schema_type(utoipa::openapi::schema::Type::String)
-        .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
-            utoipa::openapi::KnownFormat::Password,
-        )))
-        .build()
-}
-
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterRequest {
+    #[schema(format = Email, max_length = 254)]
     pub email: String,
-    #[schema(schema_with = secret_schema)]
+    #[schema(schema_with = crate::http::openapi::new_password_schema)]
     pub password: SecretString,
+    /// One line, at most 200 characters.
     #[serde(default)]
+    #[schema(max_length = 200)]
     pub display_name: Option<String>,
     /// `en` or `fr`; defaults to the tenant's locale.
     #[serde(default)]
+    #[schema(pattern = "^(en|fr)$")]
     pub locale: Option<String>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
+    #[schema(format = Email, max_length = 254)]
     pub email: String,
-    #[schema(schema_with = secret_schema)]
+    #[schema(schema_with = crate::http::openapi::secret_schema)]
     pub password: SecretString,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginTotpRequest {
-    #[schema(schema_with = secret_schema)]
+    #[schema(schema_with = crate::http::openapi::secret_schema)]
     pub mfa_token: SecretString,
     /// A 6-digit code from the authenticator app …
     #[serde(default)]
-    #[schema(schema_with = secret_schema)]
+    #[schema(schema_with = crate::http::openapi::optional_secret_schema)]
     pub code: Option<SecretString>,
     /// … or one of the recovery codes.
     #[serde(default)]
-    #[schema(schema_with = secret_schema)]
+    #[schema(schema_with = crate::http::openapi::optional_secret_schema)]
     pub recovery_code: Option<SecretString>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RefreshRequest {
-    #[schema(schema_with = secret_schema)]
+    #[schema(schema_with = crate::http::openapi::secret_schema)]
     pub refresh_token: SecretString,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ForgotRequest {
+    /// Any string: the answer is 202 whatever it is (nothing tells whether it has an account).
     pub email: String,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResetRequest {
-    #[schema(schema_with = secret_schema)]
+    #[schema(schema_with = crate::http::openapi::secret_schema)]
     pub token: SecretString,
-    #[schema(schema_with = secret_schema)]
+    /// The new password (8–128 characters, checked after the token).
+    #[schema(schema_with = crate::http::openapi::secret_schema)]
     pub password: SecretString,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VerifyEmailRequest {
-    #[schema(schema_with = secret_schema)]
+    #[schema(schema_with = crate::http::openapi::secret_schema)]
     pub token: SecretString,
     /// The password chosen at sign-up (proves the account is the reader's own).
-    #[schema(schema_with = secret_schema)]
+    #[schema(schema_with = crate::http::openapi::secret_schema)]
     pub password: SecretString,
 }
 
@@ -136,7 +134,7 @@ pub struct VerifyEmailRequest {
 pub struct TotpSetupRequest {
     /// The current password (required with an access token).
     #[serde(default)]
-    #[schema(schema_with = secret_schema)]
+    #[schema(schema_with = crate::http::openapi::optional_secret_schema)]
     pub password: Option<SecretString>,
 }
 
@@ -144,10 +142,10 @@ pub struct TotpSetupRequest {
 #[serde(deny_unknown_fields)]
 pub struct TotpCodeRequest {
     #[serde(default)]
-    #[schema(schema_with = secret_schema)]
+    #[schema(schema_with = crate::http::openapi::optional_secret_schema)]
     pub code: Option<SecretString>,
     #[serde(default)]
-    #[schema(schema_with = secret_schema)]
+    #[schema(schema_with = crate::http::openapi::optional_secret_schema)]
     pub recovery_code: Option<SecretString>,
 }
 

@@ -225,8 +225,7 @@ pub async fn setup(
     let req: TotpSetupRequest = if body.iter().all(u8::is_ascii_whitespace) {
         TotpSetupRequest { password: None }
     } else {
-        serde_json::from_slice(&body)
-            .map_err(|_| AppError::bad_request("invalid_body", "Expected {\"password\": \"…\"}."))?
+        crate::http::extract::json_object(&body)?
     };
     let user = who.user();
     let email = {

@@ -1,7 +1,8 @@
 //! The request pipeline around every route (outermost first):
 //! request id → tracing span → metrics → load shedding (in-flight cap → 503 + Retry-After) →
 //! early 413 on a declared oversized body → request timeout (503 `request_timeout`) →
-//! security headers. Tenant resolution follows (`tenants::resolve`).
+//! security headers. Then the per-IP throttle, the refusal of control characters in path and
+//! query ([`refuse_control_characters`]), and tenant resolution (`tenants::resolve`).
 //!
 //! Body limit and timeout are global (`MAX_BODY_BYTES`, `REQUEST_TIMEOUT_MS`) except for the
 //! routes listed in [`Limits::routes`] (the CSV member import), which stream their bodies and
@@ -171,4 +172,37 @@ pub async fn method_not_allowed() -> Response {
 pub fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
     tracing::error!("handler panicked");
     problem_response(&AppError::Internal("panic".into()))
+}
+
+/// Refuse NUL and control characters in the path (404: such a path names nothing) and in the
+/// query string (400 `invalid_query`, naming the parameter) of every request, before routing:
+/// handlers that read the raw query (`RawQuery`) are covered as well as `AppQuery`.
+pub async fn refuse_control_characters(req: Request, next: Next) -> Response {
+    let uri = req.uri();
+    if crate::http::text::percent_decoded(uri.path())
+        .chars()
+        .any(char::is_control)
+    {
+        return problem_response(&AppError::NotFound);
+    }
+    if let Some(query) = uri.query() {
+        for pair in query.split('&') {
+            let decoded = crate::http::text::percent_decoded(pair);
+            if decoded.chars().any(char::is_control) {
+                let name: String = decoded
+                    .split('=')
+                    .next()
+                    .unwrap_or_default()
+                    .chars()
+                    .filter(|c| !c.is_control())
+                    .take(40)
+                    .collect();
+                return problem_response(&AppError::bad_request(
+                    "invalid_query",
+                    format!("Query parameter `{name}` must not contain control characters."),
+                ));
+            }
+        }
+    }
+    next.run(req).await
 }

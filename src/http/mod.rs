@@ -1,8 +1,11 @@
-//! HTTP plumbing shared by every feature: extractors that speak our error format, the request
-//! middleware, and the server loop.
+//! HTTP plumbing shared by every feature: extractors that speak our error format, the text
+//! rules of every input, the request middleware, the OpenAPI document's shared answers, and the
+//! server loop.
 
 pub mod extract;
 pub mod middleware;
+pub mod openapi;
 pub mod server;
+pub mod text;
 
 pub use extract::{AppJson, AppPath, AppQuery};

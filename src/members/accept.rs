@@ -25,15 +25,6 @@ fn gone() -> AppError {
     AppError::Gone("invitation_gone")
 }
 
-fn secret_schema() -> utoipa::openapi::schema::Object {
-    utoipa::openapi::schema::ObjectBuilder::new()
-        .schema_type(utoipa::openapi::schema::Type::String)
-        .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
-            utoipa::openapi::KnownFormat::Password,
-        )))
-        .build()
-}
-
 /// What the acceptance page shows before the invitee decides.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct InvitationPreview {
@@ -49,7 +40,7 @@ pub struct InvitationPreview {
 pub struct AcceptRequest {
     /// Required unless the address already has a verified account.
     #[serde(default)]
-    #[schema(schema_with = secret_schema)]
+    #[schema(schema_with = crate::http::openapi::optional_secret_schema)]
     pub password: Option<SecretString>,
     #[serde(default)]
     pub display_name: Option<String>,

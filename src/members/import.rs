@@ -113,8 +113,8 @@ pub struct ImportReport {
         (status = 409, body = Problem, content_type = "application/problem+json", description = "seat_limit_reached: nothing applied"),
         (status = 413, body = Problem, content_type = "application/problem+json", description = "Larger than IMPORT_MAX_BYTES"),
         (status = 415, body = Problem, content_type = "application/problem+json", description = "Not text/csv"),
-        (status = 422, body = RowsReport, content_type = "application/problem+json",
-            description = "rows_rejected (problem members plus this report; nothing applied), or validation_failed for a bad header or file"),
+        (status = 422, body = Problem, content_type = "application/problem+json",
+            description = "rows_rejected: the problem members plus the members of a RowsReport (`rows`, `errors` as RowError, `error_count`, `errors_truncated`, `applied`: false; nothing applied); or validation_failed for a bad header or file"),
         (status = 503, body = Problem, content_type = "application/problem+json", description = "import_busy: too many imports running; retry"),
     ))]
 #[tracing::instrument(skip_all, fields(tenant = %actor.tenant))]

@@ -38,15 +38,23 @@ pub const INVITATION_DAYS: u32 = 7;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct InvitationRequest {
+    #[schema(format = Email, max_length = 254)]
     pub email: String,
     /// Company roles (default `["employee"]`).
     #[serde(default)]
+    #[schema(value_type = Option<Vec<super::model::CompanyRoleDoc>>, min_items = 1)]
     pub roles: Option<Vec<String>>,
+    /// One line, at most 120 characters.
     #[serde(default)]
+    #[schema(max_length = 120)]
     pub department: Option<String>,
+    /// One line, at most 100 characters (empty: none).
     #[serde(default)]
+    #[schema(max_length = 100)]
     pub first_name: Option<String>,
+    /// One line, at most 100 characters (empty: none).
     #[serde(default)]
+    #[schema(max_length = 100)]
     pub last_name: Option<String>,
 }
 
@@ -144,8 +152,9 @@ pub struct InvitationPage {
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct InvitationQuery {
-    /// Page size (default 50, at most 200).
+    /// Page size: default 50, clamped to 1–200.
     pub limit: Option<i64>,
     pub cursor: Option<String>,
 }

@@ -76,19 +76,33 @@ pub struct MemberPage {
     pub next_cursor: Option<String>,
 }
 
+/// A role a company grants (the documented item type of `roles` in requests).
+#[derive(utoipa::ToSchema)]
+#[schema(as = CompanyRole)]
+#[allow(dead_code, non_camel_case_types)]
+pub enum CompanyRoleDoc {
+    tenant_admin,
+    hr,
+    employee,
+}
+
 /// Filters and paging of GET /members.
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct MemberQuery {
-    /// Page size (default 50, at most 200).
+    /// Page size: default 50, clamped to 1–200.
     pub limit: Option<i64>,
     /// Opaque cursor from the previous page.
     pub cursor: Option<String>,
     /// Members holding this role.
+    #[param(value_type = Option<String>, pattern = "^(tenant_admin|hr|employee|practitioner)$")]
     pub role: Option<String>,
     /// `active`, `disabled` or `ended` (default: active and disabled).
+    #[param(value_type = Option<String>, pattern = "^(active|disabled|ended)$")]
     pub status: Option<String>,
     /// Case-insensitive substring of the name or e-mail.
+    #[param(max_length = 100)]
     pub q: Option<String>,
 }
 
@@ -153,13 +167,15 @@ where
 pub struct MemberPatch {
     /// Company roles (a subset of tenant_admin, hr, employee).
     #[serde(default)]
+    #[schema(value_type = Option<Vec<CompanyRoleDoc>>, min_items = 1)]
     pub roles: Option<Vec<String>>,
     /// `active` or `disabled`.
     #[serde(default)]
+    #[schema(pattern = "^(active|disabled)$")]
     pub status: Option<String>,
-    /// A department name, or `null` to clear it.
+    /// A department name (one line, at most 120 characters), or `null` to clear it.
     #[serde(default, deserialize_with = "explicit")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, max_length = 120)]
     pub department: Option<Option<String>>,
 }
 

@@ -51,11 +51,13 @@ pub struct TenantSettings {
 #[serde(deny_unknown_fields)]
 pub struct TenantSettingsPatch {
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 200)]
     pub name: Option<String>,
     #[serde(default)]
     pub branding: Option<Branding>,
     /// `en` or `fr`.
     #[serde(default)]
+    #[schema(pattern = "^(en|fr)$")]
     pub locale: Option<String>,
     /// An IANA name known to PostgreSQL (`pg_timezone_names`).
     #[serde(default)]
@@ -64,6 +66,7 @@ pub struct TenantSettingsPatch {
     pub allowed_email_domains: Option<Vec<String>>,
     /// 3 to 1000.
     #[serde(default)]
+    #[schema(minimum = 3, maximum = 1000)]
     pub min_cohort: Option<i32>,
 }
 

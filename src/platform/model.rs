@@ -33,17 +33,22 @@ fn spec_errors(errs: Vec<SpecError>) -> AppError {
 #[serde(deny_unknown_fields)]
 pub struct CreateTenant {
     /// Lower-case DNS label, not reserved; the company's host is `{slug}.{BASE_DOMAIN}`.
+    #[schema(pattern = "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")]
     pub slug: String,
+    #[schema(min_length = 1, max_length = 200)]
     pub name: String,
     pub plan: Plan,
     /// Default: the plan's (starter 50, standard 500, enterprise 5000).
+    #[schema(minimum = 0, maximum = 1_000_000)]
     pub seats: Option<i32>,
     /// Consultations per employee per year (default 6).
+    #[schema(minimum = 0, maximum = 100)]
     pub allowance: Option<i32>,
     pub locale: Option<Locale>,
     /// IANA name known to PostgreSQL (default `UTC`).
     pub time_zone: Option<String>,
     /// Smallest cell an HR report may show (3–1000, default 5).
+    #[schema(minimum = 3, maximum = 1000)]
     pub min_cohort: Option<i32>,
     #[serde(default)]
     pub allowed_email_domains: Vec<String>,
@@ -84,12 +89,16 @@ impl CreateTenant {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatchTenant {
+    #[schema(min_length = 1, max_length = 200)]
     pub name: Option<String>,
     pub plan: Option<Plan>,
+    #[schema(minimum = 0, maximum = 1_000_000)]
     pub seats: Option<i32>,
+    #[schema(minimum = 0, maximum = 100)]
     pub allowance: Option<i32>,
     pub locale: Option<Locale>,
     pub time_zone: Option<String>,
+    #[schema(minimum = 3, maximum = 1000)]
     pub min_cohort: Option<i32>,
     pub allowed_email_domains: Option<Vec<String>>,
     pub web_origins: Option<Vec<String>>,
@@ -156,6 +165,7 @@ pub struct ListQuery {
 #[into_params(parameter_in = Query)]
 pub struct OffboardQuery {
     /// Days before the purge (0–365; default `OFFBOARDING_GRACE_DAYS`).
+    #[param(minimum = 0, maximum = 365)]
     pub grace_days: Option<i64>,
 }
 

@@ -38,9 +38,9 @@ const MAX_Q_CHARS: usize = 200;
     security(("bearer" = [])),
     params(
         ("specialty" = Option<Vec<Specialty>>, Query, description = "Any of these (repeat or comma-separate)"),
-        ("language" = Option<String>, Query, description = "ISO 639-1 code"),
+        ("language" = Option<String>, Query, pattern = "^[A-Za-z]{2}$", description = "ISO 639-1 code"),
         ("q" = Option<String>, Query, description = "Full-text search on name and bio"),
-        ("limit" = Option<i64>, Query, description = "1–100, default 20"),
+        ("limit" = Option<i64>, Query, minimum = 1, description = "Default 20; above 100 counts as 100"),
         ("cursor" = Option<String>, Query),
     ),
     responses(
@@ -192,8 +192,8 @@ pub struct MatchResponse {
     security(("bearer" = [])),
     params(
         ("need" = Vec<Specialty>, Query, description = "One or more specialties (repeat or comma-separate)"),
-        ("language" = Option<String>, Query, description = "ISO 639-1 code"),
-        ("limit" = Option<i64>, Query, description = "1–20, default 5"),
+        ("language" = Option<String>, Query, pattern = "^[A-Za-z]{2}$", description = "ISO 639-1 code"),
+        ("limit" = Option<i64>, Query, minimum = 1, description = "Default 5; above 20 counts as 20"),
     ),
     responses(
         (status = 200, body = MatchResponse),

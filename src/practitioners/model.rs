@@ -243,6 +243,7 @@ where
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreatePractitionerRequest {
+    #[schema(format = Email, max_length = 254)]
     pub email: String,
     /// Used only when the e-mail has no identity yet (an existing identity keeps its name).
     pub display_name: String,
@@ -264,6 +265,7 @@ pub struct CreatePractitionerRequest {
     pub photo_file_id: Option<Uuid>,
     /// Language of the welcome mail and of a new identity: `en` (default) or `fr`.
     #[serde(default)]
+    #[schema(pattern = "^(en|fr)$")]
     pub locale: Option<String>,
 }
 
@@ -298,9 +300,11 @@ pub struct PlatformUpdateRequest {
 #[serde(deny_unknown_fields)]
 pub struct UpdateMeRequest {
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 200)]
     pub display_name: Option<String>,
     /// `en` or `fr`.
     #[serde(default)]
+    #[schema(pattern = "^(en|fr)$")]
     pub locale: Option<String>,
     #[serde(default)]
     pub specialties: Option<Vec<String>>,

@@ -240,7 +240,7 @@ pub struct WelcomeSent {
         ("specialty" = Option<Vec<Specialty>>, Query, description = "Any of these (repeat or comma-separate)"),
         ("verified" = Option<bool>, Query),
         ("q" = Option<String>, Query, description = "Substring of the name or e-mail"),
-        ("limit" = Option<i64>, Query, description = "1–100, default 20"),
+        ("limit" = Option<i64>, Query, minimum = 1, description = "Default 20; above 100 counts as 100"),
         ("cursor" = Option<String>, Query),
     ),
     responses(

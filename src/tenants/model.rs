@@ -268,7 +268,7 @@ pub mod rules {
     /// A trimmed display name of 1-200 printable characters.
     pub fn name(s: &str) -> Result<String, &'static str> {
         let n = s.trim();
-        if n.is_empty() || n.chars().count() > 200 || n.chars().any(char::is_control) {
+        if n.is_empty() || n.chars().count() > 200 || !crate::http::text::is_single_line(n) {
             return Err("must be 1-200 printable characters");
         }
         Ok(n.to_owned())
@@ -301,19 +301,31 @@ pub mod rules {
     pub fn branding(b: &Branding) -> Vec<(&'static str, &'static str)> {
         let mut errs = Vec::new();
         if let Some(n) = &b.display_name
-            && (n.trim().is_empty() || n.chars().count() > 80)
+            && (n.trim().is_empty()
+                || n.chars().count() > 80
+                || !crate::http::text::is_single_line(n))
         {
-            errs.push(("display_name", "must be 1-80 characters"));
+            errs.push((
+                "display_name",
+                "must be 1-80 characters, no control characters or line breaks",
+            ));
         }
         if let Some(c) = &b.primary_color
             && !valid_color(c)
         {
             errs.push(("primary_color", "must be #RRGGBB"));
         }
+        // The URL as given is what is stored and served: it must already be in the parser's
+        // form (no control characters or spaces the parser would strip or encode).
         if let Some(u) = &b.logo_url
-            && !url::Url::parse(u).is_ok_and(|u| u.scheme() == "https")
+            && !(u.len() <= 2048
+                && !u.chars().any(|c| c.is_control() || c.is_whitespace())
+                && url::Url::parse(u).is_ok_and(|u| u.scheme() == "https" && u.host().is_some()))
         {
-            errs.push(("logo_url", "must be an https:// URL"));
+            errs.push((
+                "logo_url",
+                "must be an https:// URL of at most 2048 characters",
+            ));
         }
         errs
     }

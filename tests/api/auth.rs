@@ -594,19 +594,19 @@ async fn bad_bodies_are_refused_and_write_nothing() {
         (
             "/api/v1/auth/register",
             json!({"email": "a@alpha.test", "password": PASSWORD, "roles": ["tenant_admin"]}),
-            400,
+            422,
             "invalid_body",
         ),
         (
             "/api/v1/auth/register",
             json!({"email": "a@alpha.test", "password": PASSWORD, "tenant_id": app.tenant_b}),
-            400,
+            422,
             "invalid_body",
         ),
         (
             "/api/v1/auth/login",
             json!({"email": "a@alpha.test", "password": PASSWORD, "mfa": false}),
-            400,
+            422,
             "invalid_body",
         ),
         // Validation.

@@ -12,6 +12,7 @@ mod auth_mail;
 mod bola;
 mod cli;
 mod hardening_auth;
+mod hardening_input;
 mod hardening_jobs;
 mod hardening_keys;
 mod hardening_people;

@@ -165,7 +165,8 @@ async fn tenant_settings_read_update_validate_and_refuse() {
             Some(body),
         )
         .await;
-        assert_eq!(res.status(), 400);
+        assert_eq!(res.status(), 422);
+        assert_eq!(problem(res).await["code"], "invalid_body");
     }
     let (seats, plan, tz): (i32, String, String) =
         sqlx::query_as("SELECT seats, plan, time_zone FROM tenants WHERE id = $1")
@@ -574,7 +575,7 @@ async fn patch_member_roles_status_last_admin_and_seats() {
         Some(json!({"tenant_id": app.tenant_b})),
     )
     .await;
-    assert_eq!(res.status(), 400);
+    assert_eq!(res.status(), 422);
     let res = send(
         &app,
         Method::PATCH,

@@ -83,3 +83,131 @@ async fn every_documented_operation_is_served_and_the_document_is_served() {
     assert_eq!(ui.status(), 200);
     assert!(ui.text().await.unwrap().to_lowercase().contains("swagger"));
 }
+
+/// Issue 9 item 14: the document describes the API exactly enough for generated clients and
+/// fuzzers. Every `{x}` of a path template is a required path parameter and every path
+/// parameter is in the template; every other parameter is in the query (never a required
+/// "path" parameter that is not in the path); every operation with a body lists 400, 413, 415
+/// and 422; every operation that needs a token lists 401; no request body is `null`; every
+/// free-text string a request carries has a pattern (the control-character rule).
+#[tokio::test]
+async fn the_document_describes_parameters_bodies_and_errors_exactly() {
+    let app = TestApp::spawn().await;
+    let doc: serde_json::Value = app
+        .get("127.0.0.1", "/api/v1/openapi.json")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let mut problems = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        let in_template: Vec<&str> = path
+            .split('{')
+            .skip(1)
+            .filter_map(|s| s.split('}').next())
+            .collect();
+        for (method, op) in item.as_object().unwrap() {
+            let what = format!("{method} {path}");
+            let params = op["parameters"].as_array().cloned().unwrap_or_default();
+            let mut path_params = Vec::new();
+            for p in &params {
+                let name = p["name"].as_str().unwrap();
+                match p["in"].as_str().unwrap() {
+                    "path" => {
+                        path_params.push(name.to_owned());
+                        if !in_template.contains(&name) {
+                            problems.push(format!("{what}: path parameter {name} not in the path"));
+                        }
+                        if p["required"] != true {
+                            problems.push(format!("{what}: path parameter {name} not required"));
+                        }
+                    }
+                    "query" => {}
+                    other => problems.push(format!("{what}: parameter {name} in {other}")),
+                }
+                let schema = &p["schema"];
+                let is_string = schema["type"] == "string"
+                    || schema["type"]
+                        .as_array()
+                        .is_some_and(|t| t.contains(&"string".into()));
+                if is_string
+                    && schema.get("pattern").is_none()
+                    && schema.get("format").is_none()
+                    && schema.get("enum").is_none()
+                {
+                    problems.push(format!("{what}: string parameter {name} has no pattern"));
+                }
+            }
+            for name in &in_template {
+                if !path_params.iter().any(|p| p == name) {
+                    problems.push(format!(
+                        "{what}: {{{name}}} is not a declared path parameter"
+                    ));
+                }
+            }
+            let responses = op["responses"].as_object().unwrap();
+            if let Some(body) = op.get("requestBody") {
+                for code in ["400", "413", "415", "422"] {
+                    if !responses.contains_key(code) {
+                        problems.push(format!("{what}: has a body but does not list {code}"));
+                    }
+                }
+                for (ct, content) in body["content"].as_object().unwrap() {
+                    if content["schema"]
+                        .get("oneOf")
+                        .is_some_and(|o| o.to_string().contains("\"null\""))
+                    {
+                        problems.push(format!("{what}: {ct} body may be null"));
+                    }
+                }
+            }
+            let public = op["security"].as_array().is_none_or(Vec::is_empty);
+            if !public && !responses.contains_key("401") {
+                problems.push(format!("{what}: needs a token but does not list 401"));
+            }
+            for code in ["429", "503"] {
+                if !responses.contains_key(code) {
+                    problems.push(format!("{what}: does not list {code}"));
+                }
+            }
+        }
+    }
+    // Free-text strings of request schemas carry a pattern.
+    fn unpatterned(schema: &serde_json::Value, at: &str, out: &mut Vec<String>) {
+        if let Some(obj) = schema.as_object() {
+            let is_string = obj.get("type").is_some_and(|t| {
+                t == "string" || t.as_array().is_some_and(|a| a.contains(&"string".into()))
+            });
+            let free = !["pattern", "enum", "const"]
+                .iter()
+                .any(|k| obj.contains_key(*k))
+                && obj.get("format").is_none_or(|f| f == "password");
+            if is_string && free {
+                out.push(at.to_owned());
+            }
+            for (k, v) in obj {
+                unpatterned(v, &format!("{at}.{k}"), out);
+            }
+        } else if let Some(items) = schema.as_array() {
+            for (i, v) in items.iter().enumerate() {
+                unpatterned(v, &format!("{at}[{i}]"), out);
+            }
+        }
+    }
+    for (name, schema) in doc["components"]["schemas"].as_object().unwrap() {
+        if name.ends_with("Request") || name.ends_with("Patch") || name == "Branding" {
+            unpatterned(schema, name, &mut problems);
+        }
+    }
+    assert!(problems.is_empty(), "{problems:#?}");
+    // The two operations that declared their filters as required path parameters.
+    for path in ["/api/v1/members", "/api/v1/members/invitations"] {
+        let params = doc["paths"][path]["get"]["parameters"].as_array().unwrap();
+        assert!(
+            params
+                .iter()
+                .all(|p| p["in"] == "query" && p["required"] != true),
+            "{path}"
+        );
+    }
+}

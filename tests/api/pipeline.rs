@@ -140,7 +140,7 @@ async fn bad_bodies_get_problems_and_write_nothing() {
     let res = post(serde_json::to_vec(&body).unwrap(), Some("application/json"))
         .await
         .unwrap();
-    assert_eq!(res.status(), 400);
+    assert_eq!(res.status(), 422);
     let p = problem(res).await;
     assert_eq!(p["code"], "invalid_body");
     assert!(p["detail"].as_str().unwrap().contains("tenant_id"), "{p}");

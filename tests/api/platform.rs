@@ -137,7 +137,7 @@ async fn create_validates_slugs_and_refuses_taken_ones() {
         json!({"slug": "acme", "name": "Acme", "plan": "standard", "managed_by": "file"}),
     )
     .await;
-    assert_eq!(res.status(), 400);
+    assert_eq!(res.status(), 422);
     let res = create(
         &app,
         &admin,
@@ -370,7 +370,7 @@ async fn patch_validates_like_files_and_updates_plan_and_seats() {
         Some(json!({"status": "active"})),
     )
     .await;
-    assert_eq!(res.status(), 400, "status is not a settings field");
+    assert_eq!(res.status(), 422, "status is not a settings field");
     assert_eq!(
         row_text(&app, app.tenant_a).await,
         before,

@@ -352,7 +352,7 @@ async fn creation_is_validated_deduplicated_and_platform_only() {
         Some(body),
     )
     .await;
-    assert_eq!(res.status(), 400);
+    assert_eq!(res.status(), 422);
     assert_eq!(
         count(&app, "SELECT count(*) FROM practitioner_profiles").await,
         before
