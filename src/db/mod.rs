@@ -20,6 +20,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use secrecy::ExposeSecret;
+use sqlx::ConnectOptions;
 use sqlx::migrate::MigrateDatabase;
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -77,7 +78,13 @@ impl Db {
         let options: PgConnectOptions = url.parse()?;
         // Statement and idle-in-transaction timeouts are set per transaction by the context
         // statement (`tenancy`), not as start-up options: a transaction-mode pooler drops those.
-        let options = options.application_name("serein");
+        // No statement text in the logs, slow or not: the context statement carries the
+        // session secret the guard checks (like a bearer token), and sqlx would otherwise log a
+        // statement slower than a second at WARN, text included. Slowness is measured by the
+        // request metrics instead.
+        let options = options
+            .application_name("serein")
+            .disable_statement_logging();
         let pool = PgPoolOptions::new()
             .max_connections(cfg.db_max_connections)
             .min_connections(cfg.db_min_connections)
