@@ -193,10 +193,16 @@ impl App {
         };
         // Every product route passes the authorization gate (routes the test suite adds through
         // `extra` are merged after it and are not product routes).
-        let mut router = api.route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            crate::auth::actor::authorize,
-        ));
+        // Inside the gate: an operation that takes no body refuses one.
+        let mut router = api
+            .route_layer(axum::middleware::from_fn_with_state(
+                middleware::Bodiless::from_openapi(&openapi),
+                middleware::refuse_unexpected_body,
+            ))
+            .route_layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                crate::auth::actor::authorize,
+            ));
         if let Some(extra) = extra {
             router = router.merge(extra);
         }

@@ -206,3 +206,88 @@ pub async fn refuse_control_characters(req: Request, next: Next) -> Response {
     }
     next.run(req).await
 }
+
+/// The operations that take no request body, from the OpenAPI document: path template →
+/// methods. Built once at start-up; looked up without allocating.
+#[derive(Clone, Debug, Default)]
+pub struct Bodiless(Arc<std::collections::HashMap<String, Vec<axum::http::Method>>>);
+
+impl Bodiless {
+    pub fn from_openapi(doc: &utoipa::openapi::OpenApi) -> Self {
+        use utoipa::openapi::HttpMethod;
+        let mut map: std::collections::HashMap<String, Vec<axum::http::Method>> =
+            std::collections::HashMap::new();
+        for (path, item) in &doc.paths.paths {
+            let ops = [
+                (HttpMethod::Get, &item.get),
+                (HttpMethod::Put, &item.put),
+                (HttpMethod::Post, &item.post),
+                (HttpMethod::Delete, &item.delete),
+                (HttpMethod::Patch, &item.patch),
+            ];
+            for (method, op) in ops {
+                if let Some(op) = op
+                    && op.request_body.is_none()
+                {
+                    let m = match method {
+                        HttpMethod::Get => axum::http::Method::GET,
+                        HttpMethod::Put => axum::http::Method::PUT,
+                        HttpMethod::Post => axum::http::Method::POST,
+                        HttpMethod::Delete => axum::http::Method::DELETE,
+                        _ => axum::http::Method::PATCH,
+                    };
+                    map.entry(path.clone()).or_default().push(m);
+                }
+            }
+        }
+        Self(Arc::new(map))
+    }
+
+    fn takes_no_body(&self, method: &axum::http::Method, path: &str) -> bool {
+        self.0.get(path).is_some_and(|m| m.contains(method))
+    }
+}
+
+/// An operation that takes no body refuses one (422 `invalid_body`), so that a body sent by
+/// mistake (an array, a form, fields the operation does not read) is never answered 2xx as if
+/// it had been understood. An empty body, or an empty JSON object (what many clients send with
+/// every POST), is accepted. Runs after the authorization gate, on matched routes only.
+pub async fn refuse_unexpected_body(
+    State(bodiless): State<Bodiless>,
+    req: Request,
+    next: Next,
+) -> Response {
+    use axum::body::HttpBody as _;
+    use http_body_util::BodyExt as _;
+    let takes_none = req
+        .extensions()
+        .get::<MatchedPath>()
+        .is_some_and(|p| bodiless.takes_no_body(req.method(), p.as_str()));
+    if !takes_none || req.body().is_end_stream() || req.body().size_hint().exact() == Some(0) {
+        return next.run(req).await;
+    }
+    let (parts, body) = req.into_parts();
+    // At most a few bytes are worth reading: anything longer is not an empty object.
+    let bytes = match http_body_util::Limited::new(body, 64).collect().await {
+        Ok(c) => c.to_bytes(),
+        Err(_) => return unexpected_body(),
+    };
+    let trimmed: Vec<u8> = bytes
+        .iter()
+        .copied()
+        .filter(|b| !b.is_ascii_whitespace())
+        .collect();
+    if trimmed.is_empty() || trimmed == b"{}" {
+        return next
+            .run(Request::from_parts(parts, axum::body::Body::from(bytes)))
+            .await;
+    }
+    unexpected_body()
+}
+
+fn unexpected_body() -> Response {
+    problem_response(&AppError::InvalidBody(vec![crate::error::FieldError {
+        field: "(body)".to_owned(),
+        reason: "this operation takes no request body".to_owned(),
+    }]))
+}

@@ -3,7 +3,8 @@
 //! from invalid without reading the code).
 //!
 //! Invariants (checked by `tests/api/openapi.rs`): an operation with a request body lists 400
-//! (`malformed_json`), 413, 415 and 422 (`invalid_body`, `validation_failed`); one with query
+//! (`malformed_json`), 413, 415 and 422 (`invalid_body`, `validation_failed`), one without a
+//! body lists 422 (`invalid_body`: it refuses one, `middleware::refuse_unexpected_body`); one with query
 //! parameters lists 400 (`invalid_query`); one with path parameters lists 404; one that needs
 //! a bearer token lists 401; every `/api` operation lists 400 (`invalid_host`), 403
 //! (`tenant_suspended`) and 404 (`tenant_not_found`, `tenant_required`), which host resolution
@@ -223,6 +224,12 @@ fn complete_operation(op: &mut Operation, api: bool) {
             "422",
             "invalid_body (not an object, a field of the wrong type, an unknown field, a \
              control character; `errors` names the field) or validation_failed",
+        );
+    }
+    if !has_body {
+        add(
+            "422",
+            "invalid_body: this operation takes no request body (only an empty one, or `{}`)",
         );
     }
     if has_query {

@@ -4,8 +4,8 @@
 //! parameters, its query parameters (documented or not) and, for a JSON body, in every property
 //! of the body's schema (nested objects and arrays included), and with JSON arrays instead of
 //! the object — anonymously and as the most privileged caller of its host. Nothing may answer
-//! 5xx, no operation that takes a body accepts an array (operations without a body ignore any,
-//! as HTTP allows, and are not sent one: `logout` would rightly end its session), each refusal is the precise one (404 for a path, 400 `invalid_query`, 422
+//! 5xx, no operation accepts an array (one that takes no body refuses any body but an empty
+//! one or `{}`), each refusal is the precise one (404 for a path, 400 `invalid_query`, 422
 //! `invalid_body` naming the field), and no row of any table changes.
 
 use reqwest::Method;
@@ -31,8 +31,6 @@ struct Op {
     query: Vec<String>,
     /// The JSON body's schema (resolved), if the operation takes a JSON body.
     body: Option<Value>,
-    /// Whether the operation takes a body at all (JSON or not).
-    has_body: bool,
 }
 
 fn resolve<'a>(doc: &'a Value, schema: &'a Value) -> &'a Value {
@@ -73,7 +71,6 @@ fn operations(doc: &Value) -> Vec<Op> {
                 path: path.clone(),
                 query,
                 body,
-                has_body: content.is_object(),
             });
         }
     }
@@ -238,11 +235,7 @@ async fn every_route_refuses_nul_control_characters_and_array_bodies() {
             // Arrays where the object is required: never a 2xx, never a 5xx; and where the body
             // is read, the precise refusal.
             let mut refused_as_array = false;
-            let arrays = if op.has_body {
-                vec![json!(["e@x.test", "pw"]), json!([null, null]), json!([])]
-            } else {
-                Vec::new()
-            };
+            let arrays = vec![json!(["e@x.test", "pw"]), json!([null, null]), json!([])];
             for arr in arrays {
                 let res = send(concrete.clone(), Some(arr.clone())).await.unwrap();
                 calls += 1;
@@ -492,4 +485,57 @@ async fn the_cases_found_by_hand_are_refused_precisely() {
         .unwrap();
     assert_eq!(res.status(), 400);
     assert_eq!(problem(res).await["code"], "malformed_json");
+}
+
+/// An operation that takes no body refuses one, so a body sent by mistake is never answered as
+/// if understood: `logout` with an array body is 422 and the session lives on; with nothing, or
+/// the `{}` many clients send, it logs out.
+#[tokio::test]
+async fn an_operation_without_a_body_refuses_one_but_accepts_nothing_or_an_empty_object() {
+    let app = TestApp::spawn().await;
+    let h = host("alpha");
+    let (_, token) = member_session(&app, &[Role::Employee]).await;
+    let me = || {
+        app.req(Method::GET, &h, "/api/v1/auth/me")
+            .bearer_auth(&token)
+            .send()
+    };
+    for body in [json!(["x"]), json!({"session_id": "all"}), json!("logout")] {
+        let res = app
+            .req(Method::POST, &h, "/api/v1/auth/logout")
+            .bearer_auth(&token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 422, "{body}");
+        let p = problem(res).await;
+        assert_eq!(p["code"], "invalid_body");
+        assert_eq!(p["errors"][0]["field"], "(body)");
+        assert_eq!(
+            me().await.unwrap().status(),
+            200,
+            "still signed in after {body}"
+        );
+    }
+    let res = app
+        .req(Method::POST, &h, "/api/v1/auth/logout")
+        .bearer_auth(&token)
+        .header("content-type", "application/json")
+        .body(" { } ")
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_success(), "{}", res.status());
+    assert_eq!(me().await.unwrap().status(), 401);
+
+    // Without a body at all (a fresh session).
+    let (_, token) = member_session(&app, &[Role::Employee]).await;
+    let res = app
+        .req(Method::POST, &h, "/api/v1/auth/logout")
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_success(), "{}", res.status());
 }
