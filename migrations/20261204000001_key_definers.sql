@@ -71,6 +71,8 @@ ALTER TABLE subject_keys FORCE ROW LEVEL SECURITY;
 --
 -- The MAC key: 32 bytes from the server's strong random source (two v4 UUIDs, 244 random bits),
 -- made once per database. No grant: only the owner (and so the definers) can read it.
+-- Global, not per tenant (no tenant_id): one platform secret, like the master key it stands
+-- beside; RLS forced with no policy at all, so no role but the owner's definers reads a row.
 CREATE TABLE app_private.proof_secret (
     singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
     secret    bytea NOT NULL CHECK (length(secret) = 32)

@@ -295,12 +295,7 @@ pub async fn login(
     .await?;
     let identity = repo::login_identity(&mut tx, scope.tenant, email.as_str()).await?;
     tx.commit().await?;
-    if !attempt.allowed {
-        return Err(AppError::TooManyRequests {
-            code: "too_many_requests",
-            retry_after_secs: attempt.retry_after_secs,
-        });
-    }
+    attempt.refuse_if_spent()?;
 
     let hash = identity.as_ref().and_then(|i| i.password_hash.as_deref());
     let password_ok = state.passwords.verify(&req.password, hash).await?;

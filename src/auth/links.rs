@@ -232,12 +232,7 @@ pub async fn verify_email(
         )
         .await?;
         tx.commit().await?;
-        if !attempt.allowed {
-            return Err(AppError::TooManyRequests {
-                code: "too_many_requests",
-                retry_after_secs: attempt.retry_after_secs,
-            });
-        }
+        attempt.refuse_if_spent()?;
         key
     };
     let (_, mut tx) = spend_link(&state, &scope, "email_verify", &req.token, gone(), None).await?;

@@ -62,6 +62,20 @@ pub struct Attempt {
     pub locked_now: bool,
 }
 
+impl Attempt {
+    /// 429 `too_many_requests` with `Retry-After` once the budget is spent.
+    pub fn refuse_if_spent(&self) -> Result<(), crate::error::AppError> {
+        if self.allowed {
+            Ok(())
+        } else {
+            Err(crate::error::AppError::TooManyRequests {
+                code: "too_many_requests",
+                retry_after_secs: self.retry_after_secs,
+            })
+        }
+    }
+}
+
 pub async fn throttle_begin(
     conn: &mut PgConnection,
     key: &[u8; 32],

@@ -144,12 +144,7 @@ async fn second_factor(
     )
     .await?;
     tx.commit().await?;
-    if !attempt.allowed {
-        return Err(AppError::TooManyRequests {
-            code: "too_many_requests",
-            retry_after_secs: attempt.retry_after_secs,
-        });
-    }
+    attempt.refuse_if_spent()?;
     let mut tx = subject.begin(state).await?;
     let st = load_state(&mut tx).await?;
     if require_enabled && !st.enabled {
@@ -258,12 +253,7 @@ pub async fn setup(
         )
         .await?;
         tx.commit().await?;
-        if !attempt.allowed {
-            return Err(AppError::TooManyRequests {
-                code: "too_many_requests",
-                retry_after_secs: attempt.retry_after_secs,
-            });
-        }
+        attempt.refuse_if_spent()?;
         // The hash is handed out only against the session proof the guard has just left in
         // this transaction (the session and its secret checked).
         let mut tx = who.begin(&state).await?;
