@@ -98,6 +98,13 @@ pub enum AppError {
     /// 403 with a stable code (`forbidden`, `signup_closed`, `mfa_enrollment_required`, …).
     #[error("forbidden: {code}")]
     Forbidden { code: &'static str, detail: String },
+    /// 403 `mfa_enrollment_required`: an admin role must enrol TOTP first; the problem body
+    /// carries the enrolment token for the TOTP routes (`enrollment_token`, `expires_in`).
+    #[error("mfa enrollment required")]
+    EnrollmentRequired {
+        token: secrecy::SecretString,
+        expires_in: u64,
+    },
     /// 429 with `Retry-After`.
     #[error("too many requests: {code}")]
     TooManyRequests {
@@ -158,7 +165,9 @@ impl AppError {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::NotFound | Self::TenantNotFound | Self::TenantRequired => StatusCode::NOT_FOUND,
-            Self::TenantSuspended | Self::Forbidden { .. } => StatusCode::FORBIDDEN,
+            Self::TenantSuspended | Self::Forbidden { .. } | Self::EnrollmentRequired { .. } => {
+                StatusCode::FORBIDDEN
+            }
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Gone(_) => StatusCode::GONE,
             Self::InvalidHost(_) | Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
@@ -189,6 +198,7 @@ impl AppError {
             Self::Validation(_) => "validation_failed",
             Self::InvalidBody(_) => "invalid_body",
             Self::RowsRejected(_) => "rows_rejected",
+            Self::EnrollmentRequired { .. } => "mfa_enrollment_required",
             Self::UnsupportedMediaType | Self::UnsupportedMediaTypeExpected(_) => {
                 "unsupported_media_type"
             }
@@ -227,6 +237,11 @@ impl AppError {
             Self::Unavailable { .. } => Some("Temporarily unavailable; retry shortly.".into()),
             Self::Timeout => Some("The request took too long and was abandoned.".into()),
             Self::Forbidden { detail, .. } if !detail.is_empty() => Some(detail.clone()),
+            Self::EnrollmentRequired { .. } => Some(
+                "This role requires an authenticator app (TOTP). Enrol with the \
+                 enrollment_token at POST /api/v1/auth/totp/setup and /enable, then log in again."
+                    .into(),
+            ),
             Self::TooManyRequests { .. } => Some("Too many attempts; retry later.".into()),
             _ => None,
         }
@@ -246,6 +261,28 @@ impl AppError {
                 Self::Validation(errors) | Self::InvalidBody(errors) => errors.clone(),
                 _ => Vec::new(),
             },
+        }
+    }
+}
+
+impl AppError {
+    /// Problem extension members (RFC 9457 §3.2) beside the standard ones: the one place where
+    /// an error adds fields to its body.
+    fn extensions(&self) -> serde_json::Result<Option<serde_json::Map<String, serde_json::Value>>> {
+        match self {
+            // The row report (`errors` holds row errors here).
+            Self::RowsRejected(report) => match serde_json::to_value(report.as_ref())? {
+                serde_json::Value::Object(extra) => Ok(Some(extra)),
+                _ => Ok(None),
+            },
+            Self::EnrollmentRequired { token, expires_in } => {
+                use secrecy::ExposeSecret;
+                let mut extra = serde_json::Map::new();
+                extra.insert("enrollment_token".into(), token.expose_secret().into());
+                extra.insert("expires_in".into(), (*expires_in).into());
+                Ok(Some(extra))
+            }
+            _ => Ok(None),
         }
     }
 }
@@ -320,20 +357,14 @@ impl From<sqlx::Error> for AppError {
 pub fn problem_response(err: &AppError) -> Response {
     let problem = err.problem();
     let status = err.status();
-    let body = match err {
-        // The problem members plus the row report (`errors` holds row errors here).
-        AppError::RowsRejected(report) => serde_json::to_value(&problem)
-            .and_then(|mut v| {
-                if let (Some(obj), serde_json::Value::Object(extra)) =
-                    (v.as_object_mut(), serde_json::to_value(report.as_ref())?)
-                {
-                    obj.extend(extra);
-                }
-                serde_json::to_vec(&v)
-            })
-            .unwrap_or_default(),
-        _ => serde_json::to_vec(&problem).unwrap_or_default(),
-    };
+    let body = serde_json::to_value(&problem)
+        .and_then(|mut v| {
+            if let (Some(obj), Some(extra)) = (v.as_object_mut(), err.extensions()?) {
+                obj.extend(extra);
+            }
+            serde_json::to_vec(&v)
+        })
+        .unwrap_or_default();
     let mut res = (status, body).into_response();
     let h = res.headers_mut();
     h.insert(

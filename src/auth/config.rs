@@ -98,6 +98,10 @@ pub struct AuthConfig {
     pub trusted_proxies: Vec<IpNet>,
     /// Template of the web app's base URL for e-mailed links; `{host}` is the tenant host.
     pub public_url: String,
+    /// How long a spent refresh token still answers with its (same) successor instead of
+    /// revoking the session as reused (`REFRESH_TOKEN_REUSE_INTERVAL_SECS`, 0–60, default 10;
+    /// 0 turns the interval off).
+    pub refresh_reuse_interval: Duration,
 }
 
 impl std::fmt::Debug for AuthConfig {
@@ -249,6 +253,7 @@ impl AuthConfig {
             auth_burst: small(s, "AUTH_RATE_LIMIT_BURST", 10, 1, 1_000_000)?,
             trusted_proxies,
             public_url,
+            refresh_reuse_interval: secs(s, "REFRESH_TOKEN_REUSE_INTERVAL_SECS", 10, 0, 60)?,
         })
     }
 

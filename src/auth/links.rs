@@ -15,7 +15,8 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use secrecy::ExposeSecret;
 
-use super::handlers::{HostScope, login_key, secs, throttle_key};
+use super::flows::session::secs;
+use super::flows::{HostScope, login_key, throttle_key};
 use super::model::*;
 use super::repo;
 use super::throttle::ClientIp;

@@ -4,8 +4,10 @@
 pub mod actor;
 pub mod admin;
 pub mod config;
+pub mod flows;
 pub mod handlers;
 pub mod links;
+pub mod me;
 pub mod model;
 pub mod repo;
 pub mod throttle;
@@ -22,7 +24,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(handlers::login))
         .routes(routes!(handlers::refresh))
         .routes(routes!(handlers::logout))
-        .routes(routes!(handlers::me))
+        .routes(routes!(me::me, me::update_me))
         .routes(routes!(links::forgot_password))
         .routes(routes!(links::reset_password))
         .routes(routes!(links::verify_email))

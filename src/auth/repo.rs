@@ -6,6 +6,7 @@
 //! SAME transaction (a link spent by hash, a login challenge, an accepted second factor, a
 //! live session): call the proving function and the definer it unlocks in one `TenantTx`.
 
+use secrecy::{ExposeSecret, SecretString};
 use sqlx::PgConnection;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -136,70 +137,70 @@ pub async fn open_session(
     Ok(())
 }
 
-/// A presented refresh token, locked for rotation.
-#[derive(Debug)]
-pub struct RefreshRow {
-    pub id: Uuid,
-    pub session: SessionId,
-    pub user: UserId,
-    pub expires_at: OffsetDateTime,
-    pub used_at: Option<OffsetDateTime>,
-    pub revoked: bool,
-    pub idle_expires_at: OffsetDateTime,
-    pub absolute_expires_at: OffsetDateTime,
-}
-
-/// Find and lock (`FOR UPDATE`, token and session) a refresh token by hash in this tenant.
-pub async fn lock_refresh(
+/// The session of a refresh token of the transaction's person, by the token's hash (a look
+/// only: the rotation below locks and checks the token itself).
+pub async fn refresh_session(
     conn: &mut PgConnection,
     tenant: TenantId,
     hash: &[u8; 32],
-) -> Result<Option<RefreshRow>, sqlx::Error> {
-    let r = sqlx::query!(
-        r#"SELECT r.id, r.session_id AS "session_id: SessionId", r.user_id AS "user_id: UserId",
-                  r.expires_at, r.used_at, s.revoked_at IS NOT NULL AS "revoked!",
-                  s.idle_expires_at, s.absolute_expires_at
-           FROM refresh_tokens r
-           JOIN sessions s ON s.tenant_id = r.tenant_id AND s.id = r.session_id
-           WHERE r.tenant_id = $1 AND r.token_hash = $2
-           FOR UPDATE OF r, s"#,
+) -> Result<Option<SessionId>, sqlx::Error> {
+    sqlx::query_scalar!(
+        r#"SELECT session_id AS "session_id: SessionId" FROM refresh_tokens
+           WHERE tenant_id = $1 AND token_hash = $2"#,
         tenant.as_uuid(),
         hash.as_slice()
     )
     .fetch_optional(conn)
-    .await?;
-    Ok(r.map(|r| RefreshRow {
-        id: r.id,
-        session: r.session_id,
-        user: r.user_id,
-        expires_at: r.expires_at,
-        used_at: r.used_at,
-        revoked: r.revoked,
-        idle_expires_at: r.idle_expires_at,
-        absolute_expires_at: r.absolute_expires_at,
-    }))
+    .await
 }
 
-/// Rotate through `app_private.rotate_refresh_token`: the presented token (by its hash, the
-/// proof) is marked used, its child issued and the idle lifetime extended, all or nothing.
-/// `false`: the presented token can no longer be rotated.
+/// What `app_private.rotate_refresh_token` did with a presented refresh token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rotation {
+    /// Spent; its successor (the hash sent) was added, valid until `expires_at`.
+    Rotated { expires_at: OffsetDateTime },
+    /// Spent within the reuse interval, and its successor (the hash sent) is still unspent:
+    /// that successor is the answer again.
+    Replayed { expires_at: OffsetDateTime },
+    /// Spent before: the session is now revoked.
+    Reused,
+    /// The token or its session is past its life, or the session was revoked.
+    Expired,
+    /// No such token for this person here.
+    Unknown,
+}
+
+/// Rotate through `app_private.rotate_refresh_token` (migration 20261205000003): the presented
+/// token's plaintext is the proof; the spend, the idle extension and the successor are all or
+/// nothing; a replay within `reuse_interval` finds the successor instead, a later one revokes
+/// the session.
 pub async fn rotate_refresh(
     conn: &mut PgConnection,
-    presented_hash: &[u8; 32],
-    new_hash: &[u8; 32],
+    presented: &SecretString,
+    successor_hash: &[u8; 32],
     now: OffsetDateTime,
     idle_expires: OffsetDateTime,
-) -> Result<bool, sqlx::Error> {
-    sqlx::query_scalar!(
-        r#"SELECT app_private.rotate_refresh_token($1, $2, $3, $4, $5) AS "rotated!""#,
-        presented_hash.as_slice(),
+    reuse_interval: std::time::Duration,
+) -> Result<Rotation, sqlx::Error> {
+    let r = sqlx::query!(
+        r#"SELECT outcome AS "outcome!", expires_at
+           FROM app_private.rotate_refresh_token($1, $2, $3, $4, $5, $6::int * interval '1 second')"#,
+        presented.expose_secret(),
         Uuid::now_v7(),
-        new_hash.as_slice(),
+        successor_hash.as_slice(),
         now,
-        idle_expires
+        idle_expires,
+        i32::try_from(reuse_interval.as_secs()).unwrap_or(0)
     )
     .fetch_one(conn)
-    .await
+    .await?;
+    Ok(match (r.outcome.as_str(), r.expires_at) {
+        ("rotated", Some(expires_at)) => Rotation::Rotated { expires_at },
+        ("replayed", Some(expires_at)) => Rotation::Replayed { expires_at },
+        ("reused", _) => Rotation::Reused,
+        ("expired", _) => Rotation::Expired,
+        _ => Rotation::Unknown,
+    })
 }
 
 /// Revoke one session (the whole refresh-token family).

@@ -20,7 +20,8 @@ use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 use super::actor::{Actor, TotpPrincipal};
-use super::handlers::{HostScope, login_key};
+use super::flows::session::{open_session, roles_from_db};
+use super::flows::{HostScope, login_key};
 use super::model::*;
 use super::repo;
 use super::throttle::ClientIp;
@@ -437,14 +438,11 @@ pub async fn login_totp(
     let (names, active) = repo::current_roles(&mut tx, scope.tenant, user)
         .await?
         .unwrap_or_default();
-    let roles: Vec<crate::rbac::Role> = names
-        .iter()
-        .filter_map(|n| crate::rbac::Role::parse(n))
-        .collect();
+    let roles = roles_from_db(&names)?;
     if !active || roles.is_empty() {
         return Err(AppError::Unauthorized("invalid_credentials"));
     }
-    let tokens = super::handlers::open_session(&state, &mut tx, &scope.host, user, &roles).await?;
+    let tokens = open_session(&state, &mut tx, &scope.host, user, &roles).await?;
     tx.commit().await?;
     Ok(Json(tokens))
 }

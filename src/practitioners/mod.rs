@@ -3,7 +3,8 @@
 //! - Platform host, `platform_admin`: create practitioners (identity, global profile, welcome
 //!   mail with a single-use set-password link), list, read and edit the network ([`platform`]).
 //! - Any signed-in person: `PATCH /auth/me` edits their own profile; practitioners their
-//!   specialties, languages, bio and photo, never their licence or verification ([`me`]).
+//!   specialties, languages, bio and photo, never their licence or verification (the handler
+//!   lives with `GET /auth/me` in `auth::me`; its parsing and SQL are here).
 //! - Company host: the directory of the practitioners assigned to this company, full-text
 //!   search, and explainable, deterministic matching ([`directory`], [`scoring`]).
 //!
@@ -11,7 +12,6 @@
 //! {user_id}`) belongs to the platform's tenant management.
 
 pub mod directory;
-pub mod me;
 pub mod model;
 pub mod platform;
 pub mod repo;
@@ -27,7 +27,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(platform::create, platform::list))
         .routes(routes!(platform::get, platform::update))
         .routes(routes!(platform::resend_welcome))
-        .routes(routes!(me::update_me))
         .routes(routes!(directory::list))
         .routes(routes!(directory::match_practitioners))
         .routes(routes!(directory::get))

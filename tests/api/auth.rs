@@ -283,7 +283,9 @@ async fn refresh_rotates_and_reuse_revokes_the_family() {
     .await;
     assert_eq!(res.status(), 401);
 
-    // Replaying the spent r1: refused, and the whole family dies with it.
+    // Replaying the spent r1 once the reuse interval is over (within it, the same successor
+    // comes back: tests/api/auth_flows.rs): refused, and the whole family dies with it.
+    app.clock.advance(time::Duration::seconds(10));
     let res = post(
         &app,
         &h,

@@ -222,14 +222,14 @@ async fn crafted_user_id_mints_no_session_no_password_no_link_and_disables_no_to
     );
     assert_eq!(attempt(&mut conn, Some(a), me, &plant).await, "42501");
     as_app(&mut conn, Some(a), me).await;
-    let rotated: bool = sqlx::query_scalar(
-        "SELECT app_private.rotate_refresh_token(sha256('guess'), gen_random_uuid(), sha256('planted'), now(), now() + interval '1 hour')",
+    let rotated: String = sqlx::query_scalar(
+        "SELECT outcome FROM app_private.rotate_refresh_token('guess', gen_random_uuid(), sha256('planted'), now(), now() + interval '1 hour', interval '10 seconds')",
     )
     .fetch_one(&mut conn)
     .await
     .unwrap();
     conn.execute("ROLLBACK").await.unwrap();
-    assert!(!rotated);
+    assert_eq!(rotated, "unknown");
     let planted: i64 = sqlx::query_scalar("SELECT count(*) FROM refresh_tokens WHERE user_id = $1")
         .bind(victim.as_uuid())
         .fetch_one(&mut owner)

@@ -8,6 +8,7 @@
 )]
 
 mod auth;
+mod auth_flows;
 mod auth_mail;
 mod bola;
 mod cli;

@@ -1,22 +1,69 @@
-//! `PATCH /api/v1/auth/me`: a signed-in person edits their own profile.
+//! `/api/v1/auth/me`, the one home of the signed-in person's own record: `GET` (who am I,
+//! here) and `PATCH` (edit my profile).
 //!
-//! Anyone: `display_name`, `locale`. A practitioner (a person with a practitioner profile)
-//! also: `specialties`, `languages`, `bio`, `photo_file_id`. The licence and the verification
-//! are the platform's: sending them is 403 `platform_managed` and nothing changes (the
-//! `practitioner_profiles_guard` trigger of migration 0008 refuses such a change from anyone
-//! but a platform admin, whatever the application does). The route sits beside `GET /auth/me`
-//! (same path, another method) and its handler lives here with the rest of the profile code.
+//! PATCH — anyone: `display_name`, `locale`. A practitioner (a person with a practitioner
+//! profile) also: `specialties`, `languages`, `bio`, `photo_file_id`. The licence and the
+//! verification are the platform's: sending them is 403 `platform_managed` and nothing changes
+//! (the `practitioner_profiles_guard` trigger of migration 0008 refuses such a change from
+//! anyone but a platform admin, whatever the application does). The practitioner profile's
+//! parsing and SQL stay with the practitioners feature, which this module calls.
 
 use axum::Json;
 use axum::extract::State;
 
-use super::model::*;
-use super::repo;
+use super::actor::Actor;
+use super::model::{MeMembership, MeResponse, MeUser, parse_locale};
 use crate::app::AppState;
-use crate::auth::actor::Actor;
-use crate::auth::model::parse_locale;
 use crate::error::{AppError, AppResult, FieldError, Problem};
 use crate::http::extract::AppJson;
+use crate::practitioners::model::{
+    MyProfile, OwnPractitionerProfile, UpdateMeRequest, parse_bio, parse_display_name,
+    parse_languages, parse_specialties, specialties_of, specialty_names,
+};
+use crate::practitioners::repo;
+
+/// Who am I, here.
+#[utoipa::path(get, path = "/api/v1/auth/me", tag = "auth",
+    extensions(("x-authz" = json!({"resource": "session", "action": "read"}))),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, body = MeResponse),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn me(State(state): State<AppState>, actor: Actor) -> AppResult<Json<MeResponse>> {
+    let mut tx = actor.begin(&state).await?;
+    let u = sqlx::query!(
+        r#"SELECT u.email, u.display_name, u.locale, u.email_verified_at IS NOT NULL AS "verified!",
+                  coalesce(app_private.own_totp_enabled(), false) AS "totp!", m.department AS "department?", m.status AS "status?"
+           FROM users u
+           LEFT JOIN memberships m ON m.user_id = u.id AND m.tenant_id = $2
+           WHERE u.id = $1"#,
+        actor.user.as_uuid(),
+        actor.tenant.as_uuid()
+    )
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or(AppError::Unauthorized("session_revoked"))?;
+    tx.commit().await?;
+    Ok(Json(MeResponse {
+        user: MeUser {
+            id: actor.user,
+            email: u.email,
+            display_name: u.display_name,
+            locale: u.locale,
+            email_verified: u.verified,
+            totp_enabled: u.totp,
+        },
+        tenant_id: actor.tenant,
+        host: actor.host.clone(),
+        roles: actor.roles.clone(),
+        session_id: actor.session,
+        membership: u.status.map(|status| MeMembership {
+            department: u.department,
+            status,
+        }),
+    }))
+}
 
 /// Edit my profile (see the module header for who may change what).
 #[utoipa::path(patch, path = "/api/v1/auth/me", tag = "auth",
