@@ -263,9 +263,7 @@ impl AppError {
             },
         }
     }
-}
 
-impl AppError {
     /// Problem extension members (RFC 9457 §3.2) beside the standard ones: the one place where
     /// an error adds fields to its body.
     fn extensions(&self) -> serde_json::Result<Option<serde_json::Map<String, serde_json::Value>>> {
@@ -357,14 +355,16 @@ impl From<sqlx::Error> for AppError {
 pub fn problem_response(err: &AppError) -> Response {
     let problem = err.problem();
     let status = err.status();
-    let body = serde_json::to_value(&problem)
-        .and_then(|mut v| {
-            if let (Some(obj), Some(extra)) = (v.as_object_mut(), err.extensions()?) {
+    let body = match err.extensions() {
+        Ok(Some(extra)) => serde_json::to_value(&problem).and_then(|mut v| {
+            if let Some(obj) = v.as_object_mut() {
                 obj.extend(extra);
             }
             serde_json::to_vec(&v)
-        })
-        .unwrap_or_default();
+        }),
+        _ => serde_json::to_vec(&problem),
+    }
+    .unwrap_or_default();
     let mut res = (status, body).into_response();
     let h = res.headers_mut();
     h.insert(
