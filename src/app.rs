@@ -35,6 +35,7 @@ use crate::db::Db;
 use crate::http::middleware::{self, Limits};
 use crate::http::server::{self, ServerOptions};
 use crate::mail::MailConfig;
+use crate::members::config::ImportConfig;
 use crate::platform::PlatformConfig;
 use crate::rbac::Rbac;
 use crate::tenants::config::TenantsConfig;
@@ -54,6 +55,8 @@ pub struct AppConfig {
     pub auth: AuthConfig,
     /// Host resolution cache, declarative tenant files.
     pub tenants: TenantsConfig,
+    /// The CSV member import's body limit and timeout.
+    pub import: ImportConfig,
     /// E-mail: SMTP relay, sender, retries.
     pub mail: MailConfig,
     /// Platform tenant management: offboarding grace, purge job.
@@ -76,6 +79,7 @@ impl AppConfig {
             crypto: CryptoConfig::load(&s)?,
             auth: AuthConfig::load(&s)?,
             tenants: TenantsConfig::load(&s)?,
+            import: ImportConfig::load(&s)?,
             mail: MailConfig::load(&s, &core.base_domain)?,
             platform: PlatformConfig::load(&s)?,
             core,
@@ -231,7 +235,7 @@ impl App {
             in_flight: Arc::new(Semaphore::new(core.max_in_flight)),
             max_body_bytes: core.max_body_bytes,
             request_timeout: core.request_timeout,
-            routes: Arc::from(vec![crate::members::import::route_limits(core)]),
+            routes: Arc::from(vec![crate::members::import::route_limits(&config.import)]),
             imports: Arc::new(Semaphore::new(crate::members::import::concurrency(core))),
         };
         let state = AppState {
@@ -436,7 +440,8 @@ mod tests {
             "bind = \"127.0.0.1:9999\"\nlog = \"debug\"\ndb_max_connections = 7\n\
              create_database = false\ntenant_cache_ttl_ms = 0\ntenants_dir = \"\"\n\
              jwt_issuer = \"acme\"\naccess_token_ttl_secs = 60\nkey_cache_size = 3\n\
-             mail_from = \"Ops <ops@example.com>\"\noffboarding_grace_days = 7\n",
+             mail_from = \"Ops <ops@example.com>\"\noffboarding_grace_days = 7\n\
+             import_max_bytes = 4096\n",
             &[],
         )
         .unwrap();
@@ -451,6 +456,7 @@ mod tests {
         assert_eq!(c.crypto.key_cache_capacity, 3);
         assert_eq!(c.mail.from.email.to_string(), "ops@example.com");
         assert_eq!(c.platform.offboarding_grace_days, 7);
+        assert_eq!(c.import.max_bytes, 4096);
     }
 
     #[test]

@@ -65,11 +65,6 @@ pub struct Config {
     pub request_timeout: Duration,
     pub header_read_timeout: Duration,
     pub max_body_bytes: usize,
-    /// Body limit of the CSV member import (`IMPORT_MAX_BYTES`, default 20 MiB): the one route
-    /// allowed more than `max_body_bytes`; it streams its body instead of buffering it.
-    pub import_max_bytes: usize,
-    /// Timeout of the CSV member import (`IMPORT_TIMEOUT_MS`, default 300 s).
-    pub import_timeout: Duration,
     pub max_in_flight: usize,
     pub shutdown_grace: Duration,
     /// Where development fallbacks live (generated keys, `.eml` files): `SEREIN_DATA_DIR`.
@@ -429,8 +424,6 @@ impl Config {
             request_timeout: s.millis("REQUEST_TIMEOUT_MS", 30_000, 100, 600_000)?,
             header_read_timeout: s.millis("HEADER_READ_TIMEOUT_MS", 10_000, 100, 120_000)?,
             max_body_bytes: s.size("MAX_BODY_BYTES", 1024 * 1024, 1024, 1 << 30)?,
-            import_max_bytes: s.size("IMPORT_MAX_BYTES", 20 * 1024 * 1024, 1024, 1 << 30)?,
-            import_timeout: s.millis("IMPORT_TIMEOUT_MS", 300_000, 1_000, 3_600_000)?,
             max_in_flight: s.size("MAX_IN_FLIGHT", 1024, 1, 1_000_000)?,
             shutdown_grace: s.millis("SHUTDOWN_GRACE_MS", 20_000, 0, 600_000)?,
             data_dir: s.data_dir()?,

@@ -15,6 +15,7 @@
 //!   pending invitations take a seat; accepting goes through one definer, all or nothing.
 
 pub mod accept;
+pub mod config;
 pub mod handlers;
 pub mod import;
 pub mod invitations;
