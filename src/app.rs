@@ -1,4 +1,8 @@
-//! Application assembly: shared state, the router with its layers, and start-up.
+//! Application assembly: the configuration's sections, shared state, the router with its
+//! layers, and start-up. This is the one place that knows every feature: the core (`db`, `http`,
+//! `crypto`, `rbac`, `error`, `config`, `clock`, `telemetry`) names none of them, and its
+//! middleware and jobs receive only the part of the state they read (`FromRef`, or the sub-state
+//! given to `from_fn_with_state`), never [`AppState`] itself.
 //!
 //! Start-up order (each step refuses to continue on failure): connect (creating the database
 //! if configured) → migrate (or, with `SEREIN_MIGRATE_ON_START=false`, verify) → self-check (RLS would hold) → apply `tenants/` if configured →
@@ -9,7 +13,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, FromRef};
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
@@ -18,22 +22,78 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_swagger_ui::SwaggerUi;
 
+use crate::auth::config::AuthConfig;
 use crate::auth::throttle::Throttle;
 use crate::clock::Clock;
-use crate::config::Config;
+use crate::config::{Config, ConfigError, Env, Settings, Source};
 use crate::crypto::keyring::Keyring;
+use crate::crypto::master::CryptoConfig;
 use crate::crypto::passwords::Passwords;
+use crate::crypto::token_config::TokenConfig;
 use crate::crypto::tokens::TokenKeys;
 use crate::db::Db;
 use crate::http::middleware::{self, Limits};
 use crate::http::server::{self, ServerOptions};
+use crate::mail::MailConfig;
+use crate::members::config::ImportConfig;
+use crate::platform::PlatformConfig;
 use crate::rbac::Rbac;
-use crate::tenants::resolve::TenantDirectory;
+use crate::tenants::config::TenantsConfig;
+use crate::tenants::resolve::{TenantDirectory, TenantHosts};
 
-/// State shared by every handler.
-#[derive(Clone)]
+/// The whole configuration: one section per owner, all read through one [`Settings`] (so one
+/// file, one precedence rule, and one refusal of unknown file keys).
+#[derive(Debug, Clone)]
+pub struct AppConfig {
+    /// Database, listeners, request pipeline, logs, data directory.
+    pub core: Config,
+    /// Token signing keys and issuer.
+    pub tokens: TokenConfig,
+    /// Master key and key cache of envelope encryption.
+    pub crypto: CryptoConfig,
+    /// Token lifetimes, passwords, sessions, throttling.
+    pub auth: AuthConfig,
+    /// Host resolution cache, declarative tenant files.
+    pub tenants: TenantsConfig,
+    /// The CSV member import's body limit and timeout.
+    pub import: ImportConfig,
+    /// E-mail: SMTP relay, sender, retries.
+    pub mail: MailConfig,
+    /// Platform tenant management: offboarding grace, purge job.
+    pub platform: PlatformConfig,
+}
+
+impl AppConfig {
+    /// Load from the process environment (and `SEREIN_CONFIG` if set).
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::load(&Env)
+    }
+
+    /// Load every section from `src`: the file named by `SEREIN_CONFIG`, then variables, then
+    /// defaults. A file key that no section read is an error.
+    pub fn load(src: &dyn Source) -> Result<Self, ConfigError> {
+        let s = Settings::open(src)?;
+        let core = Config::load(&s)?;
+        let config = Self {
+            tokens: TokenConfig::load(&s)?,
+            crypto: CryptoConfig::load(&s)?,
+            auth: AuthConfig::load(&s)?,
+            tenants: TenantsConfig::load(&s)?,
+            import: ImportConfig::load(&s)?,
+            mail: MailConfig::load(&s, &core.base_domain)?,
+            platform: PlatformConfig::load(&s)?,
+            core,
+        };
+        s.finish()?;
+        Ok(config)
+    }
+}
+
+/// State shared by every handler. Middleware and jobs of the core take one field of it
+/// (`FromRef`), not the whole.
+#[derive(Clone, FromRef)]
 pub struct AppState {
-    pub config: Arc<Config>,
+    pub config: Arc<AppConfig>,
     pub db: Db,
     pub clock: Clock,
     pub tenants: TenantDirectory,
@@ -108,18 +168,18 @@ pub struct App {
 
 impl App {
     /// Connect, migrate, check, and assemble.
-    pub async fn build(config: Config, clock: Clock) -> anyhow::Result<Self> {
+    pub async fn build(config: AppConfig, clock: Clock) -> anyhow::Result<Self> {
         Self::build_with(config, clock, None).await
     }
 
     /// [`App::build`] with extra routes (the test suite mounts probes of the pipeline here).
     pub async fn build_with(
-        config: Config,
+        config: AppConfig,
         clock: Clock,
         extra: Option<Router<AppState>>,
     ) -> anyhow::Result<Self> {
-        let db = Db::connect(&config).await?;
-        if config.migrate_on_start {
+        let db = Db::connect(&config.core).await?;
+        if config.core.migrate_on_start {
             db.migrate().await?;
         } else if let Err(reason) = db.readiness().await {
             anyhow::bail!("database schema is not current ({reason}); run `serein migrate` first");
@@ -133,7 +193,7 @@ impl App {
         if config.platform.purge_worker {
             db.check_owner_door().await?;
         }
-        if let Some(dir) = &config.tenants_dir {
+        if let Some(dir) = &config.tenants.dir {
             if dir.is_dir() {
                 let specs = crate::tenants::file::load_dir(dir)?;
                 let mut conn = db.admin_conn().await?;
@@ -156,7 +216,7 @@ impl App {
     /// Assemble state and router on an already prepared database. `extra` routes (used by the
     /// test suite to exercise the pipeline) get the same layers as the product's routes.
     pub async fn assemble(
-        config: Config,
+        config: AppConfig,
         db: Db,
         clock: Clock,
         extra: Option<Router<AppState>>,
@@ -164,21 +224,22 @@ impl App {
         let (api, mut openapi) = api_routes().split_for_parts();
         crate::http::openapi::complete(&mut openapi);
         let rbac = Rbac::load(&openapi).await?;
-        let tokens = TokenKeys::from_config(&config.auth, &config.data_dir)?;
+        let tokens = TokenKeys::from_config(&config.tokens, &config.core.data_dir)?;
         let passwords =
             Passwords::new(config.auth.password_cost, config.auth.password_concurrency)?;
         let throttle = Throttle::new(&config.auth);
-        let keyring = Keyring::from_config_with_clock(&config, clock.clone())?;
-        let mail = crate::mail::Mailer::from_config(&config.mail, &config.data_dir)?;
+        let keyring = Keyring::from_config_with_clock(&config.crypto, clock.clone())?;
+        let mail = crate::mail::Mailer::from_config(&config.mail, &config.core.data_dir)?;
+        let core = &config.core;
         let limits = Limits {
-            in_flight: Arc::new(Semaphore::new(config.max_in_flight)),
-            max_body_bytes: config.max_body_bytes,
-            request_timeout: config.request_timeout,
-            routes: Arc::from(vec![crate::members::import::route_limits(&config)]),
-            imports: Arc::new(Semaphore::new(crate::members::import::concurrency(&config))),
+            in_flight: Arc::new(Semaphore::new(core.max_in_flight)),
+            max_body_bytes: core.max_body_bytes,
+            request_timeout: core.request_timeout,
+            routes: Arc::from(vec![crate::members::import::route_limits(&config.import)]),
+            imports: Arc::new(Semaphore::new(crate::members::import::concurrency(core))),
         };
         let state = AppState {
-            tenants: TenantDirectory::new(db.clone(), clock.clone(), config.tenant_cache_ttl),
+            tenants: TenantDirectory::new(db.clone(), clock.clone(), config.tenants.cache_ttl),
             config: Arc::new(config),
             db,
             clock,
@@ -206,14 +267,18 @@ impl App {
         if let Some(extra) = extra {
             router = router.merge(extra);
         }
+        let hosts = TenantHosts {
+            directory: state.tenants.clone(),
+            base_domain: Arc::from(state.config.core.base_domain.as_str()),
+        };
         let router = router
             .merge(SwaggerUi::new("/docs").url("/api/v1/openapi.json", openapi.clone()))
             .fallback(middleware::not_found)
             .method_not_allowed_fallback(middleware::method_not_allowed)
             .layer(CatchPanicLayer::custom(middleware::panic_response))
-            .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
+            .layer(DefaultBodyLimit::max(state.config.core.max_body_bytes))
             .layer(axum::middleware::from_fn_with_state(
-                state.clone(),
+                hosts,
                 crate::tenants::resolve::resolve_tenant,
             ))
             // Before tenant resolution and every handler: no NUL or control character in the
@@ -227,7 +292,7 @@ impl App {
                 crate::auth::throttle::per_ip,
             ))
             .layer(axum::middleware::from_fn_with_state(
-                state.clone(),
+                state.limits.clone(),
                 middleware::observe,
             ))
             // Outermost too: a panic in the middleware itself still gets a problem body.
@@ -247,7 +312,7 @@ impl App {
         listener: TcpListener,
         shutdown: impl std::future::Future<Output = ()> + Send,
     ) -> anyhow::Result<()> {
-        let metrics = match self.state.config.metrics_bind {
+        let metrics = match self.state.config.core.metrics_bind {
             Some(addr) => Some(
                 TcpListener::bind(addr)
                     .await
@@ -265,7 +330,8 @@ impl App {
         metrics: Option<TcpListener>,
         shutdown: impl std::future::Future<Output = ()> + Send,
     ) -> anyhow::Result<()> {
-        let cfg = self.state.config.clone();
+        let config = self.state.config.clone();
+        let cfg = &config.core;
         let opts = ServerOptions {
             header_read_timeout: cfg.header_read_timeout,
             max_connections: cfg.max_in_flight.saturating_mul(4).max(256),
@@ -275,17 +341,17 @@ impl App {
         tracing::info!(?addr, base_domain = %cfg.base_domain, "serving");
         // Background mail worker, stopped with the server.
         let (stop_mail, mail_stopped) = tokio::sync::watch::channel(false);
-        let mail_worker = cfg.mail.worker.then(|| {
+        let mail_worker = config.mail.worker.then(|| {
             tokio::spawn(crate::mail::MailWorker::from_state(&self.state).run(mail_stopped))
         });
         // Background purge job (offboarding), stopped with the server.
         let purge_stop = stop_mail.subscribe();
-        let purge_worker = cfg.platform.purge_worker.then(|| {
+        let purge_worker = config.platform.purge_worker.then(|| {
             tokio::spawn(crate::platform::purge::run_worker(
                 self.state.db.clone(),
                 self.state.keyring.clone(),
                 self.state.clock.clone(),
-                cfg.platform.purge_interval,
+                config.platform.purge_interval,
                 purge_stop,
             ))
         });
@@ -300,7 +366,7 @@ impl App {
             };
             tokio::spawn(server::serve(
                 l,
-                crate::health::metrics_router(self.state.clone()),
+                crate::health::metrics_router(self.state.db.clone(), self.state.metrics.clone()),
                 opts,
                 async move {
                     let _ = stop.wait_for(|s| *s).await;
@@ -346,5 +412,71 @@ impl App {
             tracing::warn!("database pool did not close within the grace period");
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::AppConfig;
+
+    fn load_with_file(toml: &str, env: &[(&str, &str)]) -> Result<AppConfig, String> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("serein.toml");
+        std::fs::write(&path, toml).unwrap();
+        let mut m: HashMap<String, String> = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        m.insert("SEREIN_CONFIG".into(), path.to_str().unwrap().to_owned());
+        AppConfig::load(&m).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn one_loader_reads_every_section_from_one_file() {
+        let c = load_with_file(
+            "bind = \"127.0.0.1:9999\"\nlog = \"debug\"\ndb_max_connections = 7\n\
+             create_database = false\ntenant_cache_ttl_ms = 0\ntenants_dir = \"\"\n\
+             jwt_issuer = \"acme\"\naccess_token_ttl_secs = 60\nkey_cache_size = 3\n\
+             mail_from = \"Ops <ops@example.com>\"\noffboarding_grace_days = 7\n\
+             import_max_bytes = 4096\n",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(c.core.bind.port(), 9999);
+        assert_eq!(c.core.log_filter, "debug");
+        assert_eq!(c.core.db_max_connections, 7);
+        assert!(!c.core.create_database);
+        assert!(c.tenants.cache_ttl.is_zero());
+        assert!(c.tenants.dir.is_none());
+        assert_eq!(c.tokens.jwt_issuer, "acme");
+        assert_eq!(c.auth.access_ttl.as_secs(), 60);
+        assert_eq!(c.crypto.key_cache_capacity, 3);
+        assert_eq!(c.mail.from.email.to_string(), "ops@example.com");
+        assert_eq!(c.platform.offboarding_grace_days, 7);
+        assert_eq!(c.import.max_bytes, 4096);
+    }
+
+    #[test]
+    fn variables_win_over_the_file() {
+        let c = load_with_file(
+            "bind = \"127.0.0.1:9999\"\njwt_issuer = \"file\"\n",
+            &[("BIND", "127.0.0.1:7777"), ("JWT_ISSUER", "env")],
+        )
+        .unwrap();
+        assert_eq!(c.core.bind.port(), 7777);
+        assert_eq!(c.tokens.jwt_issuer, "env");
+    }
+
+    #[test]
+    fn an_unknown_or_bad_file_key_is_refused_by_name() {
+        let e = load_with_file("bnid = \"127.0.0.1:9999\"\n", &[]).unwrap_err();
+        assert!(e.contains("SEREIN_CONFIG") && e.contains("bnid"), "{e}");
+        let e = load_with_file("db_max_connections = 0\n", &[]).unwrap_err();
+        assert!(e.contains("DB_MAX_CONNECTIONS"), "{e}");
+        let e = load_with_file("not toml at all [\n", &[]).unwrap_err();
+        assert!(e.contains("SEREIN_CONFIG"), "{e}");
     }
 }

@@ -1,8 +1,14 @@
-//! Configuration: defaults that work on a fresh machine, overridden by an optional TOML file
-//! (`SEREIN_CONFIG`), overridden by environment variables.
+//! Configuration: the one loader ([`Settings`]) and the core's own section ([`Config`]).
 //!
-//! Invariants: every value is validated here, once; a bad value stops start-up with a message
-//! naming the variable; secrets (the database URL carries a password in production) are
+//! Every setting has a default that works on a fresh machine, overridden by an optional TOML file
+//! (`SEREIN_CONFIG`: the variable's name, lower case, without the `SEREIN_` prefix), overridden by
+//! the environment variable. Each feature owns its section (`AuthConfig` in `auth`, `MailConfig`
+//! in `mail`, …) and reads it through the same [`Settings`]; `app::AppConfig` assembles the
+//! sections, so this module names no feature.
+//!
+//! Invariants: every value is validated once, when its section loads; a bad value stops start-up
+//! with a message naming the variable; a file key no section reads is refused
+//! ([`Settings::finish`]); secrets (the database URL carries a password in production) are
 //! `secrecy` types and never reach `Debug` output or logs.
 
 use std::net::SocketAddr;
@@ -10,7 +16,6 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
-use serde::Deserialize;
 
 /// The default database: the local PostgreSQL, database `serein` (created if missing).
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/serein";
@@ -29,7 +34,7 @@ pub enum LogFormat {
     Json,
 }
 
-/// Validated configuration.
+/// The core's settings: database, listeners, request pipeline, logs, data directory.
 #[derive(Clone)]
 pub struct Config {
     pub database_url: SecretString,
@@ -60,26 +65,10 @@ pub struct Config {
     pub request_timeout: Duration,
     pub header_read_timeout: Duration,
     pub max_body_bytes: usize,
-    /// Body limit of the CSV member import (`IMPORT_MAX_BYTES`, default 20 MiB): the one route
-    /// allowed more than `max_body_bytes`; it streams its body instead of buffering it.
-    pub import_max_bytes: usize,
-    /// Timeout of the CSV member import (`IMPORT_TIMEOUT_MS`, default 300 s).
-    pub import_timeout: Duration,
     pub max_in_flight: usize,
-    pub tenant_cache_ttl: Duration,
-    /// Directory of `tenants/*.toml` applied at start-up (`None`: do not apply).
-    pub tenants_dir: Option<PathBuf>,
     pub shutdown_grace: Duration,
     /// Where development fallbacks live (generated keys, `.eml` files): `SEREIN_DATA_DIR`.
     pub data_dir: PathBuf,
-    /// Tokens, passwords, sessions, throttling.
-    pub auth: crate::auth::config::AuthConfig,
-    /// Master key and key cache of envelope encryption.
-    pub crypto: crate::crypto::master::CryptoConfig,
-    /// E-mail: SMTP relay, sender, retries.
-    pub mail: crate::mail::MailConfig,
-    /// Platform tenant management: offboarding grace, purge job.
-    pub platform: crate::platform::PlatformConfig,
 }
 
 impl std::fmt::Debug for Config {
@@ -90,7 +79,6 @@ impl std::fmt::Debug for Config {
             .field("bind", &self.bind)
             .field("log_format", &self.log_format)
             .field("db_max_connections", &self.db_max_connections)
-            .field("tenants_dir", &self.tenants_dir)
             .finish_non_exhaustive()
     }
 }
@@ -110,72 +98,47 @@ fn err(name: &str, reason: impl Into<String>) -> ConfigError {
     }
 }
 
-/// The optional file: same names as the environment variables, lower-case, without prefix.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileConfig {
-    database_url: Option<String>,
-    create_database: Option<bool>,
-    migrate_on_start: Option<bool>,
-    app_role: Option<String>,
-    base_domain: Option<String>,
-    bind: Option<String>,
-    log_format: Option<String>,
-    log: Option<String>,
-    db_max_connections: Option<u32>,
-    db_min_connections: Option<u32>,
-    db_acquire_timeout_ms: Option<u64>,
-    db_statement_timeout_ms: Option<u64>,
-    db_idle_in_transaction_timeout_ms: Option<u64>,
-    request_timeout_ms: Option<u64>,
-    header_read_timeout_ms: Option<u64>,
-    max_body_bytes: Option<usize>,
-    import_max_bytes: Option<usize>,
-    import_timeout_ms: Option<u64>,
-    max_in_flight: Option<usize>,
-    tenant_cache_ttl_ms: Option<u64>,
-    tenants_dir: Option<String>,
-    shutdown_grace_ms: Option<u64>,
-}
+/// File keys that are not the variable's name without `SEREIN_`, lower case (kept as they were
+/// first documented).
+const FILE_KEY_ALIASES: &[(&str, &str)] = &[("RUST_LOG", "log")];
 
-impl FileConfig {
-    const KEYS: &'static [&'static str] = &[
-        "database_url",
-        "create_database",
-        "migrate_on_start",
-        "app_role",
-        "base_domain",
-        "bind",
-        "log_format",
-        "log",
-        "db_max_connections",
-        "db_min_connections",
-        "db_acquire_timeout_ms",
-        "db_statement_timeout_ms",
-        "db_idle_in_transaction_timeout_ms",
-        "request_timeout_ms",
-        "header_read_timeout_ms",
-        "max_body_bytes",
-        "import_max_bytes",
-        "import_timeout_ms",
-        "max_in_flight",
-        "tenant_cache_ttl_ms",
-        "tenants_dir",
-        "shutdown_grace_ms",
-    ];
-}
-
-/// Settings of the feature sections: the variable, else the file's key (lower case, without the
-/// `SEREIN_` prefix), else the default. Records which file keys were read so that
+/// The one configuration loader: a setting is the variable, else the file's key (lower case,
+/// without the `SEREIN_` prefix), else the default. Records which file keys were read so that
 /// [`Settings::finish`] can refuse unknown ones.
 pub struct Settings<'a> {
     src: &'a dyn Source,
     file: toml::Table,
+    path: String,
     used: std::cell::RefCell<std::collections::HashSet<String>>,
+}
+
+impl<'a> Settings<'a> {
+    /// Read the file named by `SEREIN_CONFIG` (if any) over `src`.
+    pub fn open(src: &'a dyn Source) -> Result<Self, ConfigError> {
+        let (file, path) = match src.get("SEREIN_CONFIG") {
+            Some(path) => {
+                let text = std::fs::read_to_string(&path)
+                    .map_err(|e| err("SEREIN_CONFIG", format!("cannot read {path}: {e}")))?;
+                let table = toml::from_str::<toml::Table>(&text)
+                    .map_err(|e| err("SEREIN_CONFIG", format!("{path}: {e}")))?;
+                (table, path)
+            }
+            None => (toml::Table::new(), String::new()),
+        };
+        Ok(Self {
+            src,
+            file,
+            path,
+            used: std::cell::RefCell::new(std::collections::HashSet::new()),
+        })
+    }
 }
 
 impl Settings<'_> {
     fn file_key(env: &str) -> String {
+        if let Some((_, key)) = FILE_KEY_ALIASES.iter().find(|(e, _)| *e == env) {
+            return (*key).to_owned();
+        }
         env.strip_prefix("SEREIN_")
             .unwrap_or(env)
             .to_ascii_lowercase()
@@ -227,6 +190,31 @@ impl Settings<'_> {
         in_range(env, v, lo, hi)
     }
 
+    /// A duration in milliseconds within bounds (`…_MS` settings).
+    pub fn millis(
+        &self,
+        env: &str,
+        default: u64,
+        lo: u64,
+        hi: u64,
+    ) -> Result<Duration, ConfigError> {
+        self.int(env, default, lo, hi).map(Duration::from_millis)
+    }
+
+    /// A size or count that must fit a `usize`, within bounds.
+    pub fn size(
+        &self,
+        env: &str,
+        default: usize,
+        lo: usize,
+        hi: usize,
+    ) -> Result<usize, ConfigError> {
+        let v = self.get(env, default, |s| {
+            parse_u64(s).map(|v| usize::try_from(v).unwrap_or(usize::MAX))
+        })?;
+        in_range(env, v, lo, hi)
+    }
+
     /// A boolean setting.
     pub fn flag(&self, env: &str, default: bool) -> Result<bool, ConfigError> {
         self.get(env, default, parse_bool)
@@ -239,13 +227,42 @@ impl Settings<'_> {
             .map(SecretString::from)
     }
 
+    /// Where development fallbacks live (`SEREIN_DATA_DIR`, default `.data`): read by the
+    /// core and by the sections that keep generated files there.
+    pub fn data_dir(&self) -> Result<PathBuf, ConfigError> {
+        self.get("SEREIN_DATA_DIR", ".data".to_owned(), |s| {
+            if s.is_empty() {
+                Err("must not be empty".to_owned())
+            } else {
+                Ok(s.to_owned())
+            }
+        })
+        .map(PathBuf::from)
+    }
+
+    /// The platform host (`BASE_DOMAIN`, default `localhost`), normalised and validated.
+    pub fn base_domain(&self) -> Result<String, ConfigError> {
+        let d = self
+            .get("BASE_DOMAIN", "localhost".to_owned(), |s| Ok(s.to_owned()))?
+            .trim()
+            .trim_end_matches('.')
+            .to_ascii_lowercase();
+        if !valid_domain(&d) {
+            return Err(err("BASE_DOMAIN", format!("not a valid DNS name: {d:?}")));
+        }
+        Ok(d)
+    }
+
     /// Refuse file keys no setting read (a typo must not silently fall back to a default).
-    pub fn finish(&self, path: &str) -> Result<(), ConfigError> {
+    pub fn finish(&self) -> Result<(), ConfigError> {
         let used = self.used.borrow();
         let mut unknown: Vec<&String> = self.file.keys().filter(|k| !used.contains(*k)).collect();
         unknown.sort();
         match unknown.first() {
-            Some(k) => Err(err("SEREIN_CONFIG", format!("{path}: unknown key {k:?}"))),
+            Some(k) => Err(err(
+                "SEREIN_CONFIG",
+                format!("{}: unknown key {k:?}", self.path),
+            )),
             None => Ok(()),
         }
     }
@@ -273,23 +290,6 @@ impl Source for Env {
 impl<S: std::hash::BuildHasher> Source for std::collections::HashMap<String, String, S> {
     fn get(&self, key: &str) -> Option<String> {
         std::collections::HashMap::get(self, key).cloned()
-    }
-}
-
-/// One setting: environment variable name, file value, default.
-fn pick<T, F>(
-    src: &dyn Source,
-    env: &str,
-    file: Option<T>,
-    default: T,
-    parse: F,
-) -> Result<T, ConfigError>
-where
-    F: Fn(&str) -> Result<T, String>,
-{
-    match src.get(env) {
-        Some(raw) => parse(raw.trim()).map_err(|reason| err(env, reason)),
-        None => Ok(file.unwrap_or(default)),
     }
 }
 
@@ -340,116 +340,35 @@ pub fn valid_role_name(r: &str) -> bool {
         && bytes.all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
 }
 
-impl Config {
-    /// Load from the process environment (and `SEREIN_CONFIG` if set).
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Self::load(&Env)
+/// A `postgres://` URL; the error never echoes the value (it may hold a password).
+fn postgres_url(name: &str, url: &str) -> Result<(), ConfigError> {
+    match url::Url::parse(url) {
+        Ok(u) if u.scheme() == "postgres" || u.scheme() == "postgresql" => Ok(()),
+        _ => Err(err(name, "expected a postgres:// URL (value not shown)")),
     }
+}
 
-    /// Load from any source: file named by `SEREIN_CONFIG`, then variables, then defaults.
-    pub fn load(src: &dyn Source) -> Result<Self, ConfigError> {
-        // The file's keys of the foundation settings go to `FileConfig`; every other key is
-        // read by the feature sections through `Settings` (same name as the variable, lower
-        // case, without the `SEREIN_` prefix). A key nobody reads is an error.
-        let (file, rest, path) = match src.get("SEREIN_CONFIG") {
-            Some(path) => {
-                let text = std::fs::read_to_string(&path)
-                    .map_err(|e| err("SEREIN_CONFIG", format!("cannot read {path}: {e}")))?;
-                let mut table = toml::from_str::<toml::Table>(&text)
-                    .map_err(|e| err("SEREIN_CONFIG", format!("{path}: {e}")))?;
-                let mut known = toml::Table::new();
-                for k in FileConfig::KEYS {
-                    if let Some(v) = table.remove(*k) {
-                        known.insert((*k).to_owned(), v);
-                    }
-                }
-                let file = known
-                    .try_into::<FileConfig>()
-                    .map_err(|e| err("SEREIN_CONFIG", format!("{path}: {e}")))?;
-                (file, table, path)
-            }
-            None => (FileConfig::default(), toml::Table::new(), String::new()),
-        };
-        let settings = Settings {
-            src,
-            file: rest,
-            used: std::cell::RefCell::new(std::collections::HashSet::new()),
-        };
-
-        let database_url = pick(
-            src,
-            "DATABASE_URL",
-            file.database_url,
-            DEFAULT_DATABASE_URL.to_owned(),
-            |s| Ok(s.to_owned()),
-        )?;
-        match url::Url::parse(&database_url) {
-            Ok(u) if u.scheme() == "postgres" || u.scheme() == "postgresql" => {}
-            // The value may hold a password: never echo it.
-            _ => {
-                return Err(err(
-                    "DATABASE_URL",
-                    "expected a postgres:// URL (value not shown)",
-                ));
-            }
-        }
-        let create_database = pick(
-            src,
-            "SEREIN_CREATE_DATABASE",
-            file.create_database,
-            true,
-            parse_bool,
-        )?;
-        let migrate_on_start = pick(
-            src,
-            "SEREIN_MIGRATE_ON_START",
-            file.migrate_on_start,
-            true,
-            parse_bool,
-        )?;
-        let app_role = pick(
-            src,
-            "SEREIN_APP_ROLE",
-            file.app_role,
-            "serein_app".to_owned(),
-            |s| Ok(s.to_owned()),
-        )?;
+impl Config {
+    /// The core section, read through the one loader.
+    pub fn load(s: &Settings<'_>) -> Result<Self, ConfigError> {
+        let text = |s: &str| Ok(s.to_owned());
+        let database_url = s.get("DATABASE_URL", DEFAULT_DATABASE_URL.to_owned(), text)?;
+        postgres_url("DATABASE_URL", &database_url)?;
+        let create_database = s.flag("SEREIN_CREATE_DATABASE", true)?;
+        let migrate_on_start = s.flag("SEREIN_MIGRATE_ON_START", true)?;
+        let app_role = s.get("SEREIN_APP_ROLE", "serein_app".to_owned(), text)?;
         if !valid_role_name(&app_role) {
             return Err(err(
                 "SEREIN_APP_ROLE",
                 "must be a lower-case SQL identifier ([a-z_][a-z0-9_]*)",
             ));
         }
-        let base_domain = pick(
-            src,
-            "BASE_DOMAIN",
-            file.base_domain,
-            "localhost".to_owned(),
-            |s| Ok(s.to_owned()),
-        )?
-        .trim()
-        .trim_end_matches('.')
-        .to_ascii_lowercase();
-        if !valid_domain(&base_domain) {
-            return Err(err(
-                "BASE_DOMAIN",
-                format!("not a valid DNS name: {base_domain:?}"),
-            ));
-        }
-        let bind = pick(src, "BIND", file.bind, "0.0.0.0:8080".to_owned(), |s| {
-            Ok(s.to_owned())
-        })?;
+        let base_domain = s.base_domain()?;
+        let bind = s.get("BIND", "0.0.0.0:8080".to_owned(), text)?;
         let bind: SocketAddr = bind
             .parse()
             .map_err(|_| err("BIND", format!("expected host:port, got {bind:?}")))?;
-        let log_format = pick(
-            src,
-            "LOG_FORMAT",
-            file.log_format,
-            "pretty".to_owned(),
-            |s| Ok(s.to_owned()),
-        )?;
-        let log_format = match log_format.as_str() {
+        let log_format = match s.get("LOG_FORMAT", "pretty".to_owned(), text)?.as_str() {
             "pretty" | "text" => LogFormat::Pretty,
             "json" => LogFormat::Json,
             other => {
@@ -459,164 +378,29 @@ impl Config {
                 ));
             }
         };
-        let log_filter = pick(
-            src,
-            "RUST_LOG",
-            file.log,
-            "info,sqlx=warn".to_owned(),
-            |s| Ok(s.to_owned()),
-        )?;
+        let log_filter = s.get("RUST_LOG", "info,sqlx=warn".to_owned(), text)?;
         if tracing_subscriber::EnvFilter::try_new(&log_filter).is_err() {
             return Err(err("RUST_LOG", "not a valid tracing filter directive"));
         }
-        let db_max_connections = pick(
-            src,
-            "DB_MAX_CONNECTIONS",
-            file.db_max_connections,
-            16,
-            |s| parse_u64(s).map(|v| u32::try_from(v).unwrap_or(u32::MAX)),
-        )?;
-        let db_max_connections = in_range("DB_MAX_CONNECTIONS", db_max_connections, 1, 1000)?;
+        let db_max_connections =
+            u32::try_from(s.int("DB_MAX_CONNECTIONS", 16, 1, 1000)?).unwrap_or(16);
         let db_min_connections =
-            pick(src, "DB_MIN_CONNECTIONS", file.db_min_connections, 0, |s| {
-                parse_u64(s).map(|v| u32::try_from(v).unwrap_or(u32::MAX))
-            })?;
-        let db_min_connections = in_range(
-            "DB_MIN_CONNECTIONS",
-            db_min_connections,
-            0,
-            db_max_connections,
-        )?;
-        let ms = |name: &str, file: Option<u64>, default: u64, lo: u64, hi: u64| {
-            let v = pick(src, name, file, default, parse_u64)?;
-            in_range(name, v, lo, hi).map(Duration::from_millis)
-        };
-        let db_acquire_timeout = ms(
-            "DB_ACQUIRE_TIMEOUT_MS",
-            file.db_acquire_timeout_ms,
-            2_000,
-            50,
-            60_000,
-        )?;
-        let db_statement_timeout = ms(
-            "DB_STATEMENT_TIMEOUT_MS",
-            file.db_statement_timeout_ms,
-            15_000,
-            100,
-            3_600_000,
-        )?;
-        let db_idle_in_transaction_timeout = ms(
-            "DB_IDLE_IN_TRANSACTION_TIMEOUT_MS",
-            file.db_idle_in_transaction_timeout_ms,
-            60_000,
-            1_000,
-            3_600_000,
-        )?;
-        let request_timeout = ms(
-            "REQUEST_TIMEOUT_MS",
-            file.request_timeout_ms,
-            30_000,
-            100,
-            600_000,
-        )?;
-        let header_read_timeout = ms(
-            "HEADER_READ_TIMEOUT_MS",
-            file.header_read_timeout_ms,
-            10_000,
-            100,
-            120_000,
-        )?;
-        let tenant_cache_ttl = ms(
-            "TENANT_CACHE_TTL_MS",
-            file.tenant_cache_ttl_ms,
-            5_000,
-            0,
-            300_000,
-        )?;
-        let shutdown_grace = ms(
-            "SHUTDOWN_GRACE_MS",
-            file.shutdown_grace_ms,
-            20_000,
-            0,
-            600_000,
-        )?;
-        let max_body_bytes = pick(
-            src,
-            "MAX_BODY_BYTES",
-            file.max_body_bytes,
-            1024 * 1024,
-            |s| parse_u64(s).map(|v| usize::try_from(v).unwrap_or(usize::MAX)),
-        )?;
-        let max_body_bytes = in_range("MAX_BODY_BYTES", max_body_bytes, 1024, 1 << 30)?;
-        let import_max_bytes = pick(
-            src,
-            "IMPORT_MAX_BYTES",
-            file.import_max_bytes,
-            20 * 1024 * 1024,
-            |s| parse_u64(s).map(|v| usize::try_from(v).unwrap_or(usize::MAX)),
-        )?;
-        let import_max_bytes = in_range("IMPORT_MAX_BYTES", import_max_bytes, 1024, 1 << 30)?;
-        let import_timeout = ms(
-            "IMPORT_TIMEOUT_MS",
-            file.import_timeout_ms,
-            300_000,
-            1_000,
-            3_600_000,
-        )?;
-        let max_in_flight = pick(src, "MAX_IN_FLIGHT", file.max_in_flight, 1024, |s| {
-            parse_u64(s).map(|v| usize::try_from(v).unwrap_or(usize::MAX))
-        })?;
-        let max_in_flight = in_range("MAX_IN_FLIGHT", max_in_flight, 1, 1_000_000)?;
-        let tenants_dir = pick(
-            src,
-            "SEREIN_TENANTS_DIR",
-            file.tenants_dir,
-            "tenants".to_owned(),
-            |s| Ok(s.to_owned()),
-        )?;
-        let tenants_dir = (!tenants_dir.is_empty()).then(|| PathBuf::from(tenants_dir));
-
-        let jobs_database_url = settings.secret("JOBS_DATABASE_URL");
+            u32::try_from(s.int("DB_MIN_CONNECTIONS", 0, 0, u64::from(db_max_connections))?)
+                .unwrap_or(0);
+        let jobs_database_url = s.secret("JOBS_DATABASE_URL");
         if let Some(u) = &jobs_database_url {
-            match url::Url::parse(u.expose_secret()) {
-                Ok(u) if u.scheme() == "postgres" || u.scheme() == "postgresql" => {}
-                _ => {
-                    return Err(err(
-                        "JOBS_DATABASE_URL",
-                        "expected a postgres:// URL (value not shown)",
-                    ));
-                }
-            }
+            postgres_url("JOBS_DATABASE_URL", u.expose_secret())?;
         }
-        let metrics_bind = settings.get("METRICS_BIND", Some(DEFAULT_METRICS_BIND), |s| match s
-            .trim()
-        {
-            "off" | "false" | "" => Ok(None),
-            v => v
-                .parse::<SocketAddr>()
-                .map(Some)
-                .map_err(|_| format!("expected host:port or `off`, got {v:?}")),
-        })?;
-
-        let data_dir = PathBuf::from(settings.get("SEREIN_DATA_DIR", ".data".to_owned(), |s| {
-            if s.is_empty() {
-                Err("must not be empty".to_owned())
-            } else {
-                Ok(s.to_owned())
+        let metrics_bind = s.get("METRICS_BIND", Some(DEFAULT_METRICS_BIND), |v| {
+            match v.trim() {
+                "off" | "false" | "" => Ok(None),
+                v => v
+                    .parse::<SocketAddr>()
+                    .map(Some)
+                    .map_err(|_| format!("expected host:port or `off`, got {v:?}")),
             }
-        })?);
-        let auth = crate::auth::config::AuthConfig::load(&settings)?;
-        let crypto = crate::crypto::master::CryptoConfig::load(&settings)?;
-        let mail = crate::mail::MailConfig::load(&settings, &base_domain)?;
-        let platform = crate::platform::PlatformConfig::load(&settings)?;
-        settings.finish(&path)?;
-
+        })?;
         Ok(Self {
-            data_dir,
-            auth,
-            crypto,
-            mail,
-            platform,
             database_url: SecretString::from(database_url),
             jobs_database_url,
             metrics_bind,
@@ -629,18 +413,20 @@ impl Config {
             log_filter,
             db_max_connections,
             db_min_connections,
-            db_acquire_timeout,
-            db_statement_timeout,
-            db_idle_in_transaction_timeout,
-            request_timeout,
-            header_read_timeout,
-            max_body_bytes,
-            import_max_bytes,
-            import_timeout,
-            max_in_flight,
-            tenant_cache_ttl,
-            tenants_dir,
-            shutdown_grace,
+            db_acquire_timeout: s.millis("DB_ACQUIRE_TIMEOUT_MS", 2_000, 50, 60_000)?,
+            db_statement_timeout: s.millis("DB_STATEMENT_TIMEOUT_MS", 15_000, 100, 3_600_000)?,
+            db_idle_in_transaction_timeout: s.millis(
+                "DB_IDLE_IN_TRANSACTION_TIMEOUT_MS",
+                60_000,
+                1_000,
+                3_600_000,
+            )?,
+            request_timeout: s.millis("REQUEST_TIMEOUT_MS", 30_000, 100, 600_000)?,
+            header_read_timeout: s.millis("HEADER_READ_TIMEOUT_MS", 10_000, 100, 120_000)?,
+            max_body_bytes: s.size("MAX_BODY_BYTES", 1024 * 1024, 1024, 1 << 30)?,
+            max_in_flight: s.size("MAX_IN_FLIGHT", 1024, 1, 1_000_000)?,
+            shutdown_grace: s.millis("SHUTDOWN_GRACE_MS", 20_000, 0, 600_000)?,
+            data_dir: s.data_dir()?,
         })
     }
 
@@ -661,7 +447,10 @@ mod tests {
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
-        Config::load(&m)
+        let s = Settings::open(&m)?;
+        let c = Config::load(&s)?;
+        s.finish()?;
+        Ok(c)
     }
 
     #[test]

@@ -8,11 +8,11 @@
 pub mod app;
 /// Identity and access: sign-up, login, sessions, TOTP, password reset.
 pub mod auth;
-/// The command line (`serein serve|migrate|tenants …`).
+/// The command line (`serein serve|migrate|tenants|users|keys …`), one file per command group.
 pub mod cli;
 /// Injected time.
 pub mod clock;
-/// Validated configuration from environment and file.
+/// The one configuration loader (environment over file over defaults) and the core section.
 pub mod config;
 /// Password hashing, tokens, TOTP, envelope encryption.
 pub mod crypto;
@@ -26,7 +26,7 @@ pub mod health;
 pub mod http;
 /// Transactional e-mail: outbox, templates, worker.
 pub mod mail;
-/// Company settings, members, HR's counts, invitations, the CSV import.
+/// Members, HR's counts, invitations, the CSV import.
 pub mod members;
 /// Platform administration: tenant life cycle, practitioner assignment, the purge job.
 pub mod platform;
@@ -36,5 +36,5 @@ pub mod practitioners;
 pub mod rbac;
 /// Logs and metrics set-up.
 pub mod telemetry;
-/// Tenant resolution, profile, and declarative tenant files.
+/// The tenant: model, resolution, profile, company settings, declarative tenant files.
 pub mod tenants;

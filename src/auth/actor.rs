@@ -131,8 +131,11 @@ impl TotpPrincipal {
 /// The tenant and the audience host of a request: a company host, or the platform host.
 pub fn scope(state: &AppState, parts_ext: &axum::http::Extensions) -> Option<(TenantId, String)> {
     match parts_ext.get::<Tenancy>()? {
-        Tenancy::Tenant(t) => Some((t.id, format!("{}.{}", t.slug, state.config.base_domain))),
-        Tenancy::Platform => Some((TenantId::PLATFORM, state.config.base_domain.clone())),
+        Tenancy::Tenant(t) => Some((
+            t.id,
+            format!("{}.{}", t.slug, state.config.core.base_domain),
+        )),
+        Tenancy::Platform => Some((TenantId::PLATFORM, state.config.core.base_domain.clone())),
     }
 }
 

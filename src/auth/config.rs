@@ -1,26 +1,13 @@
-//! Settings of identity and access: token keys and lifetimes, password cost, session
-//! lifetimes, lockout budget, rate limits, trusted proxies, and the public URL used in e-mailed
-//! links. Parsed and validated once, with the rest of [`crate::config::Config`].
+//! Settings of identity and access: token lifetimes, password cost, session lifetimes, lockout
+//! budget, rate limits, trusted proxies, and the public URL used in e-mailed links. Parsed and
+//! validated once, through the one loader ([`crate::config::Settings`]); the signing keys of
+//! tokens are the signer's section ([`crate::crypto::token_config::TokenConfig`]).
 
 use std::net::IpAddr;
-use std::path::PathBuf;
 use std::time::Duration;
 
-use secrecy::SecretString;
-
-use crate::config::{ConfigError, Settings, config_error};
+use crate::config::{ConfigError, Settings};
 use crate::crypto::passwords::HashCost;
-
-/// JWT signing algorithm.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum JwtAlgorithm {
-    /// HMAC-SHA256 with a shared secret (`JWT_SECRET`, ≥ 32 bytes).
-    Hs256,
-    /// Ed25519 with a PEM key pair (`JWT_PRIVATE_KEY_FILE`, `JWT_PUBLIC_KEY_FILE`).
-    EdDsa,
-    /// RSA PKCS#1 v1.5 SHA-256 with a PEM key pair.
-    Rs256,
-}
 
 /// A trusted reverse proxy: one address or a CIDR block.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,14 +55,6 @@ impl IpNet {
 /// Validated identity-and-access settings.
 #[derive(Clone)]
 pub struct AuthConfig {
-    pub jwt_algorithm: JwtAlgorithm,
-    /// HS256 secret; with none configured (dev), one is generated once into the data dir.
-    pub jwt_secret: Option<SecretString>,
-    pub jwt_private_key_file: Option<PathBuf>,
-    pub jwt_public_key_file: Option<PathBuf>,
-    /// Refuse the generated development secret (production).
-    pub require_secrets: bool,
-    pub jwt_issuer: String,
     pub access_ttl: Duration,
     pub mfa_ttl: Duration,
     pub session_idle: Duration,
@@ -107,12 +86,6 @@ pub struct AuthConfig {
 impl std::fmt::Debug for AuthConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AuthConfig")
-            .field("jwt_algorithm", &self.jwt_algorithm)
-            .field(
-                "jwt_secret",
-                &self.jwt_secret.as_ref().map(|_| "[redacted]"),
-            )
-            .field("jwt_issuer", &self.jwt_issuer)
             .field("access_ttl", &self.access_ttl)
             .field("password_cost", &self.password_cost)
             .finish_non_exhaustive()
@@ -136,51 +109,6 @@ fn small(s: &Settings<'_>, name: &str, default: u64, lo: u64, hi: u64) -> Result
 
 impl AuthConfig {
     pub fn load(s: &Settings<'_>) -> Result<Self, ConfigError> {
-        let jwt_algorithm = s.get("JWT_ALGORITHM", JwtAlgorithm::Hs256, |v| {
-            match v.to_ascii_uppercase().as_str() {
-                "HS256" => Ok(JwtAlgorithm::Hs256),
-                "EDDSA" => Ok(JwtAlgorithm::EdDsa),
-                "RS256" => Ok(JwtAlgorithm::Rs256),
-                other => Err(format!("expected HS256, EdDSA or RS256, got {other:?}")),
-            }
-        })?;
-        let mut jwt_secret = s.secret("JWT_SECRET");
-        if let Some(path) = s.opt("JWT_SECRET_FILE", |v| Ok(PathBuf::from(v)))? {
-            let text = std::fs::read_to_string(&path).map_err(|e| {
-                config_error(
-                    "JWT_SECRET_FILE",
-                    format!("cannot read {}: {e}", path.display()),
-                )
-            })?;
-            jwt_secret = Some(SecretString::from(text.trim().to_owned()));
-        }
-        if let Some(secret) = &jwt_secret {
-            use secrecy::ExposeSecret;
-            if secret.expose_secret().len() < 32 {
-                return Err(config_error(
-                    "JWT_SECRET",
-                    "must be at least 32 bytes (value not shown)",
-                ));
-            }
-        }
-        let jwt_private_key_file = s.opt("JWT_PRIVATE_KEY_FILE", |v| Ok(PathBuf::from(v)))?;
-        let jwt_public_key_file = s.opt("JWT_PUBLIC_KEY_FILE", |v| Ok(PathBuf::from(v)))?;
-        if jwt_algorithm != JwtAlgorithm::Hs256
-            && (jwt_private_key_file.is_none() || jwt_public_key_file.is_none())
-        {
-            return Err(config_error(
-                "JWT_PRIVATE_KEY_FILE",
-                "EdDSA and RS256 need JWT_PRIVATE_KEY_FILE and JWT_PUBLIC_KEY_FILE (PEM)",
-            ));
-        }
-        let require_secrets = s.flag("SEREIN_REQUIRE_SECRETS", false)?;
-        let jwt_issuer = s.get("JWT_ISSUER", "serein".to_owned(), |v| {
-            if v.is_empty() || v.len() > 200 {
-                Err("must be 1–200 characters".to_owned())
-            } else {
-                Ok(v.to_owned())
-            }
-        })?;
         let password_cost = HashCost {
             memory_kib: small(
                 s,
@@ -229,12 +157,6 @@ impl AuthConfig {
             }
         })?;
         Ok(Self {
-            jwt_algorithm,
-            jwt_secret,
-            jwt_private_key_file,
-            jwt_public_key_file,
-            require_secrets,
-            jwt_issuer,
             access_ttl: secs(s, "ACCESS_TOKEN_TTL_SECS", 900, 30, 3600)?,
             mfa_ttl: secs(s, "MFA_TOKEN_TTL_SECS", 300, 30, 900)?,
             session_idle: secs(s, "SESSION_IDLE_SECS", 2 * 3600, 300, 30 * 86_400)?,

@@ -119,7 +119,7 @@ pub async fn register(
 
     let now = state.clock.now();
     let user = UserId::new();
-    let host = format!("{}.{}", tenant.slug, state.config.base_domain);
+    let host = format!("{}.{}", tenant.slug, state.config.core.base_domain);
     let base = state.config.auth.public_base(&host);
     let mut tx =
         TenantTx::begin(&state.db, tenant.id, Some(&DbActor::new(user, Vec::new()))).await?;

@@ -2,7 +2,6 @@
 //! password reset, e-mail verification, and the authorization gate every route passes.
 
 pub mod actor;
-pub mod admin;
 pub mod config;
 pub mod flows;
 pub mod handlers;

@@ -172,7 +172,7 @@ mod tests {
 
     fn throttle(trusted: &str) -> Throttle {
         let mut cfg =
-            crate::config::Config::load(&std::collections::HashMap::<String, String>::from([
+            crate::app::AppConfig::load(&std::collections::HashMap::<String, String>::from([
                 ("TRUSTED_PROXIES".to_owned(), trusted.to_owned()),
                 ("AUTH_RATE_LIMIT_BURST".to_owned(), "2".to_owned()),
             ]))

@@ -53,7 +53,6 @@ use super::keystore;
 use super::master::{CryptoConfig, MasterKey, dev_master_key};
 use super::sealed::{self, DataKey, KEY_LEN};
 use crate::clock::Clock;
-use crate::config::Config;
 use crate::db::{SessionId, TenantId, UserId};
 use crate::error::AppError;
 
@@ -136,20 +135,19 @@ fn v_db(v: u32) -> Result<i32, CryptoError> {
 impl Keyring {
     /// The keyring of the configured master key (see [`super::master`] for the development
     /// fallback), on the system clock.
-    pub fn from_config(cfg: &Config) -> anyhow::Result<Self> {
+    pub fn from_config(cfg: &CryptoConfig) -> anyhow::Result<Self> {
         Self::from_config_with_clock(cfg, Clock::system())
     }
 
     /// [`Keyring::from_config`] on an injected clock (cache expiry, key timestamps).
-    pub fn from_config_with_clock(cfg: &Config, clock: Clock) -> anyhow::Result<Self> {
-        let c: &CryptoConfig = &cfg.crypto;
+    pub fn from_config_with_clock(c: &CryptoConfig, clock: Clock) -> anyhow::Result<Self> {
         let master = match &c.master_key {
             Some(k) => MasterKey::from_secret(k)?,
             None if c.require_master_key => anyhow::bail!(
                 "SEREIN_MASTER_KEY (or SEREIN_MASTER_KEY_FILE) is required when \
                  SEREIN_REQUIRE_MASTER_KEY (or SEREIN_REQUIRE_SECRETS) is true"
             ),
-            None => MasterKey::new(&*dev_master_key(&cfg.data_dir)?),
+            None => MasterKey::new(&*dev_master_key(&c.data_dir)?),
         };
         let previous = c
             .previous_master_key
@@ -688,7 +686,7 @@ mod tests {
     use std::collections::HashMap;
     use uuid::Uuid;
 
-    fn config(pairs: &[(&str, &str)], data_dir: &std::path::Path) -> Result<Config, String> {
+    fn config(pairs: &[(&str, &str)], data_dir: &std::path::Path) -> Result<CryptoConfig, String> {
         let mut m: HashMap<String, String> = pairs
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
@@ -697,7 +695,8 @@ mod tests {
             "SEREIN_DATA_DIR".into(),
             data_dir.to_str().unwrap().to_owned(),
         );
-        Config::load(&m).map_err(|e| e.to_string())
+        let s = crate::config::Settings::open(&m).map_err(|e| e.to_string())?;
+        CryptoConfig::load(&s).map_err(|e| e.to_string())
     }
 
     #[test]
@@ -830,7 +829,7 @@ mod tests {
             MasterKey::new(&[0x22; 32]).id
         );
         assert!(!format!("{c:?}").contains("22222222"));
-        assert!(!format!("{:?}", c.crypto).contains("[34, 34"));
+        assert!(!format!("{c:?}").contains("[34, 34"));
     }
 
     #[test]

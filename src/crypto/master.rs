@@ -45,6 +45,8 @@ pub struct CryptoConfig {
     /// How long an unwrapped key is reused before its row is read again. Bounds how long
     /// another server instance keeps opening data after a key was destroyed elsewhere.
     pub key_cache_ttl: Duration,
+    /// Where the development master key is generated (`SEREIN_DATA_DIR`).
+    pub data_dir: PathBuf,
 }
 
 impl std::fmt::Debug for CryptoConfig {
@@ -61,6 +63,7 @@ impl std::fmt::Debug for CryptoConfig {
             .field("require_master_key", &self.require_master_key)
             .field("key_cache_capacity", &self.key_cache_capacity)
             .field("key_cache_ttl", &self.key_cache_ttl)
+            .field("data_dir", &self.data_dir)
             .finish()
     }
 }
@@ -95,6 +98,7 @@ impl CryptoConfig {
             require_master_key,
             key_cache_capacity,
             key_cache_ttl,
+            data_dir: s.data_dir()?,
         })
     }
 }

@@ -3,8 +3,9 @@
 //! Nothing here logs key material, plaintext, tokens or codes. Envelope encryption (DESIGN §3):
 //! [`sealed`] is the blob format and AES-256-GCM over a key in memory, [`keyring`] the key
 //! hierarchy (master KEK → tenant keys → subject keys) with its cache, [`master`] where the
-//! master key comes from, [`keystore`] the SQL of the key tables, [`rotation`] `serein keys
-//! rotate`.
+//! master key comes from, [`keystore`] the SQL of the key tables, [`rotation`] key rotation (run by
+//! `serein keys rotate`), [`tokens`] signing and verifying access tokens with the settings of
+//! [`token_config`].
 
 pub mod cache;
 pub mod keyring;
@@ -13,5 +14,6 @@ pub mod master;
 pub mod passwords;
 pub mod rotation;
 pub mod sealed;
+pub mod token_config;
 pub mod tokens;
 pub mod totp;

@@ -1,6 +1,7 @@
-//! Key rotation: `serein keys rotate [--tenant SLUG]`.
+//! Key rotation, one tenant at a time (`serein keys rotate [--tenant SLUG]` drives it, from
+//! `cli::keys`).
 //!
-//! Runs as the OWNER (the login role of `DATABASE_URL`, through [`Db::admin_conn`]), never as
+//! Runs as the OWNER (the login role of `DATABASE_URL`, through [`crate::db::Db::admin_conn`]), never as
 //! the request role, which holds no privilege on the key tables. For each tenant that has keys,
 //! in one transaction per tenant (every statement filters `tenant_id` explicitly):
 //! 1. every purpose in use gets a new tenant key version (newest + 1) wrapped under the current
@@ -18,31 +19,17 @@
 
 use std::sync::Arc;
 
-use sqlx::{Connection, PgConnection};
+use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::cache::Purpose;
 use super::keyring::Keyring;
 use super::keystore;
 use super::sealed::{self, CryptoError, DataKey};
-use crate::config::Config;
-use crate::db::{Db, TenantId, UserId};
+use crate::db::{TenantId, UserId};
 
 /// Rows handled per statement when re-wrapping subject keys.
 const BATCH: i64 = 500;
-
-/// `serein keys …`.
-#[derive(Debug, clap::Subcommand)]
-pub enum KeysCommand {
-    /// New tenant key versions (and fresh subject keys) for every tenant, or one: new writes
-    /// use them, old records stay readable. Also re-wraps keys still under
-    /// SEREIN_PREVIOUS_MASTER_KEY.
-    Rotate {
-        /// Only this tenant (its slug).
-        #[arg(long)]
-        tenant: Option<String>,
-    },
-}
 
 /// What rotating one tenant did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -222,73 +209,4 @@ impl Keyring {
         keystore::retire_old_subject_keys(conn, tenant, now).await?;
         Ok(())
     }
-}
-
-/// `serein keys …` (operator command).
-pub async fn run(config: Config, command: KeysCommand) -> anyhow::Result<()> {
-    match command {
-        KeysCommand::Rotate { tenant } => rotate(config, tenant.as_deref()).await,
-    }
-}
-
-async fn rotate(config: Config, slug: Option<&str>) -> anyhow::Result<()> {
-    // Never mint a development master key here: rotating under a key nobody has used would
-    // only fail to unwrap (or, on an empty database, create keys under a throwaway master).
-    if config.crypto.master_key.is_none() && !config.data_dir.join("master.key").exists() {
-        anyhow::bail!(
-            "no master key: set SEREIN_MASTER_KEY (or SEREIN_MASTER_KEY_FILE), or run where \
-             SEREIN_DATA_DIR holds the development master.key"
-        );
-    }
-    let keyring = Keyring::from_config(&config)?;
-    let db = Db::connect(&config).await?;
-    if let Err(reason) = db.readiness().await {
-        anyhow::bail!("database schema is not current ({reason}); run `serein migrate` first");
-    }
-    let tenants: Vec<(TenantId, String)> = {
-        let mut conn = db.admin_conn().await?;
-        sqlx::query!(
-            r#"SELECT id AS "id: TenantId", slug FROM tenants
-               WHERE $1::text IS NULL OR slug = $1 ORDER BY slug"#,
-            slug
-        )
-        .fetch_all(&mut *conn)
-        .await?
-        .into_iter()
-        .map(|r| (r.id, r.slug))
-        .collect()
-    };
-    if let (Some(s), true) = (slug, tenants.is_empty()) {
-        anyhow::bail!("no tenant with slug {s:?}");
-    }
-    let (mut rotated, mut skipped) = (0usize, 0usize);
-    let mut conn = db.admin_conn().await?;
-    for (id, slug) in tenants {
-        let mut tx = conn.begin().await?;
-        let r = keyring.rotate_tenant(&mut tx, id).await?;
-        tx.commit().await?;
-        match r.skipped {
-            Some(why) => {
-                skipped += 1;
-                println!("{slug:<24} skipped ({why})");
-            }
-            None => {
-                rotated += 1;
-                let versions: Vec<String> = r
-                    .new_versions
-                    .iter()
-                    .map(|(p, v)| format!("{p} v{v}"))
-                    .collect();
-                println!(
-                    "{slug:<24} {}; {} subject key(s) re-wrapped, {} created, {} tenant key(s) re-wrapped under the current master",
-                    versions.join(", "),
-                    r.subject_keys_rewrapped,
-                    r.subject_keys_created,
-                    r.tenant_keys_rewrapped
-                );
-            }
-        }
-    }
-    println!("{rotated} tenant(s) rotated, {skipped} skipped");
-    Ok(())
 }

@@ -20,7 +20,7 @@ use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::auth::config::{AuthConfig, JwtAlgorithm};
+use super::token_config::{JwtAlgorithm, TokenConfig};
 use crate::db::{SessionId, TenantId, UserId};
 use crate::rbac::Role;
 
@@ -81,7 +81,7 @@ pub struct TokenKeys {
 impl TokenKeys {
     /// Keys from configuration. With HS256 and no secret configured, a development secret is
     /// generated once into `<data_dir>/jwt.secret` (refused when `SEREIN_REQUIRE_SECRETS`).
-    pub fn from_config(cfg: &AuthConfig, data_dir: &Path) -> anyhow::Result<Self> {
+    pub fn from_config(cfg: &TokenConfig, data_dir: &Path) -> anyhow::Result<Self> {
         let (encoding, decoding, algorithm) = match cfg.jwt_algorithm {
             JwtAlgorithm::Hs256 => {
                 let secret: Vec<u8> = match &cfg.jwt_secret {

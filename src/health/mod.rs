@@ -5,19 +5,27 @@
 //! pod address). `/metrics` renders Prometheus text on a listener of its own (`METRICS_BIND`,
 //! [`metrics_router`]), never on the public API listener: it names routes, pool sizes and
 //! error rates that a tenant's users have no business reading, and the ingress never reaches it.
+//!
+//! The probes take only the database (`FromRef`), and the metrics listener only the database and
+//! the Prometheus handle: nothing here depends on the application's state.
 
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{FromRef, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use metrics_exporter_prometheus::PrometheusHandle;
 use serde::Serialize;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::app::AppState;
+use crate::db::Db;
 use crate::error::{AppError, Problem};
 
-pub fn router() -> OpenApiRouter<AppState> {
+pub fn router<S>() -> OpenApiRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Db: FromRef<S>,
+{
     OpenApiRouter::new()
         .routes(routes!(live))
         .routes(routes!(ready))
@@ -27,14 +35,21 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// resolution, no authentication: the listener is bound to loopback or a cluster-internal
 /// port). Not an API route, so it is not in the OpenAPI document; it is a single fallback
 /// rather than a router table.
-pub fn metrics_router(state: AppState) -> axum::Router {
+pub fn metrics_router(db: Db, handle: Option<PrometheusHandle>) -> axum::Router {
     axum::Router::new()
         .fallback(metrics_listener)
-        .with_state(state)
+        .with_state(MetricsState { db, handle })
+}
+
+/// What the metrics listener reads: pool statistics and the recorder's handle.
+#[derive(Clone)]
+struct MetricsState {
+    db: Db,
+    handle: Option<PrometheusHandle>,
 }
 
 async fn metrics_listener(
-    State(state): State<AppState>,
+    State(state): State<MetricsState>,
     method: axum::http::Method,
     uri: axum::http::Uri,
 ) -> Response {
@@ -63,8 +78,8 @@ pub async fn live() -> Json<Health> {
     extensions(("x-authz" = json!({"resource": "health", "action": "read"}))),
     responses((status = 200, body = Health),
               (status = 503, body = Problem, content_type = "application/problem+json")))]
-pub async fn ready(State(state): State<AppState>) -> Response {
-    match state.db.readiness().await {
+pub async fn ready(State(db): State<Db>) -> Response {
+    match db.readiness().await {
         Ok(()) => Json(Health { status: "ok" }).into_response(),
         Err(reason) => {
             tracing::warn!(%reason, "not ready");
@@ -78,14 +93,14 @@ pub async fn ready(State(state): State<AppState>) -> Response {
 }
 
 /// Prometheus metrics: requests by route and status, latency histogram, pool gauges.
-pub async fn metrics(State(state): State<AppState>) -> Response {
+async fn metrics(State(state): State<MetricsState>) -> Response {
     let stats = state.db.stats();
     metrics::gauge!("db_pool_connections").set(f64::from(stats.size));
     metrics::gauge!("db_pool_idle").set(stats.idle as f64);
     metrics::gauge!("db_pool_waiting").set(stats.waiting as f64);
     metrics::gauge!("db_pool_max").set(f64::from(stats.max));
     let body = state
-        .metrics
+        .handle
         .as_ref()
         .map(|h| h.render())
         .unwrap_or_default();

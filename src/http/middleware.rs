@@ -22,7 +22,6 @@ use axum::response::{IntoResponse, Response};
 use tokio::sync::Semaphore;
 use tracing::Instrument;
 
-use crate::app::AppState;
 use crate::error::{AppError, problem_response};
 
 /// Header carrying the request id, in and out.
@@ -76,7 +75,7 @@ fn request_id(req: &Request) -> String {
 }
 
 /// The outermost middleware; see the module header.
-pub async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Response {
+pub async fn observe(State(limits): State<Limits>, req: Request, next: Next) -> Response {
     let start = Instant::now();
     let id = request_id(&req);
     let route: Arc<str> = req
@@ -92,7 +91,6 @@ pub async fn observe(State(state): State<AppState>, req: Request, next: Next) ->
         tenant = tracing::field::Empty,
         status = tracing::field::Empty,
     );
-    let limits = state.limits.clone();
     async move {
         let mut res = guarded(&limits, &route, req, next).await;
         let status = res.status();

@@ -239,34 +239,36 @@ impl MailConfig {
 mod tests {
     use std::collections::HashMap;
 
-    use crate::config::{Config, ConfigError};
+    use super::MailConfig;
+    use crate::config::{ConfigError, Settings};
 
-    fn load(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+    fn load(pairs: &[(&str, &str)]) -> Result<MailConfig, ConfigError> {
         let m: HashMap<String, String> = pairs
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
-        Config::load(&m)
+        let s = Settings::open(&m)?;
+        MailConfig::load(&s, &s.base_domain()?)
     }
 
     #[test]
     fn defaults_use_the_file_transport_and_the_base_domain() {
         let c = load(&[]).unwrap();
-        assert!(c.mail.smtp.is_none());
-        assert_eq!(c.mail.from.to_string(), "Serein <no-reply@localhost>");
-        assert_eq!(c.mail.max_attempts, 8);
-        assert!(c.mail.worker);
+        assert!(c.smtp.is_none());
+        assert_eq!(c.from.to_string(), "Serein <no-reply@localhost>");
+        assert_eq!(c.max_attempts, 8);
+        assert!(c.worker);
         let c = load(&[("BASE_DOMAIN", "serein.example")]).unwrap();
-        assert_eq!(c.mail.from.email.domain(), "serein.example");
+        assert_eq!(c.from.email.domain(), "serein.example");
     }
 
     #[test]
     fn smtp_settings_are_validated() {
         let c = load(&[("SMTP_HOST", "smtp.example.com")]).unwrap();
-        let smtp = c.mail.smtp.unwrap();
+        let smtp = c.smtp.unwrap();
         assert_eq!((smtp.port, smtp.tls), (587, super::TlsMode::StartTls));
         let c = load(&[("SMTP_HOST", "smtp.example.com"), ("SMTP_TLS", "tls")]).unwrap();
-        assert_eq!(c.mail.smtp.unwrap().port, 465);
+        assert_eq!(c.smtp.unwrap().port, 465);
         // Plain text only to a loopback relay, unless forced.
         let e = load(&[("SMTP_HOST", "smtp.example.com"), ("SMTP_TLS", "none")])
             .err()
@@ -301,6 +303,6 @@ mod tests {
             ("SMTP_PASSWORD", "hunter2-smtp"),
         ])
         .unwrap();
-        assert!(!format!("{:?}", c.mail).contains("hunter2"));
+        assert!(!format!("{c:?}").contains("hunter2"));
     }
 }

@@ -13,6 +13,7 @@
 
 use std::time::Duration;
 
+use axum::extract::FromRef;
 use time::OffsetDateTime;
 use tokio::sync::watch;
 
@@ -46,9 +47,19 @@ impl MailWorker {
         Self { db, clock, mailer }
     }
 
-    /// From the application state.
-    pub fn from_state(state: &crate::app::AppState) -> Self {
-        Self::new(state.db.clone(), state.clock.clone(), state.mail.clone())
+    /// From any state that holds the three parts the worker needs (the application's state,
+    /// through `FromRef`): the worker sees nothing else of it.
+    pub fn from_state<S>(state: &S) -> Self
+    where
+        Db: FromRef<S>,
+        Clock: FromRef<S>,
+        Mailer: FromRef<S>,
+    {
+        Self::new(
+            Db::from_ref(state),
+            Clock::from_ref(state),
+            Mailer::from_ref(state),
+        )
     }
 
     fn policy(&self) -> RetryPolicy {

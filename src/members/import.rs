@@ -38,6 +38,7 @@ use http_body_util::BodyExt;
 use serde::{Deserialize, Serialize};
 
 use self::parse::{CsvStream, Header, Record};
+use super::config::ImportConfig;
 use crate::app::AppState;
 use crate::auth::actor::Actor;
 use crate::auth::model::Email;
@@ -53,11 +54,11 @@ pub const ROUTE: &str = "/api/v1/members/import";
 pub const MAX_REPORTED_ERRORS: usize = 1000;
 
 /// The import route's body limit and timeout.
-pub fn route_limits(config: &Config) -> RouteLimits {
+pub fn route_limits(config: &ImportConfig) -> RouteLimits {
     RouteLimits {
         route: ROUTE,
-        max_body_bytes: config.import_max_bytes,
-        timeout: config.import_timeout,
+        max_body_bytes: config.max_bytes,
+        timeout: config.timeout,
     }
 }
 

@@ -1,4 +1,5 @@
-//! Members: the company's settings, its people, HR's counts, and invitations.
+//! Members: the company's people, HR's counts, and invitations (the company's own settings
+//! live with the tenant, in `tenants::settings`).
 //!
 //! Invariants:
 //! - Every route runs on a company host; handlers refuse the platform tenant as defence in
@@ -14,12 +15,12 @@
 //!   pending invitations take a seat; accepting goes through one definer, all or nothing.
 
 pub mod accept;
+pub mod config;
 pub mod handlers;
 pub mod import;
 pub mod invitations;
 pub mod model;
 pub mod repo;
-pub mod settings;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -32,7 +33,6 @@ use crate::error::AppError;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .routes(routes!(settings::get_tenant, settings::update_tenant))
         .routes(routes!(handlers::list_members))
         .routes(routes!(handlers::member_summary))
         .routes(routes!(handlers::update_member, handlers::end_member))

@@ -27,7 +27,6 @@ use axum::response::{IntoResponse, Response};
 
 use super::model::TenantStatus;
 use super::repo;
-use crate::app::AppState;
 use crate::clock::Clock;
 use crate::db::{Db, SystemTx, TenantId};
 use crate::error::{AppError, problem_response};
@@ -225,22 +224,31 @@ fn host_of(req: &Request) -> Result<&str, AppError> {
     }
 }
 
+/// What tenant resolution reads: the slug directory and the platform host. The middleware's
+/// whole state; it sees nothing else of the application.
+#[derive(Clone)]
+pub struct TenantHosts {
+    pub directory: TenantDirectory,
+    /// `BASE_DOMAIN`: the platform host, and the parent of every tenant host.
+    pub base_domain: Arc<str>,
+}
+
 /// Middleware: resolve the tenant of the Host, refuse unknown or suspended tenants, answer
 /// CORS for the tenant's web origins.
 pub async fn resolve_tenant(
-    State(state): State<AppState>,
+    State(hosts): State<TenantHosts>,
     mut req: Request,
     next: Next,
 ) -> Response {
     if is_host_independent(req.uri().path()) {
         return next.run(req).await;
     }
-    let class = host_of(&req).and_then(|h| classify_host(h, &state.config.base_domain));
+    let class = host_of(&req).and_then(|h| classify_host(h, &hosts.base_domain));
     let tenancy = match class {
         Err(e) => return problem_response(&e),
         Ok(HostClass::NoSuchTenant) => return problem_response(&AppError::TenantNotFound),
         Ok(HostClass::Platform) => Tenancy::Platform,
-        Ok(HostClass::Tenant(slug)) => match state.tenants.lookup(&slug).await {
+        Ok(HostClass::Tenant(slug)) => match hosts.directory.lookup(&slug).await {
             Err(e) => return e.into_response(),
             Ok(None) => return problem_response(&AppError::TenantNotFound),
             Ok(Some(r)) if r.status == TenantStatus::Offboarded => {

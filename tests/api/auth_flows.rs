@@ -170,7 +170,7 @@ async fn an_interval_of_zero_is_strict_reuse_detection() {
     // The setting is bounded: above 60 s the server refuses to start.
     let mut env = crate::helpers::test_env("unused");
     env.insert("REFRESH_TOKEN_REUSE_INTERVAL_SECS".into(), "61".into());
-    assert!(serein::config::Config::load(&env).is_err());
+    assert!(serein::app::AppConfig::load(&env).is_err());
 }
 
 /// `app_private.rotate_refresh_token` as `serein_app` in `tenant` claiming `user`: its outcome.

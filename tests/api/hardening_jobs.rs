@@ -4,8 +4,8 @@
 //! become `serein_app` and `serein_worker` only, migrations run beforehand by the owner).
 
 use serein::app::App;
+use serein::app::AppConfig;
 use serein::clock::Clock;
-use serein::config::Config;
 use serein::mail::{MailWorker, Message};
 use serein::tenants::model::Locale;
 use sqlx::{Connection, Executor, PgConnection};
@@ -109,7 +109,7 @@ async fn the_request_role_cannot_act_as_the_mail_worker_whatever_its_context() {
 }
 
 async fn build_error(env: &std::collections::HashMap<String, String>) -> String {
-    match App::build(Config::load(env).unwrap(), Clock::system()).await {
+    match App::build(AppConfig::load(env).unwrap(), Clock::system()).await {
         Ok(_) => String::new(),
         Err(e) => format!("{e:#}"),
     }
@@ -190,7 +190,7 @@ async fn jobs_work_in_the_production_role_layout_or_refuse_to_start() {
     .await
     .unwrap();
     seed_world(&mut owner, due, "gone").await;
-    let jobs = App::build(Config::load(&env).unwrap(), Clock::system())
+    let jobs = App::build(AppConfig::load(&env).unwrap(), Clock::system())
         .await
         .unwrap();
     let purged = serein::platform::purge::purge_due(

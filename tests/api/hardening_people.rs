@@ -11,8 +11,8 @@ use crate::helpers::{TestApp, as_app_with_roles, fresh_database, test_env};
 use crate::members::{person, send};
 use crate::people::*;
 use serein::app::App;
+use serein::app::AppConfig;
 use serein::clock::Clock;
-use serein::config::Config;
 use serein::db::{TenantId, UserId};
 use serein::rbac::Role;
 
@@ -459,7 +459,7 @@ async fn a_role_in_role_serein_app_neither_skips_the_triggers_nor_passes_the_sel
     let db = fresh_database().await;
     let mut env = test_env(&db);
     env.insert("SEREIN_APP_ROLE".into(), IN_ROLE.into());
-    let err = match App::build(Config::load(&env).unwrap(), Clock::system()).await {
+    let err = match App::build(AppConfig::load(&env).unwrap(), Clock::system()).await {
         Ok(_) => String::new(),
         Err(e) => format!("{e:#}"),
     };

@@ -10,9 +10,9 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use axum::Router;
+use serein::app::AppConfig;
 use serein::app::{App, AppState};
 use serein::clock::Clock;
-use serein::config::Config;
 use serein::crypto::keyring::{Aad, KeyScope};
 use serein::db::{Db, TenantId, UserId};
 use sqlx::{Connection, Executor, PgConnection};
@@ -222,7 +222,7 @@ impl TestApp {
             data_dir.path().to_string_lossy().into_owned(),
         );
         f(&mut s);
-        let config = Config::load(&s.env).unwrap();
+        let config = AppConfig::load(&s.env).unwrap();
         let clock = Clock::manual(time::OffsetDateTime::now_utc());
         let mut owner = PgConnection::connect(&db_url(&db_name)).await.unwrap();
         let tenant_a = create_tenant(&mut owner, "alpha").await;

@@ -7,6 +7,7 @@
     clippy::indexing_slicing
 )]
 
+mod architecture;
 mod auth;
 mod auth_flows;
 mod auth_mail;

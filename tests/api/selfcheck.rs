@@ -4,8 +4,8 @@ use sqlx::{Connection, Executor, PgConnection};
 
 use crate::helpers::{db_url, fresh_database, test_env};
 use serein::app::App;
+use serein::app::AppConfig;
 use serein::clock::Clock;
-use serein::config::Config;
 
 /// Create a cluster-wide role if missing, tolerating a concurrent creator.
 pub async fn ensure_role(conn: &mut PgConnection, name: &str, attrs: &str) {
@@ -22,7 +22,7 @@ async fn build_error(db: &str, role: Option<&str>) -> String {
     if let Some(r) = role {
         env.insert("SEREIN_APP_ROLE".into(), r.into());
     }
-    match App::build(Config::load(&env).unwrap(), Clock::system()).await {
+    match App::build(AppConfig::load(&env).unwrap(), Clock::system()).await {
         Ok(_) => String::new(),
         Err(e) => format!("{e:#}"),
     }
@@ -141,7 +141,7 @@ async fn serves_as_a_noinherit_authenticator_without_migrating() {
     let mut env = test_env(&app.db_name);
     env.insert("DATABASE_URL".into(), u.to_string());
     env.insert("SEREIN_MIGRATE_ON_START".into(), "false".into());
-    let err = match App::build(Config::load(&env).unwrap(), Clock::system()).await {
+    let err = match App::build(AppConfig::load(&env).unwrap(), Clock::system()).await {
         Ok(_) => String::new(),
         Err(e) => format!("{e:#}"),
     };

@@ -1,18 +1,100 @@
-//! Operator actions on people (`serein users add`): run as the login role of `DATABASE_URL`
-//! (the owner), like the other operator commands, never through the HTTP API.
+//! `serein users add`: operator actions on people, run as the login role of `DATABASE_URL` (the
+//! owner), like the other operator commands, never through the HTTP API.
 //!
 //! Adding a person is idempotent: an existing identity keeps its password; its membership gains
 //! the given roles and is (re)activated. Without a password, a single-use set-password link is
 //! returned (a password-reset token valid 72 hours).
 
+use clap::Subcommand;
 use secrecy::SecretString;
 use time::OffsetDateTime;
 
-use crate::config::Config;
+use crate::app::AppConfig;
+use crate::auth::model::Email;
 use crate::crypto::passwords::{self, Passwords};
 use crate::crypto::tokens;
 use crate::db::{Db, TenantId, UserId};
 use crate::rbac::Role;
+
+#[derive(Debug, Subcommand)]
+pub enum UsersCommand {
+    /// Add a person to a tenant with roles (or make them a platform admin). With
+    /// `--password-stdin` the password is read from the first line of standard input;
+    /// otherwise a single-use link to set it is printed.
+    Add {
+        /// Tenant slug (omit with --platform-admin).
+        #[arg(
+            long,
+            required_unless_present = "platform_admin",
+            conflicts_with = "platform_admin"
+        )]
+        tenant: Option<String>,
+        #[arg(long)]
+        email: String,
+        /// Role in the tenant: tenant_admin, hr, practitioner or employee (repeatable).
+        #[arg(long = "role", required_unless_present = "platform_admin")]
+        roles: Vec<String>,
+        /// Make the person a platform admin (logs in on the platform host).
+        #[arg(long)]
+        platform_admin: bool,
+        /// Display name.
+        #[arg(long)]
+        name: Option<String>,
+        /// Read the password from standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+}
+
+/// Run one `serein users …` command.
+pub async fn run(config: AppConfig, command: UsersCommand) -> anyhow::Result<()> {
+    let UsersCommand::Add {
+        tenant,
+        email,
+        roles,
+        platform_admin,
+        name,
+        password_stdin,
+    } = command;
+    let password = if password_stdin {
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line)?;
+        let pw = line.trim_end_matches(['\r', '\n']).to_owned();
+        Some(secrecy::SecretString::from(pw))
+    } else {
+        None
+    };
+    let db = Db::connect(&config.core).await?;
+    db.migrate().await?;
+    let added = add_user(
+        &db,
+        &config,
+        NewUser {
+            tenant: tenant.as_deref(),
+            email: &email,
+            roles: &roles,
+            platform_admin,
+            display_name: name.as_deref(),
+            password,
+        },
+    )
+    .await?;
+    println!(
+        "{} {} on {} (user {})",
+        if added.created { "created" } else { "updated" },
+        added.email,
+        added.host,
+        added.user
+    );
+    if let Some(link) = added.set_password_link {
+        println!(
+            "set-password link (single use, expires {}):",
+            added.link_expires
+        );
+        println!("{link}");
+    }
+    Ok(())
+}
 
 /// How long a printed set-password link stays valid.
 pub const LINK_TTL: time::Duration = time::Duration::hours(72);
@@ -36,8 +118,8 @@ pub struct Added {
     pub link_expires: OffsetDateTime,
 }
 
-pub async fn add_user(db: &Db, config: &Config, new: NewUser<'_>) -> anyhow::Result<Added> {
-    let email = super::model::Email::parse(new.email)
+pub async fn add_user(db: &Db, config: &AppConfig, new: NewUser<'_>) -> anyhow::Result<Added> {
+    let email = Email::parse(new.email)
         .map_err(|_| anyhow::anyhow!("--email: not a valid e-mail address"))?;
     let roles: Vec<String> = if new.platform_admin {
         Vec::new()
@@ -79,9 +161,9 @@ pub async fn add_user(db: &Db, config: &Config, new: NewUser<'_>) -> anyhow::Res
             .fetch_optional(&mut *tx)
             .await?
             .ok_or_else(|| anyhow::anyhow!("--tenant {slug:?}: no such tenant"))?;
-            (id, format!("{slug}.{}", config.base_domain))
+            (id, format!("{slug}.{}", config.core.base_domain))
         }
-        None => (TenantId::PLATFORM, config.base_domain.clone()),
+        None => (TenantId::PLATFORM, config.core.base_domain.clone()),
     };
 
     let id = UserId::new();

@@ -13,12 +13,12 @@ use sqlx::PgConnection;
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 
+use super::model::{Branding, rules};
 use crate::app::AppState;
 use crate::auth::actor::Actor;
 use crate::db::TenantId;
 use crate::error::{AppError, AppResult, FieldError, Problem};
 use crate::http::extract::AppJson;
-use crate::tenants::model::{Branding, rules};
 
 /// The company's settings, plan and seats.
 #[derive(Debug, Serialize, ToSchema)]
