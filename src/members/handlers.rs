@@ -5,12 +5,13 @@ use axum::extract::State;
 use axum::http::StatusCode;
 
 use super::model::*;
-use super::{decode_cursor, encode_cursor, page_limit, repo};
+use super::repo;
 use crate::app::AppState;
 use crate::auth::actor::Actor;
 use crate::db::MembershipId;
 use crate::error::{AppError, AppResult, Problem};
 use crate::http::extract::{AppJson, AppPath, AppQuery};
+use crate::http::pagination::{Limit, decode_cursor, page};
 use crate::rbac::Role;
 
 fn last_admin() -> AppError {
@@ -47,16 +48,12 @@ pub async fn list_members(
 ) -> AppResult<Json<MemberPage>> {
     actor.require_company()?;
     let filter = query.filter()?;
-    let after = decode_cursor(query.cursor.as_deref())?;
-    let limit = page_limit(query.limit);
+    let after = decode_cursor::<MembershipId>(query.cursor.as_deref())?;
+    let limit = Limit::standard(query.limit);
     let mut tx = actor.begin(&state).await?;
-    let mut items = repo::list(&mut tx, actor.tenant, &filter, after, limit + 1).await?;
+    let rows = repo::list(&mut tx, actor.tenant, &filter, after, limit.fetch()).await?;
     tx.commit().await?;
-    let more = i64::try_from(items.len()).unwrap_or(i64::MAX) > limit;
-    items.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
-    let next_cursor = more
-        .then(|| items.last().map(|m| encode_cursor(m.id.as_uuid())))
-        .flatten();
+    let (items, next_cursor) = page(rows, limit, |m| m.id);
     Ok(Json(MemberPage { items, next_cursor }))
 }
 

@@ -20,7 +20,7 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::model::{parse_company_roles, parse_department};
-use super::{decode_cursor, encode_cursor, page_limit, repo};
+use super::repo;
 use crate::app::AppState;
 use crate::auth::actor::Actor;
 use crate::auth::model::Email;
@@ -28,6 +28,7 @@ use crate::crypto::tokens::{self, OpaqueToken};
 use crate::db::{TenantId, UserId};
 use crate::error::{AppError, AppResult, FieldError, Problem};
 use crate::http::extract::{AppJson, AppPath, AppQuery};
+use crate::http::pagination::{Limit, decode_cursor, page};
 use crate::mail::{self, Message};
 use crate::tenants::model::Locale;
 
@@ -396,25 +397,25 @@ pub async fn list_invitations(
     AppQuery(q): AppQuery<InvitationQuery>,
 ) -> AppResult<Json<InvitationPage>> {
     actor.require_company()?;
-    let after = decode_cursor(q.cursor.as_deref())?;
-    let limit = page_limit(q.limit);
+    let after = decode_cursor::<Uuid>(q.cursor.as_deref())?;
+    let limit = Limit::standard(q.limit);
     let now = state.clock.now();
     let mut tx = actor.begin(&state).await?;
     let rows = sqlx::query!(
         "SELECT id, email, roles, department, first_name, last_name, created_at, updated_at,
                 expires_at
          FROM invitations
-         WHERE tenant_id = $1 AND accepted_at IS NULL AND revoked_at IS NULL
-           AND ($2::uuid IS NULL OR id > $2)
+         WHERE tenant_id = $1 AND accepted_at IS NULL AND revoked_at IS NULL AND id > $2
          ORDER BY id LIMIT $3",
         actor.tenant.as_uuid(),
-        after,
-        limit + 1
+        // The first page starts after the nil id (one statement, no optional predicate).
+        after.unwrap_or(Uuid::nil()),
+        limit.fetch()
     )
     .fetch_all(&mut *tx)
     .await?;
     tx.commit().await?;
-    let mut items: Vec<Invitation> = rows
+    let rows: Vec<Invitation> = rows
         .into_iter()
         .map(|r| Invitation {
             id: r.id,
@@ -434,11 +435,7 @@ pub async fn list_invitations(
             expires_at: r.expires_at,
         })
         .collect();
-    let more = i64::try_from(items.len()).unwrap_or(i64::MAX) > limit;
-    items.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
-    let next_cursor = more
-        .then(|| items.last().map(|i| encode_cursor(i.id)))
-        .flatten();
+    let (items, next_cursor) = page(rows, limit, |i| i.id);
     Ok(Json(InvitationPage { items, next_cursor }))
 }
 

@@ -107,13 +107,21 @@ pub struct MemberQuery {
 }
 
 /// A validated member filter.
-#[derive(Debug, Default)]
+///
+/// Every filter is always present (no optional predicate in SQL: one statement per shape, so
+/// the planner sees the same conditions whichever filters the request used): the roles to
+/// overlap (all of them when no role was asked), the statuses to keep, and ended or not.
+#[derive(Debug)]
 pub struct MemberFilter {
-    pub role: Option<String>,
-    pub status: Option<String>,
+    pub roles: Vec<String>,
+    pub statuses: Vec<String>,
+    pub ended: bool,
     /// An ILIKE pattern with the wildcards of the search text escaped.
     pub pattern: Option<String>,
 }
+
+/// Every role a membership can hold (the `role` filter's default: all of them).
+const ALL_ROLES: [&str; 4] = ["tenant_admin", "hr", "employee", "practitioner"];
 
 impl MemberQuery {
     pub fn filter(&self) -> Result<MemberFilter, AppError> {
@@ -144,9 +152,21 @@ impl MemberQuery {
         if !errs.is_empty() {
             return Err(AppError::Validation(errs));
         }
+        let roles = match &self.role {
+            Some(r) => vec![r.clone()],
+            None => ALL_ROLES.iter().map(|r| (*r).to_owned()).collect(),
+        };
+        // `ended` is a disabled membership with `ended_at` set (a check constraint says so).
+        let (statuses, ended): (&[&str], bool) = match self.status.as_deref() {
+            Some("active") => (&["active"], false),
+            Some("disabled") => (&["disabled"], false),
+            Some(_) => (&["disabled"], true),
+            None => (&["active", "disabled"], false),
+        };
         Ok(MemberFilter {
-            role: self.role.clone(),
-            status: self.status.clone(),
+            roles,
+            statuses: statuses.iter().map(|s| (*s).to_owned()).collect(),
+            ended,
             pattern: q.map(crate::db::like_contains),
         })
     }
