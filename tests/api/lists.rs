@@ -12,7 +12,8 @@ use uuid::Uuid;
 use crate::helpers::{TestApp, as_app_with_roles, problem, seed_world};
 use crate::members::membership_of;
 use crate::people::{add_person, call, host, member_session};
-use serein::db::TenantId;
+use crate::practitioners::add_practitioner;
+use serein::db::{TenantId, UserId};
 use serein::rbac::Role;
 
 const NIL: Uuid = Uuid::nil();
@@ -165,4 +166,112 @@ async fn every_list_caps_the_limit_and_refuses_a_foreign_cursor() {
             assert_eq!(problem(res).await["code"], "invalid_cursor");
         }
     }
+}
+
+/// `practitioner_directory(…)` in a crafted context: (id, name) pairs in page order.
+async fn directory_as(
+    conn: &mut PgConnection,
+    tenant: Option<TenantId>,
+    user: Option<UserId>,
+    specialties: Option<&[&str]>,
+    after: (&str, Uuid),
+    limit: i32,
+) -> Vec<(Uuid, String)> {
+    as_app_with_roles(conn, tenant, user, "employee").await;
+    let rows: Vec<(Uuid, String)> = sqlx::query_as(
+        "SELECT id, display_name FROM app_private.practitioner_directory($1, NULL, $2, $3, $4)",
+    )
+    .bind(specialties.map(|s| s.iter().map(|x| (*x).to_owned()).collect::<Vec<_>>()))
+    .bind(after.0)
+    .bind(after.1)
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await
+    .unwrap();
+    conn.execute("ROLLBACK").await.unwrap();
+    rows
+}
+
+#[tokio::test]
+async fn practitioner_directory_pages_exactly_the_names_practitioner_names_shows() {
+    let app = TestApp::spawn().await;
+    let mut o = app.owner().await;
+    let both = [app.tenant_a, app.tenant_b];
+    let mut in_a = Vec::new();
+    for (name, spec, tenants) in [
+        ("Dr Same", "sleep", &both[..]),
+        ("Dr Same", "stress", &both[..1]),
+        ("Dr Able", "sleep", &both[..1]),
+        ("Dr Only B", "sleep", &both[1..]),
+    ] {
+        let id = add_practitioner(&app, &mut o, name, &[spec], &["en"], "bio", true, tenants).await;
+        if tenants.contains(&app.tenant_a) {
+            in_a.push((id.as_uuid(), name.to_owned()));
+        }
+    }
+    in_a.sort_by(|x, y| (&x.1, x.0).cmp(&(&y.1, y.0)));
+    let me = add_person(&app, app.tenant_a, "reader@lists.test", &["employee"]).await;
+    let mut c = app.owner().await;
+    let start = ("", NIL);
+
+    // The same rows as practitioner_names(), in (name, id) order, page by page.
+    let all = directory_as(&mut c, Some(app.tenant_a), Some(me), None, start, 100).await;
+    assert_eq!(all, in_a);
+    as_app_with_roles(&mut c, Some(app.tenant_a), Some(me), "employee").await;
+    let mut names: Vec<(Uuid, String)> =
+        sqlx::query_as("SELECT id, display_name FROM app_private.practitioner_names()")
+            .fetch_all(&mut c)
+            .await
+            .unwrap();
+    c.execute("ROLLBACK").await.unwrap();
+    names.sort_by(|x, y| (&x.1, x.0).cmp(&(&y.1, y.0)));
+    assert_eq!(all, names);
+    let first = directory_as(&mut c, Some(app.tenant_a), Some(me), None, start, 2).await;
+    assert_eq!(first, in_a[..2]);
+    let last = &first[1];
+    let rest = directory_as(
+        &mut c,
+        Some(app.tenant_a),
+        Some(me),
+        None,
+        (&last.1, last.0),
+        2,
+    )
+    .await;
+    assert_eq!(rest, in_a[2..]);
+
+    // Filters only narrow.
+    let sleep = directory_as(
+        &mut c,
+        Some(app.tenant_a),
+        Some(me),
+        Some(&["sleep"]),
+        start,
+        100,
+    )
+    .await;
+    assert_eq!(sleep.len(), 2);
+    assert!(sleep.iter().all(|r| all.contains(r)));
+
+    // No signed-in person, no company, another company's reader: nothing of A's.
+    assert!(
+        directory_as(&mut c, Some(app.tenant_a), None, None, start, 100)
+            .await
+            .is_empty()
+    );
+    assert!(
+        directory_as(&mut c, None, Some(me), None, start, 100)
+            .await
+            .is_empty()
+    );
+    let b = directory_as(&mut c, Some(app.tenant_b), Some(me), None, start, 100).await;
+    assert_eq!(b.len(), 2);
+    assert!(b.iter().all(|r| r.1 != "Dr Able"));
+    let public: bool = sqlx::query_scalar(
+        "SELECT has_function_privilege('public', 'app_private.practitioner_directory(text[], text, text, uuid, integer)', 'EXECUTE')",
+    )
+    .fetch_one(&mut o)
+    .await
+    .unwrap();
+    assert!(!public);
 }

@@ -35,7 +35,7 @@ async fn platform_token(app: &TestApp) -> String {
 /// A practitioner arranged as the owner: identity with `PASSWORD`, profile, and an active
 /// practitioner membership in each of `tenants`.
 #[allow(clippy::too_many_arguments)]
-async fn add_practitioner(
+pub async fn add_practitioner(
     app: &TestApp,
     owner: &mut PgConnection,
     name: &str,
