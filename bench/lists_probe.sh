@@ -78,18 +78,14 @@ PREP_OTHERS="PREPARE invitations(uuid, uuid, bigint) AS
   FROM invitations
   WHERE tenant_id = \$1 AND accepted_at IS NULL AND revoked_at IS NULL AND id > \$2
   ORDER BY id LIMIT \$3;
-PREPARE directory(uuid, text[], text, text, uuid, bigint) AS
-  SELECT u.id, u.display_name, p.specialties, p.languages, p.bio, p.verified_at IS NOT NULL,
+PREPARE directory(uuid, text[], text, text, uuid, integer) AS
+  SELECT d.id, d.display_name, p.specialties, p.languages, p.bio, p.verified_at IS NOT NULL,
          p.licence_country, p.photo_file_id, NULL::real
-  FROM memberships m
-  JOIN app_private.practitioner_names() u ON u.id = m.user_id
-  JOIN practitioner_profiles p ON p.user_id = m.user_id
-  WHERE m.tenant_id = \$1 AND m.status = 'active' AND 'practitioner' = ANY (m.roles)
-    AND (\$2::text[] IS NULL OR p.specialties && \$2)
-    AND (\$3::text IS NULL OR \$3 = ANY (p.languages))
-    AND (\$4::text IS NULL OR (u.display_name, u.id) > (\$4, \$5::uuid))
-  ORDER BY u.display_name, u.id
-  LIMIT \$6;
+  FROM app_private.practitioner_directory(\$2, \$3, \$4, \$5, \$6) d
+  JOIN memberships m ON m.user_id = d.id AND m.tenant_id = \$1
+                    AND m.status = 'active' AND 'practitioner' = ANY (m.roles)
+  JOIN practitioner_profiles p ON p.user_id = d.id
+  ORDER BY d.display_name, d.id;
 PREPARE directory_search(uuid, text[], text, text, real, uuid, bigint) AS
   WITH hits AS (
       SELECT u.id, u.display_name, p.specialties, p.languages, p.bio,
@@ -178,7 +174,7 @@ for shape in first near_end search; do
     declare -A t=()
     for s in p1k p100k; do
         case $shape in
-            first) args="directory(current_setting('app.tenant_id')::uuid, NULL, NULL, NULL, NULL, 21)" ;;
+            first) args="directory(current_setting('app.tenant_id')::uuid, NULL, NULL, '', '$NIL', 21)" ;;
             near_end)
                 last=$(q "select u.display_name || '|' || u.id from memberships m join users u on u.id = m.user_id where m.tenant_id = (select id from tenants where slug = '$s') and 'practitioner' = any (m.roles) order by u.display_name desc, u.id desc offset 25 limit 1")
                 args="directory(current_setting('app.tenant_id')::uuid, NULL, NULL, '${last%%|*}', '${last##*|}', 21)" ;;

@@ -133,18 +133,18 @@ pub async fn update_member(
             detail: "This membership has ended; invite the person again.".into(),
         });
     }
-    if old.roles.iter().any(|r| r == Role::Practitioner.as_str()) {
+    if old.roles.contains(&Role::Practitioner) {
         return Err(practitioner_membership());
     }
     let roles = patch.roles.unwrap_or_else(|| old.roles.clone());
-    let status = patch.status.unwrap_or_else(|| old.status.clone());
+    let status = patch.status.unwrap_or(old.status);
     let department = patch.department.unwrap_or_else(|| old.department.clone());
     repo::update(
         &mut tx,
         actor.tenant,
         id,
         &roles,
-        &status,
+        status,
         department.as_deref(),
         now,
     )
@@ -152,13 +152,14 @@ pub async fn update_member(
     if repo::active_admins(&mut tx, actor.tenant).await? == 0 {
         return Err(last_admin());
     }
-    let re_enabled = old.status != "active" && status == "active";
+    let active = status == MemberStatus::Active;
+    let re_enabled = old.status != MemberStatus::Active && active;
     let role_added = roles.iter().any(|r| !old.roles.contains(r));
     let role_removed = old.roles.iter().any(|r| !roles.contains(r));
-    if status == "active" && (re_enabled || role_added) {
+    if active && (re_enabled || role_added) {
         repo::check_seats(&mut tx, now).await?;
     }
-    if status != "active" || role_removed {
+    if !active || role_removed {
         repo::revoke_sessions(&mut tx, old.user_id, now).await?;
     }
     tx.commit().await?;
@@ -198,12 +199,7 @@ pub async fn end_member(
         .await?
         .filter(|l| !l.ended)
         .ok_or(AppError::NotFound)?;
-    if locked
-        .member
-        .roles
-        .iter()
-        .any(|r| r == Role::Practitioner.as_str())
-    {
+    if locked.member.roles.contains(&Role::Practitioner) {
         return Err(practitioner_membership());
     }
     repo::end(&mut tx, actor.tenant, id, now).await?;

@@ -5,16 +5,9 @@ use sqlx::PgConnection;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::model::{Member, MemberFilter};
+use super::model::{Member, MemberFilter, MemberStatus};
 use crate::db::{MembershipId, TenantId, UserId};
-
-fn status_of(status: &str, ended_at: Option<OffsetDateTime>) -> String {
-    if ended_at.is_some() {
-        "ended".to_owned()
-    } else {
-        status.to_owned()
-    }
-}
+use crate::rbac::Role;
 
 /// One page of members ordered by membership id, after `after`.
 ///
@@ -35,7 +28,7 @@ pub async fn list(
         None => {
             sqlx::query_as!(
                 MemberRow,
-                r#"SELECT m.id, m.user_id, u.email, u.display_name, m.roles, m.status, m.ended_at,
+                r#"SELECT m.id, m.user_id, u.email, u.display_name, m.roles AS "roles: Vec<Role>", m.status, m.ended_at,
                           m.department, m.created_at
                    FROM memberships m JOIN users u ON u.id = m.user_id
                    WHERE m.tenant_id = $1 AND m.id > $2
@@ -55,7 +48,7 @@ pub async fn list(
         Some(pattern) => {
             sqlx::query_as!(
                 MemberRow,
-                r#"SELECT m.id, m.user_id, u.email, u.display_name, m.roles, m.status, m.ended_at,
+                r#"SELECT m.id, m.user_id, u.email, u.display_name, m.roles AS "roles: Vec<Role>", m.status, m.ended_at,
                           m.department, m.created_at
                    FROM memberships m JOIN users u ON u.id = m.user_id
                    WHERE m.tenant_id = $1
@@ -75,7 +68,7 @@ pub async fn list(
             .await?
         }
     };
-    Ok(rows.into_iter().map(MemberRow::into_member).collect())
+    rows.into_iter().map(MemberRow::into_member).collect()
 }
 
 struct MemberRow {
@@ -83,7 +76,7 @@ struct MemberRow {
     user_id: Uuid,
     email: String,
     display_name: String,
-    roles: Vec<String>,
+    roles: Vec<Role>,
     status: String,
     ended_at: Option<OffsetDateTime>,
     department: Option<String>,
@@ -91,17 +84,22 @@ struct MemberRow {
 }
 
 impl MemberRow {
-    fn into_member(self) -> Member {
-        Member {
+    /// A status outside the CHECK constraint is a decode error, logged and refused.
+    fn into_member(self) -> Result<Member, sqlx::Error> {
+        let status = MemberStatus::of_row(&self.status, self.ended_at.is_some()).map_err(|e| {
+            tracing::error!(error = %e, "membership row refused");
+            sqlx::Error::Decode(e.into())
+        })?;
+        Ok(Member {
             id: MembershipId(self.id),
             user_id: UserId(self.user_id),
             email: self.email,
             display_name: self.display_name,
             roles: self.roles,
-            status: status_of(&self.status, self.ended_at),
+            status,
             department: self.department,
             created_at: self.created_at,
-        }
+        })
     }
 }
 
@@ -118,7 +116,7 @@ pub async fn lock(
 ) -> Result<Option<LockedMember>, sqlx::Error> {
     let r = sqlx::query_as!(
         MemberRow,
-        r#"SELECT m.id, m.user_id, u.email, u.display_name, m.roles, m.status, m.ended_at,
+        r#"SELECT m.id, m.user_id, u.email, u.display_name, m.roles AS "roles: Vec<Role>", m.status, m.ended_at,
                   m.department, m.created_at
            FROM memberships m JOIN users u ON u.id = m.user_id
            WHERE m.tenant_id = $1 AND m.id = $2
@@ -128,10 +126,13 @@ pub async fn lock(
     )
     .fetch_optional(conn)
     .await?;
-    Ok(r.map(|r| LockedMember {
-        ended: r.ended_at.is_some(),
-        member: r.into_member(),
-    }))
+    r.map(|r| {
+        Ok(LockedMember {
+            ended: r.ended_at.is_some(),
+            member: r.into_member()?,
+        })
+    })
+    .transpose()
 }
 
 /// Lock the company's active tenant-admin memberships, so two admins demoting each other at
@@ -163,8 +164,8 @@ pub async fn update(
     conn: &mut PgConnection,
     tenant: TenantId,
     id: MembershipId,
-    roles: &[String],
-    status: &str,
+    roles: &[Role],
+    status: MemberStatus,
     department: Option<&str>,
     now: OffsetDateTime,
 ) -> Result<(), sqlx::Error> {
@@ -173,8 +174,8 @@ pub async fn update(
          WHERE tenant_id = $1 AND id = $2",
         tenant.as_uuid(),
         id.as_uuid(),
-        roles,
-        status,
+        &crate::rbac::role_names(roles),
+        status.as_str(),
         department,
         now
     )
