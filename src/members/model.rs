@@ -155,6 +155,8 @@ pub struct MemberQuery {
 /// overlap (all of them when no role was asked), the statuses to keep, and ended or not.
 #[derive(Debug)]
 pub struct MemberFilter {
+    /// No filter and no search: the plain list.
+    pub plain: bool,
     pub roles: Vec<String>,
     pub statuses: Vec<String>,
     pub ended: bool,
@@ -213,6 +215,7 @@ impl MemberQuery {
             None => (&["active", "disabled"], false),
         };
         Ok(MemberFilter {
+            plain: self.role.is_none() && self.status.is_none() && q.is_none(),
             roles,
             statuses: statuses.iter().map(|s| (*s).to_owned()).collect(),
             ended,

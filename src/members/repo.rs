@@ -11,10 +11,13 @@ use crate::rbac::Role;
 
 /// One page of members ordered by membership id, after `after`.
 ///
-/// Two statements, one per shape, neither with an optional predicate: a page walks the
-/// company's memberships by `(tenant_id, id)`; a search asks `app_private.member_search` for
-/// the page's ids (it may use the trigram indexes, which row-level security forbids to the
-/// request role for a non-leakproof `ILIKE`) and then reads those rows under row-level security.
+/// Two statements, neither with an optional predicate. The plain list (no filter, no search)
+/// walks the company's memberships by `(tenant_id, id)`. A filtered or searched list asks
+/// `app_private.member_search` for the page's ids (planned per call with its values, and free
+/// to use the trigram indexes, which row-level security forbids to the request role for a
+/// non-leakproof `ILIKE`), then reads those rows under row-level security. Filters as
+/// parameters of a cached statement were estimated at a few rows, and the generic plan read
+/// and sorted the whole company.
 pub async fn list(
     conn: &mut PgConnection,
     tenant: TenantId,
@@ -24,49 +27,42 @@ pub async fn list(
 ) -> Result<Vec<Member>, sqlx::Error> {
     // The first page starts after the nil id: every id is greater.
     let after = after.map_or(Uuid::nil(), |a| a.as_uuid());
-    let rows = match &filter.pattern {
-        None => {
-            sqlx::query_as!(
-                MemberRow,
-                r#"SELECT m.id, m.user_id, u.email, u.display_name, m.roles AS "roles: Vec<Role>", m.status, m.ended_at,
-                          m.department, m.created_at
-                   FROM memberships m JOIN users u ON u.id = m.user_id
-                   WHERE m.tenant_id = $1 AND m.id > $2
-                     AND m.roles && $3 AND m.status = ANY ($4) AND (m.ended_at IS NOT NULL) = $5
-                   ORDER BY m.id
-                   LIMIT $6"#,
-                tenant.as_uuid(),
-                after,
-                &filter.roles,
-                &filter.statuses,
-                filter.ended,
-                limit
-            )
-            .fetch_all(conn)
-            .await?
-        }
-        Some(pattern) => {
-            sqlx::query_as!(
-                MemberRow,
-                r#"SELECT m.id, m.user_id, u.email, u.display_name, m.roles AS "roles: Vec<Role>", m.status, m.ended_at,
-                          m.department, m.created_at
-                   FROM memberships m JOIN users u ON u.id = m.user_id
-                   WHERE m.tenant_id = $1
-                     AND m.id = ANY (ARRAY(SELECT app_private.member_search($6, $3, $4, $5, $2, $7)))
-                     AND m.roles && $3 AND m.status = ANY ($4) AND (m.ended_at IS NOT NULL) = $5
-                   ORDER BY m.id
-                   LIMIT $7"#,
-                tenant.as_uuid(),
-                after,
-                &filter.roles,
-                &filter.statuses,
-                filter.ended,
-                pattern,
-                i32::try_from(limit).unwrap_or(i32::MAX)
-            )
-            .fetch_all(conn)
-            .await?
-        }
+    let rows = if filter.plain {
+        sqlx::query_as!(
+            MemberRow,
+            r#"SELECT m.id, m.user_id, u.email, u.display_name, m.roles AS "roles: Vec<Role>", m.status, m.ended_at,
+                      m.department, m.created_at
+               FROM memberships m JOIN users u ON u.id = m.user_id
+               WHERE m.tenant_id = $1 AND m.id > $2 AND m.ended_at IS NULL
+               ORDER BY m.id
+               LIMIT $3"#,
+            tenant.as_uuid(),
+            after,
+            limit
+        )
+        .fetch_all(conn)
+        .await?
+    } else {
+        sqlx::query_as!(
+            MemberRow,
+            r#"SELECT m.id, m.user_id, u.email, u.display_name, m.roles AS "roles: Vec<Role>", m.status, m.ended_at,
+                      m.department, m.created_at
+               FROM memberships m JOIN users u ON u.id = m.user_id
+               WHERE m.tenant_id = $1
+                 AND m.id = ANY (ARRAY(SELECT app_private.member_search($6, $3, $4, $5, $2, $7)))
+                 AND m.roles && $3 AND m.status = ANY ($4) AND (m.ended_at IS NOT NULL) = $5
+               ORDER BY m.id
+               LIMIT $7"#,
+            tenant.as_uuid(),
+            after,
+            &filter.roles,
+            &filter.statuses,
+            filter.ended,
+            filter.pattern.as_deref(),
+            i32::try_from(limit).unwrap_or(i32::MAX)
+        )
+        .fetch_all(conn)
+        .await?
     };
     rows.into_iter().map(MemberRow::into_member).collect()
 }
