@@ -63,6 +63,10 @@ typed_id!(
     /// A login session (the refresh-token family; the `sid` claim).
     SessionId
 );
+typed_id!(
+    /// An invitation to join a company (the first part of its token).
+    InvitationId
+);
 
 impl TenantId {
     /// The platform tenant ("tenant zero"): requests on the platform host run in its context,

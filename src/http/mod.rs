@@ -1,10 +1,11 @@
 //! HTTP plumbing shared by every feature: extractors that speak our error format, the text
-//! rules of every input, the request middleware, the OpenAPI document's shared answers, and the
-//! server loop.
+//! rules of every input, the request middleware, the OpenAPI document's shared answers, keyset
+//! pagination (one cursor, one `limit` rule), and the server loop.
 
 pub mod extract;
 pub mod middleware;
 pub mod openapi;
+pub mod pagination;
 pub mod server;
 pub mod text;
 

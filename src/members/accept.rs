@@ -19,6 +19,7 @@ use crate::crypto::{passwords, tokens};
 use crate::db::{MembershipId, TenantTx, UserId};
 use crate::error::{AppError, AppResult, Problem};
 use crate::http::extract::{AppJson, AppPath};
+use crate::rbac::Role;
 use crate::tenants::resolve::Tenant;
 
 fn gone() -> AppError {
@@ -29,7 +30,8 @@ fn gone() -> AppError {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct InvitationPreview {
     pub email: String,
-    pub roles: Vec<String>,
+    #[schema(value_type = Vec<String>)]
+    pub roles: Vec<Role>,
     pub tenant: String,
     /// A verified account exists for this address: no password needed (it is linked).
     pub existing_account: bool,
@@ -66,7 +68,7 @@ fn parse_token(state: &AppState, ip: std::net::IpAddr, token: &str) -> AppResult
 
 struct Pending {
     email: String,
-    roles: Vec<String>,
+    roles: Vec<Role>,
     tenant_name: String,
     has_account: bool,
 }
@@ -78,7 +80,7 @@ async fn pending(
     now: time::OffsetDateTime,
 ) -> AppResult<Pending> {
     let r = sqlx::query!(
-        r#"SELECT email AS "email!", roles AS "roles!", tenant_name AS "tenant_name!",
+        r#"SELECT email AS "email!", roles AS "roles!: Vec<Role>", tenant_name AS "tenant_name!",
                   has_account AS "has_account!"
            FROM app_private.invitation_for_token($1, $2, $3)"#,
         id,

@@ -5,12 +5,13 @@ use axum::extract::State;
 use axum::http::StatusCode;
 
 use super::model::*;
-use super::{decode_cursor, encode_cursor, page_limit, repo};
+use super::repo;
 use crate::app::AppState;
 use crate::auth::actor::Actor;
 use crate::db::MembershipId;
 use crate::error::{AppError, AppResult, Problem};
 use crate::http::extract::{AppJson, AppPath, AppQuery};
+use crate::http::pagination::{Limit, decode_cursor, page};
 use crate::rbac::Role;
 
 fn last_admin() -> AppError {
@@ -47,16 +48,12 @@ pub async fn list_members(
 ) -> AppResult<Json<MemberPage>> {
     actor.require_company()?;
     let filter = query.filter()?;
-    let after = decode_cursor(query.cursor.as_deref())?;
-    let limit = page_limit(query.limit);
+    let after = decode_cursor::<MembershipId>(query.cursor.as_deref())?;
+    let limit = Limit::standard(query.limit);
     let mut tx = actor.begin(&state).await?;
-    let mut items = repo::list(&mut tx, actor.tenant, &filter, after, limit + 1).await?;
+    let rows = repo::list(&mut tx, actor.tenant, &filter, after, limit.fetch()).await?;
     tx.commit().await?;
-    let more = i64::try_from(items.len()).unwrap_or(i64::MAX) > limit;
-    items.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
-    let next_cursor = more
-        .then(|| items.last().map(|m| encode_cursor(m.id.as_uuid())))
-        .flatten();
+    let (items, next_cursor) = page(rows, limit, |m| m.id);
     Ok(Json(MemberPage { items, next_cursor }))
 }
 
@@ -136,18 +133,18 @@ pub async fn update_member(
             detail: "This membership has ended; invite the person again.".into(),
         });
     }
-    if old.roles.iter().any(|r| r == Role::Practitioner.as_str()) {
+    if old.roles.contains(&Role::Practitioner) {
         return Err(practitioner_membership());
     }
     let roles = patch.roles.unwrap_or_else(|| old.roles.clone());
-    let status = patch.status.unwrap_or_else(|| old.status.clone());
+    let status = patch.status.unwrap_or(old.status);
     let department = patch.department.unwrap_or_else(|| old.department.clone());
     repo::update(
         &mut tx,
         actor.tenant,
         id,
         &roles,
-        &status,
+        status,
         department.as_deref(),
         now,
     )
@@ -155,13 +152,14 @@ pub async fn update_member(
     if repo::active_admins(&mut tx, actor.tenant).await? == 0 {
         return Err(last_admin());
     }
-    let re_enabled = old.status != "active" && status == "active";
+    let active = status == MemberStatus::Active;
+    let re_enabled = old.status != MemberStatus::Active && active;
     let role_added = roles.iter().any(|r| !old.roles.contains(r));
     let role_removed = old.roles.iter().any(|r| !roles.contains(r));
-    if status == "active" && (re_enabled || role_added) {
+    if active && (re_enabled || role_added) {
         repo::check_seats(&mut tx, now).await?;
     }
-    if status != "active" || role_removed {
+    if !active || role_removed {
         repo::revoke_sessions(&mut tx, old.user_id, now).await?;
     }
     tx.commit().await?;
@@ -201,12 +199,7 @@ pub async fn end_member(
         .await?
         .filter(|l| !l.ended)
         .ok_or(AppError::NotFound)?;
-    if locked
-        .member
-        .roles
-        .iter()
-        .any(|r| r == Role::Practitioner.as_str())
-    {
+    if locked.member.roles.contains(&Role::Practitioner) {
         return Err(practitioner_membership());
     }
     repo::end(&mut tx, actor.tenant, id, now).await?;

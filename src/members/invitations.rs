@@ -20,15 +20,18 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::model::{parse_company_roles, parse_department};
-use super::{decode_cursor, encode_cursor, page_limit, repo};
+use super::repo;
 use crate::app::AppState;
 use crate::auth::actor::Actor;
 use crate::auth::model::Email;
 use crate::crypto::tokens::{self, OpaqueToken};
+use crate::db::ids::InvitationId;
 use crate::db::{TenantId, UserId};
 use crate::error::{AppError, AppResult, FieldError, Problem};
 use crate::http::extract::{AppJson, AppPath, AppQuery};
+use crate::http::pagination::{Limit, decode_cursor, page};
 use crate::mail::{self, Message};
+use crate::rbac::{Role, role_names};
 use crate::tenants::model::Locale;
 
 /// Days an invitation link stays valid.
@@ -62,7 +65,7 @@ pub struct InvitationRequest {
 #[derive(Debug, Clone)]
 pub struct NewInvitation {
     pub email: Email,
-    pub roles: Vec<String>,
+    pub roles: Vec<Role>,
     pub department: Option<String>,
     pub first_name: Option<String>,
     pub last_name: Option<String>,
@@ -127,20 +130,41 @@ impl NewInvitation {
 /// An invitation as its tenant admins see it (never the token).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Invitation {
-    pub id: Uuid,
+    pub id: InvitationId,
     pub email: String,
-    pub roles: Vec<String>,
+    #[schema(value_type = Vec<String>)]
+    pub roles: Vec<Role>,
     pub department: Option<String>,
     pub first_name: Option<String>,
     pub last_name: Option<String>,
     /// `pending` or `expired`.
-    pub status: String,
+    #[schema(value_type = String)]
+    pub status: InvitationStatus,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
     pub updated_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
     pub expires_at: OffsetDateTime,
+}
+
+/// Where an unanswered invitation stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InvitationStatus {
+    Pending,
+    /// Past `expires_at`, not yet refreshed.
+    Expired,
+}
+
+impl InvitationStatus {
+    fn at(expires_at: OffsetDateTime, now: OffsetDateTime) -> Self {
+        if expires_at > now {
+            Self::Pending
+        } else {
+            Self::Expired
+        }
+    }
 }
 
 /// A page of pending invitations.
@@ -254,8 +278,8 @@ pub async fn stage(
     .fetch_optional(&mut *conn)
     .await?;
     let refreshed = pending.is_some();
-    let id = pending.unwrap_or_else(Uuid::now_v7);
-    let token = tokens::record_token(id);
+    let id = pending.map_or_else(InvitationId::new, InvitationId);
+    let token = tokens::record_token(id.as_uuid());
     let r = if refreshed {
         sqlx::query!(
             "UPDATE invitations SET roles = $3, department = $4, first_name = $5, last_name = $6,
@@ -263,8 +287,8 @@ pub async fn stage(
              WHERE tenant_id = $1 AND id = $2
              RETURNING created_at",
             tenant.as_uuid(),
-            id,
-            &inv.roles,
+            id.as_uuid(),
+            &role_names(&inv.roles),
             inv.department,
             inv.first_name,
             inv.last_name,
@@ -281,10 +305,10 @@ pub async fn stage(
             "INSERT INTO invitations (id, tenant_id, email, roles, department, first_name,
                  last_name, token_hash, invited_by, created_at, updated_at, expires_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11)",
-            id,
+            id.as_uuid(),
             tenant.as_uuid(),
             inv.email.as_str(),
-            &inv.roles,
+            &role_names(&inv.roles),
             inv.department,
             inv.first_name,
             inv.last_name,
@@ -305,7 +329,7 @@ pub async fn stage(
             department: inv.department.clone(),
             first_name: inv.first_name.clone(),
             last_name: inv.last_name.clone(),
-            status: "pending".into(),
+            status: InvitationStatus::Pending,
             created_at: r,
             updated_at: now,
             expires_at: expires,
@@ -396,25 +420,25 @@ pub async fn list_invitations(
     AppQuery(q): AppQuery<InvitationQuery>,
 ) -> AppResult<Json<InvitationPage>> {
     actor.require_company()?;
-    let after = decode_cursor(q.cursor.as_deref())?;
-    let limit = page_limit(q.limit);
+    let after = decode_cursor::<InvitationId>(q.cursor.as_deref())?;
+    let limit = Limit::standard(q.limit);
     let now = state.clock.now();
     let mut tx = actor.begin(&state).await?;
     let rows = sqlx::query!(
-        "SELECT id, email, roles, department, first_name, last_name, created_at, updated_at,
-                expires_at
+        r#"SELECT id AS "id: InvitationId", email, roles AS "roles: Vec<Role>", department,
+                first_name, last_name, created_at, updated_at, expires_at
          FROM invitations
-         WHERE tenant_id = $1 AND accepted_at IS NULL AND revoked_at IS NULL
-           AND ($2::uuid IS NULL OR id > $2)
-         ORDER BY id LIMIT $3",
+         WHERE tenant_id = $1 AND accepted_at IS NULL AND revoked_at IS NULL AND id > $2
+         ORDER BY id LIMIT $3"#,
         actor.tenant.as_uuid(),
-        after,
-        limit + 1
+        // The first page starts after the nil id (one statement, no optional predicate).
+        after.map_or(Uuid::nil(), |a| a.as_uuid()),
+        limit.fetch()
     )
     .fetch_all(&mut *tx)
     .await?;
     tx.commit().await?;
-    let mut items: Vec<Invitation> = rows
+    let rows: Vec<Invitation> = rows
         .into_iter()
         .map(|r| Invitation {
             id: r.id,
@@ -423,22 +447,13 @@ pub async fn list_invitations(
             department: r.department,
             first_name: r.first_name,
             last_name: r.last_name,
-            status: if r.expires_at > now {
-                "pending"
-            } else {
-                "expired"
-            }
-            .into(),
+            status: InvitationStatus::at(r.expires_at, now),
             created_at: r.created_at,
             updated_at: r.updated_at,
             expires_at: r.expires_at,
         })
         .collect();
-    let more = i64::try_from(items.len()).unwrap_or(i64::MAX) > limit;
-    items.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
-    let next_cursor = more
-        .then(|| items.last().map(|i| encode_cursor(i.id)))
-        .flatten();
+    let (items, next_cursor) = page(rows, limit, |i| i.id);
     Ok(Json(InvitationPage { items, next_cursor }))
 }
 
@@ -446,7 +461,7 @@ pub async fn list_invitations(
 #[utoipa::path(delete, path = "/api/v1/members/invitations/{id}", tag = "members",
     extensions(("x-authz" = json!({"resource": "invitations", "action": "revoke"}))),
     security(("bearer" = [])),
-    params(("id" = Uuid, Path, description = "Invitation id")),
+    params(("id" = InvitationId, Path, description = "Invitation id")),
     responses(
         (status = 204, description = "Revoked"),
         (status = 401, body = Problem, content_type = "application/problem+json"),
@@ -457,7 +472,7 @@ pub async fn list_invitations(
 pub async fn revoke_invitation(
     State(state): State<AppState>,
     actor: Actor,
-    AppPath(id): AppPath<Uuid>,
+    AppPath(id): AppPath<InvitationId>,
 ) -> AppResult<StatusCode> {
     actor.require_company()?;
     let now = state.clock.now();
@@ -466,7 +481,7 @@ pub async fn revoke_invitation(
         "UPDATE invitations SET revoked_at = $3, updated_at = $3
          WHERE tenant_id = $1 AND id = $2 AND accepted_at IS NULL AND revoked_at IS NULL",
         actor.tenant.as_uuid(),
-        id,
+        id.as_uuid(),
         now
     )
     .execute(&mut *tx)

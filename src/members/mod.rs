@@ -22,14 +22,10 @@ pub mod invitations;
 pub mod model;
 pub mod repo;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
-use uuid::Uuid;
 
 use crate::app::AppState;
-use crate::error::AppError;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -44,29 +40,4 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(accept::preview_invitation))
         .routes(routes!(accept::accept_invitation))
         .routes(routes!(import::import_members))
-}
-
-/// Default and maximum page sizes of the lists here.
-pub const DEFAULT_LIMIT: i64 = 50;
-pub const MAX_LIMIT: i64 = 200;
-
-/// A page size: default 50, capped at 200, at least 1.
-pub fn page_limit(limit: Option<i64>) -> i64 {
-    limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT)
-}
-
-/// An opaque keyset cursor: the last id of the previous page, base64url.
-pub fn encode_cursor(id: Uuid) -> String {
-    URL_SAFE_NO_PAD.encode(id.as_bytes())
-}
-
-/// Decode a cursor (400 `invalid_cursor` when it is not one of ours).
-pub fn decode_cursor(cursor: Option<&str>) -> Result<Option<Uuid>, AppError> {
-    let Some(c) = cursor else { return Ok(None) };
-    URL_SAFE_NO_PAD
-        .decode(c.as_bytes())
-        .ok()
-        .and_then(|b| Uuid::from_slice(&b).ok())
-        .map(Some)
-        .ok_or_else(|| AppError::bad_request("invalid_cursor", "The cursor is not valid."))
 }

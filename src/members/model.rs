@@ -11,12 +11,13 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::db::{MembershipId, UserId};
 use crate::error::{AppError, FieldError};
+use crate::rbac::Role;
 
 /// The roles a company grants (invitations, PATCH /members/{id}).
-pub const COMPANY_ROLES: [&str; 3] = ["tenant_admin", "hr", "employee"];
+pub const COMPANY_ROLES: [Role; 3] = [Role::TenantAdmin, Role::Hr, Role::Employee];
 
 /// Validate a list of company roles: non-empty, known, deduplicated, in a stable order.
-pub fn parse_company_roles(field: &str, roles: &[String]) -> Result<Vec<String>, FieldError> {
+pub fn parse_company_roles(field: &str, roles: &[String]) -> Result<Vec<Role>, FieldError> {
     if roles.is_empty() {
         return Err(FieldError {
             field: field.to_owned(),
@@ -24,7 +25,7 @@ pub fn parse_company_roles(field: &str, roles: &[String]) -> Result<Vec<String>,
         });
     }
     for (i, r) in roles.iter().enumerate() {
-        if !COMPANY_ROLES.contains(&r.as_str()) {
+        if !COMPANY_ROLES.iter().any(|c| c.as_str() == r) {
             return Err(FieldError {
                 field: format!("{field}[{i}]"),
                 reason: "must be one of tenant_admin, hr, employee".into(),
@@ -32,9 +33,8 @@ pub fn parse_company_roles(field: &str, roles: &[String]) -> Result<Vec<String>,
         }
     }
     Ok(COMPANY_ROLES
-        .iter()
-        .filter(|c| roles.iter().any(|r| r == *c))
-        .map(|c| (*c).to_owned())
+        .into_iter()
+        .filter(|c| roles.iter().any(|r| r == c.as_str()))
         .collect())
 }
 
@@ -60,12 +60,54 @@ pub struct Member {
     pub user_id: UserId,
     pub email: String,
     pub display_name: String,
-    pub roles: Vec<String>,
+    #[schema(value_type = Vec<String>)]
+    pub roles: Vec<Role>,
     /// `active`, `disabled`, or `ended` (removed from the company).
-    pub status: String,
+    #[schema(value_type = String)]
+    pub status: MemberStatus,
     pub department: Option<String>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
+}
+
+/// Where a membership stands, as its tenant admins see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MemberStatus {
+    Active,
+    Disabled,
+    /// Removed from the company: disabled, with `ended_at` set.
+    Ended,
+}
+
+impl MemberStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Disabled => "disabled",
+            Self::Ended => "ended",
+        }
+    }
+
+    /// From the row: `status` (`active` | `disabled`, a CHECK constraint) and `ended_at`.
+    /// Another status is refused, not guessed.
+    pub fn of_row(status: &str, ended: bool) -> Result<Self, String> {
+        match (status, ended) {
+            (_, true) => Ok(Self::Ended),
+            ("active", false) => Ok(Self::Active),
+            ("disabled", false) => Ok(Self::Disabled),
+            (other, false) => Err(format!(
+                "unknown membership status `{}`",
+                other.chars().take(40).collect::<String>()
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for MemberStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// A page of members.
@@ -107,20 +149,34 @@ pub struct MemberQuery {
 }
 
 /// A validated member filter.
-#[derive(Debug, Default)]
+///
+/// Every filter is always present (no optional predicate in SQL: one statement per shape, so
+/// the planner sees the same conditions whichever filters the request used): the roles to
+/// overlap (all of them when no role was asked), the statuses to keep, and ended or not.
+#[derive(Debug)]
 pub struct MemberFilter {
-    pub role: Option<String>,
-    pub status: Option<String>,
+    /// No filter and no search: the plain list.
+    pub plain: bool,
+    pub roles: Vec<String>,
+    pub statuses: Vec<String>,
+    pub ended: bool,
     /// An ILIKE pattern with the wildcards of the search text escaped.
     pub pattern: Option<String>,
 }
 
+/// Every role a membership can hold (the `role` filter's default: all of them).
+const MEMBERSHIP_ROLES: [Role; 4] = [
+    Role::TenantAdmin,
+    Role::Hr,
+    Role::Employee,
+    Role::Practitioner,
+];
+
 impl MemberQuery {
     pub fn filter(&self) -> Result<MemberFilter, AppError> {
         let mut errs = Vec::new();
-        if let Some(r) = &self.role
-            && !["tenant_admin", "hr", "employee", "practitioner"].contains(&r.as_str())
-        {
+        let role = self.role.as_deref().map(Role::parse);
+        if matches!(role, Some(None | Some(Role::PlatformAdmin))) {
             errs.push(FieldError {
                 field: "role".into(),
                 reason: "must be tenant_admin, hr, employee or practitioner".into(),
@@ -144,9 +200,25 @@ impl MemberQuery {
         if !errs.is_empty() {
             return Err(AppError::Validation(errs));
         }
+        let roles = match role.flatten() {
+            Some(r) => vec![r.as_str().to_owned()],
+            None => MEMBERSHIP_ROLES
+                .iter()
+                .map(|r| r.as_str().to_owned())
+                .collect(),
+        };
+        // `ended` is a disabled membership with `ended_at` set (a check constraint says so).
+        let (statuses, ended): (&[&str], bool) = match self.status.as_deref() {
+            Some("active") => (&["active"], false),
+            Some("disabled") => (&["disabled"], false),
+            Some(_) => (&["disabled"], true),
+            None => (&["active", "disabled"], false),
+        };
         Ok(MemberFilter {
-            role: self.role.clone(),
-            status: self.status.clone(),
+            plain: self.role.is_none() && self.status.is_none() && q.is_none(),
+            roles,
+            statuses: statuses.iter().map(|s| (*s).to_owned()).collect(),
+            ended,
             pattern: q.map(crate::db::like_contains),
         })
     }
@@ -182,8 +254,9 @@ pub struct MemberPatch {
 /// A validated [`MemberPatch`].
 #[derive(Debug)]
 pub struct ValidMemberPatch {
-    pub roles: Option<Vec<String>>,
-    pub status: Option<String>,
+    pub roles: Option<Vec<Role>>,
+    /// `Active` or `Disabled` (never `Ended`: ending is DELETE).
+    pub status: Option<MemberStatus>,
     pub department: Option<Option<String>>,
 }
 
@@ -202,15 +275,18 @@ impl MemberPatch {
             }
             None => None,
         };
-        if let Some(s) = &self.status
-            && s != "active"
-            && s != "disabled"
-        {
-            errs.push(FieldError {
-                field: "status".into(),
-                reason: "must be active or disabled".into(),
-            });
-        }
+        let status = match self.status.as_deref() {
+            None => None,
+            Some("active") => Some(MemberStatus::Active),
+            Some("disabled") => Some(MemberStatus::Disabled),
+            Some(_) => {
+                errs.push(FieldError {
+                    field: "status".into(),
+                    reason: "must be active or disabled".into(),
+                });
+                None
+            }
+        };
         let department = match self.department {
             Some(d) => match parse_department("department", d.as_deref()) {
                 Ok(d) => Some(d),
@@ -226,7 +302,7 @@ impl MemberPatch {
         }
         Ok(ValidMemberPatch {
             roles,
-            status: self.status,
+            status,
             department,
         })
     }

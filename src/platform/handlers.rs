@@ -11,15 +11,13 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use super::model::{
-    CreateTenant, DEFAULT_LIMIT, ListQuery, MAX_LIMIT, OffboardQuery, PatchTenant, TenantPage,
-    TenantView,
-};
+use super::model::{CreateTenant, ListQuery, OffboardQuery, PatchTenant, TenantPage, TenantView};
 use super::repo::{self, TenantRow};
 use crate::app::AppState;
 use crate::auth::actor::Actor;
 use crate::db::{TenantId, TenantTx};
 use crate::error::{AppError, AppResult, Problem};
+use crate::http::pagination::{Limit, decode_cursor, page};
 use crate::http::{AppJson, AppPath, AppQuery};
 use crate::tenants::model::TenantStatus;
 
@@ -86,7 +84,7 @@ fn changeable(row: &TenantRow) -> AppResult<()> {
     security(("bearer" = [])),
     responses(
         (status = 200, body = TenantPage),
-        (status = 400, body = Problem, content_type = "application/problem+json", description = "invalid_query"),
+        (status = 400, body = Problem, content_type = "application/problem+json", description = "invalid_query or invalid_cursor"),
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 403, body = Problem, content_type = "application/problem+json"),
     ))]
@@ -97,20 +95,12 @@ pub async fn list_tenants(
     AppQuery(q): AppQuery<ListQuery>,
 ) -> AppResult<Response> {
     actor.require_platform_admin()?;
-    // Like every list here: the limit is capped, not refused.
-    let limit = q.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT);
+    let limit = Limit::standard(q.limit);
+    let after = decode_cursor::<String>(q.cursor.as_deref())?;
     let mut tx = actor.begin(&state).await?;
-    let mut rows = repo::list(&mut tx, q.status, q.cursor.as_deref(), limit + 1).await?;
+    let rows = repo::list(&mut tx, q.status, after.as_deref(), limit.fetch()).await?;
     tx.commit().await?;
-    let more = usize::try_from(limit).is_ok_and(|l| rows.len() > l);
-    if more {
-        rows.pop();
-    }
-    let next_cursor = if more {
-        rows.last().map(|r| r.slug.clone())
-    } else {
-        None
-    };
+    let (rows, next_cursor) = page(rows, limit, |r| r.slug.clone());
     let items = rows
         .iter()
         .map(|r| r.view(None))

@@ -13,10 +13,6 @@ use crate::tenants::model::{
     TenantStatus, api_field,
 };
 
-/// Default and largest page size of `GET /platform/tenants`.
-pub const DEFAULT_LIMIT: i64 = 50;
-pub const MAX_LIMIT: i64 = 200;
-
 fn spec_errors(errs: Vec<SpecError>) -> AppError {
     AppError::Validation(
         errs.into_iter()

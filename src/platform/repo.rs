@@ -101,11 +101,12 @@ pub async fn list(
            FROM tenants
            WHERE managed_by <> 'platform'
              AND ($1::text IS NULL OR status = $1)
-             AND ($2::text IS NULL OR slug > $2)
+             AND slug > $2
            ORDER BY slug
            LIMIT $3"#,
         status.map(TenantStatus::as_str),
-        after,
+        // The first page starts after the empty slug (every slug is longer).
+        after.unwrap_or(""),
         limit
     )
     .fetch_all(conn)

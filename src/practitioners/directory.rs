@@ -25,6 +25,7 @@ use crate::auth::actor::Actor;
 use crate::db::UserId;
 use crate::error::{AppError, AppResult, FieldError, Problem};
 use crate::http::extract::AppPath;
+use crate::http::pagination::{Limit, decode_cursor, page};
 
 /// Longest free-text query accepted.
 const MAX_Q_CHARS: usize = 200;
@@ -91,10 +92,8 @@ pub async fn list(
     if !errors.is_empty() {
         return Err(AppError::Validation(errors));
     }
-    let limit = parse_limit(single(&pairs, "limit")?, 20, 100)?;
-    let after = single(&pairs, "cursor")?
-        .map(|c| Cursor::decode(&c))
-        .transpose()?;
+    let limit = Limit::parse(single(&pairs, "limit")?.as_deref(), 20, 100)?;
+    let after = decode_cursor::<Cursor>(single(&pairs, "cursor")?.as_deref())?;
     // A cursor carries the sort key of its list: a relevance cursor is meaningless without `q`
     // and a name cursor with it.
     match (&after, &q) {
@@ -112,25 +111,24 @@ pub async fn list(
         q,
     };
     let mut tx = actor.begin(&state).await?;
-    let mut rows =
-        repo::directory_page(&mut tx, actor.tenant, &filter, after.as_ref(), limit).await?;
+    let rows = repo::directory_page(
+        &mut tx,
+        actor.tenant,
+        &filter,
+        after.as_ref(),
+        limit.fetch(),
+    )
+    .await?;
     tx.commit().await?;
-    let more = usize::try_from(limit).is_ok_and(|l| rows.len() > l);
-    if more {
-        rows.pop();
-    }
-    let next_cursor = more.then(|| rows.last()).flatten().map(|(p, rank)| {
-        match rank {
-            Some(r) => Cursor::Rank {
-                r: r.to_bits(),
-                u: p.user_id.as_uuid(),
-            },
-            None => Cursor::Name {
-                n: p.display_name.clone(),
-                u: p.user_id.as_uuid(),
-            },
-        }
-        .encode()
+    let (rows, next_cursor) = page(rows, limit, |(p, rank)| match rank {
+        Some(r) => Cursor::Rank {
+            r: r.to_bits(),
+            u: p.user_id.as_uuid(),
+        },
+        None => Cursor::Name {
+            n: p.display_name.clone(),
+            u: p.user_id.as_uuid(),
+        },
     });
     Ok(Json(DirectoryPage {
         items: rows.into_iter().map(|(p, _)| p).collect(),
@@ -237,7 +235,7 @@ pub async fn match_practitioners(
     if !errors.is_empty() {
         return Err(AppError::Validation(errors));
     }
-    let limit = parse_limit(single(&pairs, "limit")?, 5, 20)?;
+    let limit = Limit::parse(single(&pairs, "limit")?.as_deref(), 5, 20)?.get();
     let need = Need {
         specialties,
         language,

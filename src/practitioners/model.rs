@@ -10,8 +10,6 @@
 //!   directory shows who a practitioner is and where they are licensed, not how to reach them
 //!   outside Serein. Only the platform's own views carry the e-mail and the licence number.
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Deserializer, Serialize};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
@@ -475,21 +473,8 @@ pub fn only_known(pairs: &[(String, String)], known: &[&str]) -> Result<(), AppE
     }
 }
 
-/// `limit`: default `default`, capped at `max` (larger values are capped, not refused).
-pub fn parse_limit(raw: Option<String>, default: i64, max: i64) -> Result<i64, AppError> {
-    match raw {
-        None => Ok(default),
-        Some(s) => match s.trim().parse::<i64>() {
-            Ok(n) if n >= 1 => Ok(n.min(max)),
-            _ => Err(AppError::invalid(
-                "limit",
-                format!("must be an integer from 1 to {max}"),
-            )),
-        },
-    }
-}
-
-/// The opaque keyset cursor: the sort key of the last row of a page.
+/// The keyset of the practitioner lists: the sort key of the last row of a page (encoded by
+/// `http::pagination`, the one cursor encoding).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "k", deny_unknown_fields)]
 pub enum Cursor {
@@ -501,23 +486,13 @@ pub enum Cursor {
     Rank { r: u32, u: Uuid },
 }
 
-impl Cursor {
-    pub fn encode(&self) -> String {
-        URL_SAFE_NO_PAD.encode(serde_json::to_vec(self).unwrap_or_default())
-    }
-
-    pub fn decode(raw: &str) -> Result<Self, AppError> {
-        let bad =
-            || AppError::bad_request("invalid_cursor", "The cursor is not one this list issued.");
-        let bytes = URL_SAFE_NO_PAD.decode(raw.trim()).map_err(|_| bad())?;
-        serde_json::from_slice(&bytes).map_err(|_| bad())
-    }
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
+    use crate::http::pagination::{decode_cursor, encode_cursor};
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
     #[test]
     fn specialties_round_trip_and_serialize_as_their_names() {
@@ -564,8 +539,6 @@ mod tests {
         assert_eq!(values_of(&p, "need"), vec!["anxiety", "sleep", "stress"]);
         assert_eq!(single(&p, "language").unwrap().as_deref(), Some("fr"));
         assert!(only_known(&p, &["need", "language"]).is_err());
-        assert_eq!(parse_limit(Some("500".into()), 5, 20).unwrap(), 20);
-        assert!(parse_limit(Some("0".into()), 5, 20).is_err());
     }
 
     #[test]
@@ -580,9 +553,10 @@ mod tests {
                 u: Uuid::now_v7(),
             },
         ] {
-            assert_eq!(Cursor::decode(&c.encode()).unwrap(), c);
+            let raw = encode_cursor(&c);
+            assert_eq!(decode_cursor::<Cursor>(Some(&raw)).unwrap(), Some(c));
         }
-        assert!(Cursor::decode("not-a-cursor").is_err());
-        assert!(Cursor::decode(&URL_SAFE_NO_PAD.encode(b"{\"k\":\"x\"}")).is_err());
+        assert!(decode_cursor::<Cursor>(Some("not-a-cursor")).is_err());
+        assert!(decode_cursor::<Cursor>(Some(&URL_SAFE_NO_PAD.encode(b"{\"k\":\"x\"}"))).is_err());
     }
 }

@@ -30,6 +30,7 @@ use crate::crypto::tokens;
 use crate::db::{TenantId, UserId};
 use crate::error::{AppError, AppResult, FieldError, Problem};
 use crate::http::extract::{AppJson, AppPath};
+use crate::http::pagination::{Limit, decode_cursor, page};
 use crate::mail::{self, Message};
 use crate::tenants::model::Locale;
 
@@ -282,10 +283,10 @@ pub async fn list(
         .map(|q| q.trim().chars().take(200).collect::<String>())
         .filter(|q| !q.is_empty());
     validation(errors)?;
-    let limit = parse_limit(single(&pairs, "limit")?, 20, 100)?;
-    let after = match single(&pairs, "cursor")? {
+    let limit = Limit::parse(single(&pairs, "limit")?.as_deref(), 20, 100)?;
+    let after = match decode_cursor::<Cursor>(single(&pairs, "cursor")?.as_deref())? {
         None => None,
-        Some(c) => match Cursor::decode(&c)? {
+        Some(c) => match c {
             Cursor::Name { n, u } => Some((n, u)),
             Cursor::Rank { .. } => {
                 return Err(AppError::bad_request(
@@ -301,24 +302,17 @@ pub async fn list(
         q,
     };
     let mut tx = actor.begin(&state).await?;
-    let mut items = repo::platform_page(
+    let rows = repo::platform_page(
         &mut tx,
         &filter,
         after.as_ref().map(|(n, u)| (n.as_str(), *u)),
-        limit,
+        limit.fetch(),
     )
     .await?;
     tx.commit().await?;
-    let more = usize::try_from(limit).is_ok_and(|l| items.len() > l);
-    if more {
-        items.pop();
-    }
-    let next_cursor = more.then(|| items.last()).flatten().map(|last| {
-        Cursor::Name {
-            n: last.display_name.clone(),
-            u: last.user_id.as_uuid(),
-        }
-        .encode()
+    let (items, next_cursor) = page(rows, limit, |last| Cursor::Name {
+        n: last.display_name.clone(),
+        u: last.user_id.as_uuid(),
     });
     Ok(Json(PlatformPage { items, next_cursor }))
 }

@@ -4,7 +4,9 @@
 //!   `practitioner_profiles_read` policy shows a profile only through such a membership); they
 //!   read names through `app_private.practitioner_names()` (id and display name of the active
 //!   practitioners serving the request's company): a company's people cannot read a
-//!   practitioner's identity row (e-mail, verification), migration 20261204000003;
+//!   practitioner's identity row (e-mail, verification), migration 20261204000003; a page of
+//!   the directory by name comes from `app_private.practitioner_directory(…)`, the same rows
+//!   one page at a time (migration 20261205000002), so a page costs a page, not the company;
 //! - platform queries run in the platform tenant as `platform_admin`, where the policies of
 //!   migration 0008 show the network's profiles and identities, and nothing of any company.
 
@@ -56,7 +58,7 @@ impl DirRow {
     }
 }
 
-/// One page of the directory, `limit + 1` rows fetched to know whether another page exists.
+/// One page of the directory plus one row (the caller passes `Limit::fetch`).
 /// Without `q`: ordered by (display_name, user_id). With `q`: by (rank desc, user_id); the rank
 /// is `ts_rank` of the same document and query on every page, so the keyset is stable.
 pub async fn directory_page(
@@ -69,31 +71,28 @@ pub async fn directory_page(
     let specs: Option<Vec<String>> = (!f.specialties.is_empty()).then(|| f.specialties.clone());
     let rows = match &f.q {
         None => {
+            // The first page starts after ('', nil): one statement, no optional keyset.
             let (after_name, after_id) = match after {
-                Some(Cursor::Name { n, u }) => (Some(n.clone()), Some(*u)),
-                _ => (None, None),
+                Some(Cursor::Name { n, u }) => (n.clone(), *u),
+                _ => (String::new(), Uuid::nil()),
             };
             sqlx::query_as!(
                 DirRow,
-                r#"SELECT u.id AS "user_id!: UserId", u.display_name AS "display_name!",
+                r#"SELECT d.id AS "user_id!: UserId", d.display_name AS "display_name!",
                           p.specialties AS "specialties!", p.languages AS "languages!", p.bio AS "bio!",
                           p.verified_at IS NOT NULL AS "verified!", p.licence_country,
                           p.photo_file_id, NULL::real AS "rank?"
-                   FROM memberships m
-                   JOIN app_private.practitioner_names() u ON u.id = m.user_id
-                   JOIN practitioner_profiles p ON p.user_id = m.user_id
-                   WHERE m.tenant_id = $1 AND m.status = 'active' AND 'practitioner' = ANY (m.roles)
-                     AND ($2::text[] IS NULL OR p.specialties && $2)
-                     AND ($3::text IS NULL OR $3 = ANY (p.languages))
-                     AND ($4::text IS NULL OR (u.display_name, u.id) > ($4, $5::uuid))
-                   ORDER BY u.display_name, u.id
-                   LIMIT $6"#,
+                   FROM app_private.practitioner_directory($2, $3, $4, $5, $6) d
+                   JOIN memberships m ON m.user_id = d.id AND m.tenant_id = $1
+                                     AND m.status = 'active' AND 'practitioner' = ANY (m.roles)
+                   JOIN practitioner_profiles p ON p.user_id = d.id
+                   ORDER BY d.display_name, d.id"#,
                 tenant.as_uuid(),
                 specs.as_deref(),
                 f.language.as_deref(),
                 after_name,
                 after_id,
-                limit + 1
+                i32::try_from(limit).unwrap_or(i32::MAX)
             )
             .fetch_all(&mut *conn)
             .await?
@@ -132,7 +131,7 @@ pub async fn directory_page(
                 q,
                 after_rank,
                 after_id,
-                limit + 1
+                limit
             )
             .fetch_all(&mut *conn)
             .await?
@@ -335,7 +334,7 @@ pub struct PlatformFilter {
     pub q: Option<String>,
 }
 
-/// One page of the network, by (display_name, user_id).
+/// One page of the network, by (display_name, user_id), plus one row (`Limit::fetch`).
 pub async fn platform_page(
     conn: &mut PgConnection,
     f: &PlatformFilter,
@@ -363,7 +362,7 @@ pub async fn platform_page(
         pattern,
         after.map(|(n, _)| n),
         after.map(|(_, u)| u),
-        limit + 1
+        limit
     )
     .fetch_all(conn)
     .await?;

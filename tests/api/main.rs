@@ -24,6 +24,7 @@ mod import;
 mod invitations;
 mod isolation;
 mod keys;
+mod lists;
 mod mail;
 mod members;
 mod openapi;

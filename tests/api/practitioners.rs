@@ -35,7 +35,7 @@ async fn platform_token(app: &TestApp) -> String {
 /// A practitioner arranged as the owner: identity with `PASSWORD`, profile, and an active
 /// practitioner membership in each of `tenants`.
 #[allow(clippy::too_many_arguments)]
-async fn add_practitioner(
+pub async fn add_practitioner(
     app: &TestApp,
     owner: &mut PgConnection,
     name: &str,
@@ -931,10 +931,13 @@ async fn directory_filters_and_full_text_search_find_the_right_people() {
         assert_eq!(res.status(), 422, "{query}");
         assert_eq!(problem(res).await["errors"][0]["field"], field);
     }
-    for query in ["specialties=sleep", "cursor=garbage", "limit=0"] {
+    for query in ["specialties=sleep", "cursor=garbage", "limit=ten"] {
         let res = call(&app, Method::GET, &a, &q(query), &t).await;
         assert!(matches!(res.status().as_u16(), 400 | 422), "{query}");
     }
+    // One `limit` rule for every list (DESIGN §5): a number is capped, never refused.
+    let res = call(&app, Method::GET, &a, &q("limit=0"), &t).await;
+    assert_eq!(res.status(), 200);
 }
 
 #[tokio::test]
