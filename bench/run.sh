@@ -7,6 +7,9 @@
 #                           verification + app_private.session_guard in the context statement
 #   MODE=members            GET /api/v1/members?limit=20 as the tenant admin of a random tenant
 #                           (a 20-row authenticated list read), with its pgbench twin
+#   MODE=express            GET /api/v1/auth/me against the seeds' own stack (bench/express: Express 4
+#                           + node-postgres + jsonwebtoken, same token, same four statements
+#                           prepared), one process and a cluster of two, interleaved with Serein
 #   MODE=login              POST /api/v1/auth/login, distinct seeded users, Argon2id-bound;
 #                           wrk at LOGIN_CONNS connections (default "1 2 4 8"), no pgbench
 #
@@ -53,7 +56,7 @@ cd "$BENCH_ROOT"
 ROOT=$PWD
 
 MODE=${MODE:-profile}
-case $MODE in profile|me|members|login) ;; *) echo "MODE must be profile, me, members or login" >&2; exit 2 ;; esac
+case $MODE in profile|me|members|express|login) ;; *) echo "MODE must be profile, me, members, express or login" >&2; exit 2 ;; esac
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-20}
 WARMUP=${WARMUP:-5}
@@ -152,6 +155,17 @@ pg_cpu() {
 # Transactions committed + rolled back in the bench database so far (pg_stat_database).
 db_xacts() { psql -XAtc "select xact_commit + xact_rollback from pg_stat_database where datname = '$DB'" postgres; }
 rss_kb() { awk '/^VmRSS/{print $2}' "/proc/$1/status"; }
+# CPU seconds and RSS of a process and its children (a node cluster: the primary + workers).
+tree_cpu() {
+    local p s=0
+    for p in "$1" $(pgrep -P "$1" || true); do s=$(awk -v s="$s" -v p="$(proc_cpu "$p")" 'BEGIN{printf "%.2f", s + p}'); done
+    echo "$s"
+}
+tree_rss_kb() {
+    local p s=0
+    for p in "$1" $(pgrep -P "$1" || true); do s=$((s + $(rss_kb "$p"))); done
+    echo "$s"
+}
 hwm_kb() { awk '/^VmHWM/{print $2}' "/proc/$1/status"; }
 
 SERVER_PID=
@@ -172,17 +186,18 @@ measure() {
     log "$kind round $round (loadavg $la, waited ${waited}s)"
     local s0 c0 b0 t0 t1 s1 b1 ccpu x0 x1 p0 p1
     x0=$(db_xacts); p0=$(pg_cpu)
-    s0=$(proc_cpu "$SERVER_PID"); b0=$(machine_busy); st0=$(machine_steal); t0=$(date +%s.%N)
+    local mpid=${MEASURE_PID:-$SERVER_PID}
+    s0=$(tree_cpu "$mpid"); b0=$(machine_busy); st0=$(machine_steal); t0=$(date +%s.%N)
     # Sample the server's RSS half-way through (API runs only).
     local sampler=
     if [[ $kind == api* || $kind == login* ]]; then
-        ( sleep $((DURATION / 2)); rss_kb "$SERVER_PID" > "$OUT/rss_load.r${round}" ) &
+        ( sleep $((DURATION / 2)); tree_rss_kb "$mpid" > "$OUT/rss_load.${kind}.r${round}" ) &
         sampler=$!
     fi
     # bash's `time` reports the client's own CPU (user + sys of the child).
     local TIMEFORMAT='%U %S'
     { time "$@" > "$f" 2> "$f.err"; } 2> "$f.time"
-    t1=$(date +%s.%N); s1=$(proc_cpu "$SERVER_PID"); b1=$(machine_busy); st1=$(machine_steal)
+    t1=$(date +%s.%N); s1=$(tree_cpu "$mpid"); b1=$(machine_busy); st1=$(machine_steal)
     if [[ -n $sampler ]]; then wait "$sampler" 2>/dev/null || true; fi
     # Transactions the database committed or rolled back meanwhile. pgbench's backends report
     # their counters when they exit; the server's pooled connections stay open and an idle
@@ -223,6 +238,9 @@ ADMIN_TOKENS=$OUT/admin_tokens.txt
 MEMBERS_PATH='/api/v1/members?limit=20'
 run_api_members() { TOKENS=$ADMIN_TOKENS URL_PATH=$MEMBERS_PATH PORT=$PORT measure api_members "$1" wrk -c"$CONNS" -t1 -d"${DURATION}s" --latency -s bench/me.lua "http://127.0.0.1:$PORT"; }
 run_l4()   { measure pgbench_members_4stmt   "$1" "${PGB[@]}" -M prepared -f bench/members_tx.sql "$DB"; }
+# MODE=express: $2 = workers; the Express server of that configuration listens on PORT + $2.
+declare -A EXPRESS_PID=() RSS_IDLE_EXPRESS=()
+run_express() { MEASURE_PID=${EXPRESS_PID[$2]} TOKENS=$TOKENS PORT=$((PORT + $2)) measure "api_express_w$2" "$1" wrk -c"$CONNS" -t1 -d"${DURATION}s" --latency -s bench/me.lua "http://127.0.0.1:$((PORT + $2))"; }
 # MODE=login
 run_login() { PASSWORD=$BENCH_PASSWORD PORT=$PORT measure "login_c$2" "$1" wrk -c"$2" -t1 -d"${DURATION}s" --latency -s bench/login.lua "http://127.0.0.1:$PORT"; }
 
@@ -325,7 +343,7 @@ WHERE u.email = 'u' || ((n - 1) * 1000 + j) || '@t' || n || '.bench.example'
 SQL
     psql -XAtc "select count(*) || ' login users; Argon2id parameters: ' || min(split_part(password_hash, '\$', 2) || ' ' || split_part(password_hash, '\$', 3) || ' ' || split_part(password_hash, '\$', 4)) from users where email like 'u%@t%.bench.example' and password_hash is not null" "$DB" | tee "$OUT/login_users.txt" >&2
 fi
-if [[ $MODE == me || $MODE == members ]]; then
+if [[ $MODE == me || $MODE == members || $MODE == express ]]; then
     JWT_SECRET=$JWT_SECRET python3 bench/mint_tokens.py > "$TOKENS"
     JWT_SECRET=$JWT_SECRET python3 bench/mint_tokens.py --admins > "$ADMIN_TOKENS"
     log "minted $(wc -l < "$TOKENS") + $(wc -l < "$ADMIN_TOKENS") access tokens (HS256, offline) into $OUT"
@@ -347,7 +365,7 @@ mode_request() {   # $1 = tenant number (profile, members), session number i (me
         members) local l; l=$(sed -n "${1}p" "$ADMIN_TOKENS")
                  curl -fsS -H "Host: ${l%% *}:$PORT" -H "Authorization: Bearer ${l#* }" "http://127.0.0.1:$PORT$MEMBERS_PATH" ;;
         profile) curl -fsS -H "Host: t$1.localhost:$PORT" "http://127.0.0.1:$PORT/api/v1/tenant/profile" ;;
-        me)      local l; l=$(token_line "$1")
+        me|express) local l; l=$(token_line "$1")
                  curl -fsS -H "Host: ${l%% *}:$PORT" -H "Authorization: Bearer ${l#* }" "http://127.0.0.1:$PORT/api/v1/auth/me" ;;
         login)   local n=$(( ($1 - 1) / 1000 + 1 ))
                  curl -fsS -H "Host: t$n.localhost:$PORT" -H 'Content-Type: application/json' \
@@ -357,7 +375,7 @@ mode_request() {   # $1 = tenant number (profile, members), session number i (me
 }
 case $MODE in
     profile) CAPTURE=(1 2 1) ;;
-    me)      CAPTURE=(1 11 1) ;;    # t1 session 1, t2 session 11, t1 session 1 again
+    me|express) CAPTURE=(1 11 1) ;;    # t1 session 1, t2 session 11, t1 session 1 again
     members) CAPTURE=(1 2 1) ;;     # the admins of t1, t2, t1
     login)   CAPTURE=(100 1101) ;;  # u100@t1, u1101@t2
 esac
@@ -382,7 +400,7 @@ if [[ -r $PGLOG ]]; then
     tail -c +"$((mark + 1))" "$PGLOG" | awk -v db="@$DB " '
         /^[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9] / { keep = index($0, db) > 0 }
         keep' | sed -E "s/decode\('[0-9a-f]{64}', 'hex'\)/decode('REDACTED', 'hex')/g" > "$OUT/captured_statements.log"
-    python3 - "$MODE" "$OUT/captured_statements.log" > "$OUT/statement_check.txt" <<'PY' || true
+    python3 - "${MODE/express/me}" "$OUT/captured_statements.log" > "$OUT/statement_check.txt" <<'PY' || true
 import re, sys
 mode, log = sys.argv[1], sys.argv[2]
 # Split the log into entries (a timestamped line and its continuations).
@@ -515,7 +533,7 @@ log "starting server"
 start_server
 case $MODE in
     profile) mode_request 1 ;;
-    me)      mode_request 1 ;;
+    me|express) mode_request 1 ;;
     members) mode_request 1 | head -c 600; echo " …" ;;
     login)   mode_request 1100 | sed -E 's/"(access_token|refresh_token)":"[^"]*"/"\1":"…"/g' ;;
 esac > "$OUT/sample_response.json"
@@ -523,6 +541,27 @@ echo >> "$OUT/sample_response.json"
 sleep 2
 RSS_IDLE_START=$(rss_kb "$SERVER_PID")
 log "server pid $SERVER_PID, idle RSS ${RSS_IDLE_START} kB"
+
+if [[ $MODE == express ]]; then
+    if [[ ! -d bench/express/node_modules ]]; then
+        log "installing the Express bench (npm ci)"
+        (cd bench/express && npm ci --no-audit --no-fund > "$OUT/npm.log" 2>&1)
+    fi
+    echo "node: $(node --version); $(cd bench/express && npm ls --depth=0 2>/dev/null | tail -n +2 | tr -d '\n')" >> "$OUT/machine.txt"
+    for w in 1 2; do
+        PORT=$((PORT + w)) WORKERS=$w POOL_MAX=$CONNS node bench/express/server.js > "$OUT/express_w$w.log" 2>&1 &
+        EXPRESS_PID[$w]=$!
+    done
+    trap 'stop_server; for p in "${EXPRESS_PID[@]}"; do kill "$p" 2>/dev/null || true; done' EXIT
+    sleep 2
+    for w in 1 2; do
+        l=$(token_line 1)
+        curl -fsS -H "Host: ${l%% *}:$((PORT + w))" -H "Authorization: Bearer ${l#* }" "http://127.0.0.1:$((PORT + w))/api/v1/auth/me" \
+            > "$OUT/sample_response_express_w$w.json" || { log "the Express server ($w worker(s)) does not answer"; exit 1; }
+        echo >> "$OUT/sample_response_express_w$w.json"
+        RSS_IDLE_EXPRESS[$w]=$(tree_rss_kb "${EXPRESS_PID[$w]}")
+    done
+fi
 
 # --- warm-up (not recorded) ------------------------------------------------------------------
 log "warming up (${WARMUP}s each)"
@@ -543,6 +582,11 @@ me)
     done
     pgbench -c"$CONNS" -j1 -T"$WARMUP" -n -M simple -f bench/me_tx_compound_simple.sql "$DB" >> "$OUT/warmup_pgbench.txt" 2>&1
     ;;
+express)
+    for w in 0 1 2; do
+        TOKENS=$TOKENS PORT=$((PORT + w)) wrk -c"$CONNS" -t1 -d"${WARMUP}s" -s bench/me.lua "http://127.0.0.1:$((PORT + w))" >> "$OUT/warmup_api.txt" 2>&1
+    done
+    ;;
 members)
     TOKENS=$ADMIN_TOKENS URL_PATH=$MEMBERS_PATH PORT=$PORT wrk -c"$CONNS" -t1 -d"${WARMUP}s" -s bench/me.lua "http://127.0.0.1:$PORT" > "$OUT/warmup_api.txt" 2>&1
     pgbench -c"$CONNS" -j1 -T"$WARMUP" -n -M prepared -f bench/members_tx.sql "$DB" > "$OUT/warmup_pgbench.txt" 2>&1
@@ -560,22 +604,24 @@ for r in $(seq 1 "$ROUNDS"); do
         me)      run_api_me "$r"; run_m4 "$r"; run_m3p "$r"; run_m3s "$r"; run_b4 "$r"
                  if [[ -z ${SKIP_PROFILE:-} ]]; then run_api "$r"; fi ;;
         members) run_api_members "$r"; run_l4 "$r" ;;
+        express) run_api_me "$r"; run_express "$r" 1; run_express "$r" 2 ;;
         login)   for c in $LOGIN_CONNS; do run_login "$r" "$c"; done ;;
     esac
 done
-RSS_LOAD_MAX=$(sort -n "$OUT"/rss_load.r* | tail -1)
+main_kind=api; case $MODE in me|express) main_kind=api_me ;; members) main_kind=api_members ;; login) main_kind=login ;; esac
+RSS_LOAD_MAX=$(cat "$OUT"/rss_load."$main_kind"*.r* | sort -n | tail -1)
 RSS_HWM=$(hwm_kb "$SERVER_PID")
 
 # --- latency at ~80 % of the median max rate -------------------------------------------------
 RATE=0
 if [[ $MODE != login ]]; then
-    main=api; [[ $MODE == me ]] && main=api_me; [[ $MODE == members ]] && main=api_members
+    main=$main_kind
     API_MEDIAN=$(awk -v k="$main" '$1==k{print $3}' "$RESULTS" | sort -n | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}')
     RATE=$(awk -v m="$API_MEDIAN" 'BEGIN{printf "%d", m*0.8}')
     # One Host (t500) for the whole run, as oha and hey send fixed headers (the tenant cache then
     # always hits, which is what ~all requests see in the throughput runs too); MODE=me uses the
     # token of t500's first session.
-    if [[ $MODE == me ]]; then
+    if [[ $MODE == me || $MODE == express ]]; then
         tl=$(token_line 4991); LAT_HOST=${tl%% *}:$PORT; LAT_AUTH=("Authorization: Bearer ${tl#* }")
         LAT_URL="http://127.0.0.1:$PORT/api/v1/auth/me"
     elif [[ $MODE == members ]]; then
@@ -628,6 +674,8 @@ label = {
     "pgbench_me_3rt_pipeline": "M3p: pgbench -M prepared, me_tx_pipelined.sql / 3 round trips (tps)",
     "pgbench_me_3rt_simple": "M3s: pgbench -M simple, me_tx_compound_simple.sql / 3 round trips (tps)",
     "api_members": "API GET /members?limit=20, tenant admin (wrk, req/s)",
+    "api_express_w1": "Express 4 + pg + jsonwebtoken, GET /auth/me, 1 process (wrk, req/s)",
+    "api_express_w2": "Express 4 + pg + jsonwebtoken, GET /auth/me, cluster of 2 (wrk, req/s)",
     "pgbench_members_4stmt": "L4: pgbench -M prepared, members_tx.sql, 4 statements / 4 round trips (tps)",
 }
 if mode == "me":
@@ -636,6 +684,8 @@ if mode == "me":
     kinds = ["api_me", "pgbench_me_4stmt", "pgbench_me_3rt_pipeline", "pgbench_me_3rt_simple", "pgbench_4stmt", "api"]
 elif mode == "members":
     kinds = ["api_members", "pgbench_members_4stmt"]
+elif mode == "express":
+    kinds = ["api_me", "api_express_w1", "api_express_w2"]
 elif mode == "login":
     kinds = sorted({r[0] for r in rows}, key=lambda k: int(k.split("_c")[1]))
     for k in kinds:
@@ -678,7 +728,7 @@ for k in kinds:
     pcs = f"{statistics.median(pc):.0f}" if pc else "?"
     print(f"| {label[k]} | {' / '.join(f'{x:.0f}' for x in v)} | **{med[k]:.0f}** | {min(v):.0f} | {max(v):.0f} | {cl:.0f} | {sv:.0f} | {pcs} | {bz:.0f} | {dxs} | {stl} | {las} |")
 print()
-main = {"profile": "api", "me": "api_me", "members": "api_members"}.get(mode)
+main = {"profile": "api", "me": "api_me", "members": "api_members", "express": "api_me"}.get(mode)
 if main in med:
     a = [float(r[2]) for r in by[main]]
     for k in kinds[1:]:
@@ -738,5 +788,11 @@ elif os.path.exists(hey):
     f = lambda s: f"{float(s) * 1e3:.2f} ms" if s != "?" else s
     print(f"- latency at {rate} req/s (hey -q, Host t500): p50 {f(p50)}, p99 {f(p99)}, achieved {rps} req/s, status codes {codes}")
 PY
+if [[ $MODE == express ]]; then
+    for w in 1 2; do
+        load=$(cat "$OUT"/rss_load.api_express_w$w.r* 2>/dev/null | sort -n | tail -1)
+        echo "- Express, $w worker(s): RSS idle after start $((${RSS_IDLE_EXPRESS[$w]:-0} / 1024)) MiB, under load (max of mid-run samples) $((${load:-0} / 1024)) MiB (primary + workers)" >> "$OUT/summary.md"
+    done
+fi
 cat "$OUT/summary.md"
 log "raw outputs in $OUT"
