@@ -488,8 +488,9 @@ for i, t in enumerate(texts):   # the context message for t1, the SELECT, COMMIT
         break
 print(f"handler sends ({mode}, tenant t1; ids, secret and time as placeholders):")
 for t in tx: print("  " + norm(t))
-ok = len(tx) == 3
-if ok:
+have = len(tx) == 3
+ok = have
+if have:
     want_ctx = context(tx[0])
     want_select = norm(params(tx[1]))
     want_rest = norm(tx[2])
@@ -499,18 +500,18 @@ for f in scripts:
     if simple:
         # -M simple: the server's message, byte for byte but for ids, secret and time.
         first = norm(placeholders(ls[0].replace("\\;", ";"), names))
-        same_first = ok and first == norm(tx[0])
+        same_first = have and first == norm(tx[0])
     else:
         # BEGIN, then the context statement (or both pipelined)
         first = norm(placeholders(literalise(ls[1]), names))
-        same_first = ok and ls[0].strip() == "BEGIN;" and context(first) == want_ctx
+        same_first = have and ls[0].strip() == "BEGIN;" and context(first) == want_ctx
         ls = [ls[0] + " " + ls[1]] + ls[2:]
     sel = norm(params(placeholders(literalise(ls[1]), names)))
     same = same_first and sel == want_select and norm(ls[2]) == want_rest and len(ls) == 3
     print(f"{f}: {'same transaction' if same else 'DIFFERS:'}")
     if not same:
         print("  context: " + first)
-        if ok:
+        if have:
             print("  settings/guard: " + repr(context(first)) + "  vs handler " + repr(want_ctx))
             print("  select: " + sel + "\n  vs     " + want_select)
     ok = ok and same
