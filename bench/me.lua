@@ -1,10 +1,11 @@
 -- wrk script: GET /api/v1/auth/me with a bearer access token, random tenant AND user (session)
 -- per request, from a file of "<host> <token>" lines minted by bench/mint_tokens.py.
 -- Usage: TOKENS=bench/out/tokens.txt wrk -c8 -t1 -d20s -s bench/me.lua http://127.0.0.1:8080
--- Optional: PORT (default 8080).
+-- Optional: PORT (default 8080), URL_PATH (default /api/v1/auth/me; bench/run.sh MODE=members
+-- sends /api/v1/members?limit=20 with the tenant admins' tokens).
 local file = os.getenv("TOKENS") or "bench/out/tokens.txt"
 local port = os.getenv("PORT") or "8080"
-local path = "/api/v1/auth/me"
+local path = os.getenv("URL_PATH") or "/api/v1/auth/me"
 local hosts, auths = {}, {}
 local non2xx_seen = 0
 

@@ -1,12 +1,15 @@
--- pgbench -M prepared: the transaction GET /api/v1/auth/me runs, as 4 statements / 4 round trips.
+-- pgbench -M prepared: the transaction GET /api/v1/auth/me runs, as 4 statements / 4 round trips,
+-- the context as DESIGN §2 writes it (one prepared `SELECT set_config(…)` with the guard).
 -- Session i (1..10000, bench/seed_me.sql) of tenant n = (i - 1) / 10 + 1; the uuid literals the
 -- server sends are rebuilt from i in SQL (-M prepared binds every :var as a parameter and cannot
--- substitute inside a quoted literal). The session guard's "now" is a fixed literal (the server
--- sends its clock's time; every seeded session expires in 2099).
+-- substitute inside a quoted literal). The guard's secret comes from bench_secrets by primary key
+-- (pgbench cannot derive it; the server sends it as a literal): a little more work than the
+-- server asks of PostgreSQL. The guard's "now" is a fixed literal (the server sends its clock's
+-- time; every seeded session expires in 2099).
 \set i random(1, 10000)
 \set k 100000000000 + (:i - 1) / 10 + 1
 \set u 100000000000 + :i
 BEGIN;
-SELECT set_config('role', 'serein_app', true), set_config('app.tenant_id', '00000000-0000-4000-8000-' || :k, true), set_config('app.user_id', '00000000-0000-4000-a000-' || :u, true), set_config('app.roles', 'employee', true), set_config('statement_timeout', '15000', true), set_config('idle_in_transaction_session_timeout', '60000', true), app_private.session_guard(('00000000-0000-4000-8000-' || :k)::uuid, ('00000000-0000-4000-a000-' || :u)::uuid, ('00000000-0000-4000-b000-' || :u)::uuid, '{employee}', '2026-11-21T16:00:00.123456789Z');
-SELECT u.email, u.display_name, u.locale, u.email_verified_at IS NOT NULL AS "verified!", u.totp_enabled_at IS NOT NULL AS "totp!", m.department AS "department?", m.status AS "status?" FROM users u LEFT JOIN memberships m ON m.user_id = u.id AND m.tenant_id = ('00000000-0000-4000-8000-' || :k)::uuid WHERE u.id = ('00000000-0000-4000-a000-' || :u)::uuid;
+SELECT set_config('role', 'serein_app', true), set_config('app.tenant_id', '00000000-0000-4000-8000-' || :k, true), set_config('app.user_id', '00000000-0000-4000-a000-' || :u, true), set_config('app.roles', 'employee', true), set_config('statement_timeout', '15000', true), set_config('idle_in_transaction_session_timeout', '60000', true), app_private.session_guard(('00000000-0000-4000-8000-' || :k)::uuid, ('00000000-0000-4000-a000-' || :u)::uuid, ('00000000-0000-4000-b000-' || :u)::uuid, (SELECT secret FROM bench_secrets WHERE i = :i), '{employee}', '2026-11-21T16:00:00.123456789Z');
+SELECT u.email, u.display_name, u.locale, u.email_verified_at IS NOT NULL AS "verified!", coalesce(app_private.own_totp_enabled(), false) AS "totp!", m.department AS "department?", m.status AS "status?" FROM users u LEFT JOIN memberships m ON m.user_id = u.id AND m.tenant_id = ('00000000-0000-4000-8000-' || :k)::uuid WHERE u.id = ('00000000-0000-4000-a000-' || :u)::uuid;
 COMMIT;

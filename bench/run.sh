@@ -5,6 +5,11 @@
 #   MODE=me                 GET /api/v1/auth/me with a bearer access token (HS256, minted offline
 #                           by bench/mint_tokens.py), random tenant AND user per request: token
 #                           verification + app_private.session_guard in the context statement
+#   MODE=members            GET /api/v1/members?limit=20 as the tenant admin of a random tenant
+#                           (a 20-row authenticated list read), with its pgbench twin
+#   MODE=express            GET /api/v1/auth/me against the seeds' own stack (bench/express: Express 4
+#                           + node-postgres + jsonwebtoken, same token, same four statements
+#                           prepared), one process and a cluster of two, interleaved with Serein
 #   MODE=login              POST /api/v1/auth/login, distinct seeded users, Argon2id-bound;
 #                           wrk at LOGIN_CONNS connections (default "1 2 4 8"), no pgbench
 #
@@ -33,6 +38,9 @@
 #   B4       pgbench -M prepared ... -f bench/profile_tx.sql          (the foundation's, continuity)
 #   api      wrk ... -s bench/random_tenant.lua: the anonymous profile read on the same server
 #            (the foundation's API figure under the same conditions; SKIP_PROFILE=1 skips it)
+# MODE=members measures (same interleaving):
+#   api_members  wrk ... -s bench/me.lua with URL_PATH=/api/v1/members?limit=20 (admins' tokens)
+#   L4           pgbench -M prepared ... -f bench/members_tx.sql          (4 round trips)
 # MODE=login measures wrk -c<c> -t1 -d20s --latency -s bench/login.lua for each c in LOGIN_CONNS.
 set -euo pipefail
 
@@ -48,7 +56,7 @@ cd "$BENCH_ROOT"
 ROOT=$PWD
 
 MODE=${MODE:-profile}
-case $MODE in profile|me|login) ;; *) echo "MODE must be profile, me or login" >&2; exit 2 ;; esac
+case $MODE in profile|me|members|express|login) ;; *) echo "MODE must be profile, me, members, express or login" >&2; exit 2 ;; esac
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-20}
 WARMUP=${WARMUP:-5}
@@ -147,6 +155,17 @@ pg_cpu() {
 # Transactions committed + rolled back in the bench database so far (pg_stat_database).
 db_xacts() { psql -XAtc "select xact_commit + xact_rollback from pg_stat_database where datname = '$DB'" postgres; }
 rss_kb() { awk '/^VmRSS/{print $2}' "/proc/$1/status"; }
+# CPU seconds and RSS of a process and its children (a node cluster: the primary + workers).
+tree_cpu() {
+    local p s=0
+    for p in "$1" $(pgrep -P "$1" || true); do s=$(awk -v s="$s" -v p="$(proc_cpu "$p")" 'BEGIN{printf "%.2f", s + p}'); done
+    echo "$s"
+}
+tree_rss_kb() {
+    local p s=0
+    for p in "$1" $(pgrep -P "$1" || true); do s=$((s + $(rss_kb "$p"))); done
+    echo "$s"
+}
 hwm_kb() { awk '/^VmHWM/{print $2}' "/proc/$1/status"; }
 
 SERVER_PID=
@@ -167,17 +186,18 @@ measure() {
     log "$kind round $round (loadavg $la, waited ${waited}s)"
     local s0 c0 b0 t0 t1 s1 b1 ccpu x0 x1 p0 p1
     x0=$(db_xacts); p0=$(pg_cpu)
-    s0=$(proc_cpu "$SERVER_PID"); b0=$(machine_busy); st0=$(machine_steal); t0=$(date +%s.%N)
+    local mpid=${MEASURE_PID:-$SERVER_PID}
+    s0=$(tree_cpu "$mpid"); b0=$(machine_busy); st0=$(machine_steal); t0=$(date +%s.%N)
     # Sample the server's RSS half-way through (API runs only).
     local sampler=
     if [[ $kind == api* || $kind == login* ]]; then
-        ( sleep $((DURATION / 2)); rss_kb "$SERVER_PID" > "$OUT/rss_load.r${round}" ) &
+        ( sleep $((DURATION / 2)); tree_rss_kb "$mpid" > "$OUT/rss_load.${kind}.r${round}" ) &
         sampler=$!
     fi
     # bash's `time` reports the client's own CPU (user + sys of the child).
     local TIMEFORMAT='%U %S'
     { time "$@" > "$f" 2> "$f.err"; } 2> "$f.time"
-    t1=$(date +%s.%N); s1=$(proc_cpu "$SERVER_PID"); b1=$(machine_busy); st1=$(machine_steal)
+    t1=$(date +%s.%N); s1=$(tree_cpu "$mpid"); b1=$(machine_busy); st1=$(machine_steal)
     if [[ -n $sampler ]]; then wait "$sampler" 2>/dev/null || true; fi
     # Transactions the database committed or rolled back meanwhile. pgbench's backends report
     # their counters when they exit; the server's pooled connections stay open and an idle
@@ -213,6 +233,14 @@ run_api_me() { TOKENS=$TOKENS PORT=$PORT measure api_me "$1" wrk -c"$CONNS" -t1 
 run_m4()   { measure pgbench_me_4stmt        "$1" "${PGB[@]}" -M prepared -f bench/me_tx.sql "$DB"; }
 run_m3p()  { measure pgbench_me_3rt_pipeline "$1" "${PGB[@]}" -M prepared -f bench/me_tx_pipelined.sql "$DB"; }
 run_m3s()  { measure pgbench_me_3rt_simple   "$1" "${PGB[@]}" -M simple -f bench/me_tx_compound_simple.sql "$DB"; }
+# MODE=members
+ADMIN_TOKENS=$OUT/admin_tokens.txt
+MEMBERS_PATH='/api/v1/members?limit=20'
+run_api_members() { TOKENS=$ADMIN_TOKENS URL_PATH=$MEMBERS_PATH PORT=$PORT measure api_members "$1" wrk -c"$CONNS" -t1 -d"${DURATION}s" --latency -s bench/me.lua "http://127.0.0.1:$PORT"; }
+run_l4()   { measure pgbench_members_4stmt   "$1" "${PGB[@]}" -M prepared -f bench/members_tx.sql "$DB"; }
+# MODE=express: $2 = workers; the Express server of that configuration listens on PORT + $2.
+declare -A EXPRESS_PID=() RSS_IDLE_EXPRESS=()
+run_express() { MEASURE_PID=${EXPRESS_PID[$2]} TOKENS=$TOKENS PORT=$((PORT + $2)) measure "api_express_w$2" "$1" wrk -c"$CONNS" -t1 -d"${DURATION}s" --latency -s bench/me.lua "http://127.0.0.1:$((PORT + $2))"; }
 # MODE=login
 run_login() { PASSWORD=$BENCH_PASSWORD PORT=$PORT measure "login_c$2" "$1" wrk -c"$2" -t1 -d"${DURATION}s" --latency -s bench/login.lua "http://127.0.0.1:$PORT"; }
 
@@ -246,9 +274,12 @@ fi
 # with it), a data dir outside the repo, and rate limits far above anything reached here (the
 # defaults — 50 req/s per IP, 10 logins/min per account — would answer 429 to a load test).
 JWT_SECRET=${JWT_SECRET:-$(head -c 48 /dev/urandom | base64 | tr -d '=+/\n')}
+# A random master key per run too: the session secrets the guard demands derive from it
+# (bench/mint_tokens.py --secrets), and are loaded into the bench database below.
+SEREIN_MASTER_KEY=${SEREIN_MASTER_KEY:-$(python3 -c 'import os; print(os.urandom(32).hex())')}
 SEREIN_DATA_DIR=${SEREIN_DATA_DIR:-/tmp/serein-bench-data}
 mkdir -p "$SEREIN_DATA_DIR"
-export JWT_SECRET SEREIN_DATA_DIR \
+export JWT_SECRET SEREIN_MASTER_KEY SEREIN_DATA_DIR \
     RATE_LIMIT_PER_IP_PER_SEC=1000000 RATE_LIMIT_PER_IP_BURST=1000000 \
     AUTH_RATE_LIMIT_PER_MIN=1000000 AUTH_RATE_LIMIT_BURST=1000000 LOGIN_MAX_FAILURES=1000
 export DATABASE_URL BIND="127.0.0.1:$PORT" RUST_LOG=warn SEREIN_TENANTS_DIR= DB_MAX_CONNECTIONS=$CONNS
@@ -274,13 +305,28 @@ else
     log "$DB already seeded"
 fi
 if [[ $MODE != profile ]]; then
-    seeded=$(psql -XAtc "select (select count(*) from sessions where id::text like '00000000-0000-4000-b000-%' and revoked_at is null and idle_expires_at > now()) = 10000 and exists (select 1 from tenants where id = '00000000-0000-0000-0000-000000000000')" "$DB")
+    seeded=$(psql -XAtc "select (select count(*) from sessions where id::text like '00000000-0000-4000-b000-%' and revoked_at is null and idle_expires_at > now()) = 11000 and exists (select 1 from tenants where id = '00000000-0000-0000-0000-000000000000') and to_regclass('bench_secrets') is not null" "$DB")
     if [[ $seeded != t ]]; then
-        log "seeding $DB sessions (10 per tenant, bench/seed_me.sql)"
+        log "seeding $DB sessions (10 employees + 1 admin per tenant, bench/seed_me.sql)"
         psql -X -q -v ON_ERROR_STOP=1 -f bench/seed_me.sql "$DB" > "$OUT/seed_me.log"
     else
         log "$DB sessions already seeded"
     fi
+    # This run's session secrets (its master key): the secret for the pgbench twins, its hash
+    # for the guard.
+    SEREIN_MASTER_KEY=$SEREIN_MASTER_KEY python3 bench/mint_tokens.py --secrets > "$OUT/secrets.tsv"
+    psql -X -q -v ON_ERROR_STOP=1 "$DB" > "$OUT/secrets.log" <<SQL
+BEGIN;
+TRUNCATE bench_secrets;
+\copy bench_secrets FROM '$OUT/secrets.tsv'
+UPDATE sessions s SET secret_hash = sha256(b.secret)
+FROM bench_secrets b WHERE s.id = ('00000000-0000-4000-b000-' || (100000000000 + b.i))::uuid;
+COMMIT;
+VACUUM (ANALYZE) bench_secrets;
+VACUUM (ANALYZE) sessions;
+SQL
+    rm -f "$OUT/secrets.tsv"
+    log "session secrets of this run's master key loaded ($(psql -XAtc 'select count(*) from bench_secrets' "$DB"))"
 fi
 if [[ $MODE == login ]]; then
     # One hash made by the server itself (its configured Argon2id parameters), copied to the
@@ -297,9 +343,10 @@ WHERE u.email = 'u' || ((n - 1) * 1000 + j) || '@t' || n || '.bench.example'
 SQL
     psql -XAtc "select count(*) || ' login users; Argon2id parameters: ' || min(split_part(password_hash, '\$', 2) || ' ' || split_part(password_hash, '\$', 3) || ' ' || split_part(password_hash, '\$', 4)) from users where email like 'u%@t%.bench.example' and password_hash is not null" "$DB" | tee "$OUT/login_users.txt" >&2
 fi
-if [[ $MODE == me ]]; then
+if [[ $MODE == me || $MODE == members || $MODE == express ]]; then
     JWT_SECRET=$JWT_SECRET python3 bench/mint_tokens.py > "$TOKENS"
-    log "minted $(wc -l < "$TOKENS") access tokens (HS256, offline) into $TOKENS"
+    JWT_SECRET=$JWT_SECRET python3 bench/mint_tokens.py --admins > "$ADMIN_TOKENS"
+    log "minted $(wc -l < "$TOKENS") + $(wc -l < "$ADMIN_TOKENS") access tokens (HS256, offline) into $OUT"
 fi
 
 start_server() {
@@ -313,10 +360,12 @@ start_server() {
 }
 # curl arguments for request number $1 of the mode (1, 2, ...): the capture and the sample.
 token_line() { sed -n "${1}p" "$TOKENS"; }
-mode_request() {   # $1 = tenant number (profile), session number i (me) or user g (login)
+mode_request() {   # $1 = tenant number (profile, members), session number i (me) or user g (login)
     case $MODE in
+        members) local l; l=$(sed -n "${1}p" "$ADMIN_TOKENS")
+                 curl -fsS -H "Host: ${l%% *}:$PORT" -H "Authorization: Bearer ${l#* }" "http://127.0.0.1:$PORT$MEMBERS_PATH" ;;
         profile) curl -fsS -H "Host: t$1.localhost:$PORT" "http://127.0.0.1:$PORT/api/v1/tenant/profile" ;;
-        me)      local l; l=$(token_line "$1")
+        me|express) local l; l=$(token_line "$1")
                  curl -fsS -H "Host: ${l%% *}:$PORT" -H "Authorization: Bearer ${l#* }" "http://127.0.0.1:$PORT/api/v1/auth/me" ;;
         login)   local n=$(( ($1 - 1) / 1000 + 1 ))
                  curl -fsS -H "Host: t$n.localhost:$PORT" -H 'Content-Type: application/json' \
@@ -326,7 +375,8 @@ mode_request() {   # $1 = tenant number (profile), session number i (me) or user
 }
 case $MODE in
     profile) CAPTURE=(1 2 1) ;;
-    me)      CAPTURE=(1 11 1) ;;    # t1 session 1, t2 session 11, t1 session 1 again
+    me|express) CAPTURE=(1 11 1) ;;    # t1 session 1, t2 session 11, t1 session 1 again
+    members) CAPTURE=(1 2 1) ;;     # the admins of t1, t2, t1
     login)   CAPTURE=(100 1101) ;;  # u100@t1, u1101@t2
 esac
 
@@ -349,8 +399,8 @@ if [[ -r $PGLOG ]]; then
     # Keep this database's lines and their continuation lines (multi-line statements).
     tail -c +"$((mark + 1))" "$PGLOG" | awk -v db="@$DB " '
         /^[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9] / { keep = index($0, db) > 0 }
-        keep' > "$OUT/captured_statements.log"
-    python3 - "$MODE" "$OUT/captured_statements.log" > "$OUT/statement_check.txt" <<'PY' || true
+        keep' | sed -E "s/decode\('[0-9a-f]{64}', 'hex'\)/decode('REDACTED', 'hex')/g" > "$OUT/captured_statements.log"
+    python3 - "${MODE/express/me}" "$OUT/captured_statements.log" > "$OUT/statement_check.txt" <<'PY' || true
 import re, sys
 mode, log = sys.argv[1], sys.argv[2]
 # Split the log into entries (a timestamped line and its continuations).
@@ -378,60 +428,92 @@ if mode == "login":
     print("LISTED")
     sys.exit(0)
 
+# The first message of a transaction sets the context: compare what it SETS (setting → value,
+# whether written `SET LOCAL x = 'v'` or `set_config('x', 'v', true)`) and the guard's
+# arguments; the exact text is compared for the -M simple script, which must be the server's
+# message itself.
+def context(t):
+    t = t.replace("\\;", ";")
+    settings = {}
+    for name, val in re.findall(r"SET LOCAL ([\w.]+)(?: =)? '?([^';]*)'?(?=;|$)", t):
+        settings[name.strip()] = val.strip()
+    for name, val in re.findall(r"set_config\('([\w.]+)', '([^']*)', true\)", t):
+        settings[name] = val
+    g = re.search(r"app_private\.session_guard\((.*)\)\s*;?\s*$", t)
+    return settings, (norm(g.group(1)) if g else None)
+
+def literalise(l):
+    # the -M prepared forms rebuild each literal from its integer: back to the literal
+    l = re.sub(r"\('([0-9a-f-]+-)' \|\| :(\w+)\)::uuid", r"'\1:\2'", l)
+    return re.sub(r"'([0-9a-f-]+-)' \|\| :(\w+)", r"'\1:\2'", l)
+
+ts = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z")
+SECRET_SERVER = re.compile(r"decode\('(?:[0-9a-f]{64}|REDACTED)', 'hex'\)")
+SECRET_SCRIPT = "(SELECT secret FROM bench_secrets WHERE i = :i)"
 t1 = "00000000-0000-4000-8000-100000000001"
 if mode == "profile":
-    script = "bench/profile_tx_compound_simple.sql"
-    tx = []
-    for i, t in enumerate(texts):   # the profile transaction for t1: BEGIN..., the SELECT, COMMIT
-        if t.startswith("BEGIN;") and t1 in t and i + 2 < len(texts):
-            tx = [norm(t.replace(t1, "UUID")), norm(texts[i + 1]), norm(texts[i + 2])]
-            break
-    sc = [norm(l.replace("\\;", ";").replace("'00000000-0000-4000-8000-:k'", "'UUID'")) for l in script_lines(script)]
-    sc[1] = sc[1].replace("WHERE id = 'UUID'", "WHERE id = $1")
-    others = []
+    ids = {t1: "TENANT"}
+    marker = t1
+    scripts = ["bench/profile_tx_compound_simple.sql", "bench/profile_tx.sql", "bench/profile_tx_pipelined.sql"]
+    names = {"00000000-0000-4000-8000-:k": "TENANT"}
+elif mode == "me":
+    # session 1 of t1 (bench/seed_me.sql ids)
+    ids = {t1: "TENANT", "00000000-0000-4000-a000-100000000001": "USER", "00000000-0000-4000-b000-100000000001": "SESSION"}
+    marker = "00000000-0000-4000-b000-100000000001"
+    scripts = ["bench/me_tx_compound_simple.sql", "bench/me_tx.sql", "bench/me_tx_pipelined.sql"]
+    names = {"00000000-0000-4000-8000-:k": "TENANT", "00000000-0000-4000-a000-:u": "USER", "00000000-0000-4000-b000-:u": "SESSION"}
 else:
-    # me: session 1 of t1 (bench/seed_me.sql ids), the guard's "now" as NOW.
-    u1 = "00000000-0000-4000-a000-100000000001"
-    s1 = "00000000-0000-4000-b000-100000000001"
-    ts = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z")
-    sub = lambda t: ts.sub("NOW", t.replace(t1, "TENANT").replace(u1, "USER").replace(s1, "SESSION"))
-    tx = []
-    for i, t in enumerate(texts):   # BEGIN; SELECT set_config(...), session_guard(...) / SELECT / COMMIT
-        if t.startswith("BEGIN;") and s1 in t and i + 2 < len(texts):
-            tx = [norm(sub(t)), norm(texts[i + 1]), norm(texts[i + 2])]
-            break
-    def from_script(f):
-        out = []
-        for l in script_lines(f):
-            l = l.replace("\\;", ";")
-            # the -M prepared forms rebuild each literal from its integer: back to the literal
-            l = re.sub(r"\('([0-9a-f-]+-)' \|\| :(\w+)\)::uuid", r"'\1:\2'", l)
-            l = re.sub(r"'([0-9a-f-]+-)' \|\| :(\w+)", r"'\1:\2'", l)
-            l = l.replace("00000000-0000-4000-8000-:k", "TENANT").replace("00000000-0000-4000-a000-:u", "USER") \
-                 .replace("00000000-0000-4000-b000-:u", "SESSION")
-            out.append(norm(ts.sub("NOW", l)))
-        if len(out) > 1:
-            out[1] = out[1].replace("m.tenant_id = 'TENANT'", "m.tenant_id = $2").replace("u.id = 'USER'", "u.id = $1")
-        return out
-    script = "bench/me_tx_compound_simple.sql"
-    sc = from_script(script)
-    # me_tx.sql sends BEGIN separately: join its first two lines as the compound form does.
-    others = []
-    for f in ("bench/me_tx.sql", "bench/me_tx_pipelined.sql"):
-        o = from_script(f)
-        o = [o[0] + "; " + o[1]] + o[2:]
-        o[1] = o[1].replace("m.tenant_id = 'TENANT'", "m.tenant_id = $2").replace("u.id = 'USER'", "u.id = $1")
-        others.append((f, o))
-print(f"handler sends ({mode}, tenant t1; ids and time as placeholders):")
-for t in tx: print("  " + t)
-print(f"{script} (normalised):")
-for t in sc: print("  " + t)
-ok = bool(tx) and tx == sc
-for f, o in others:
-    same = o == sc
-    print(f"{f}: {'same statements' if same else 'DIFFERS:'}")
+    # members: the admin of t1, session 10001
+    ids = {t1: "TENANT", "00000000-0000-4000-a000-100000010001": "USER", "00000000-0000-4000-b000-100000010001": "SESSION"}
+    marker = "00000000-0000-4000-b000-100000010001"
+    scripts = ["bench/members_tx.sql"]
+    names = {"00000000-0000-4000-8000-:k": "TENANT", "00000000-0000-4000-a000-:u": "USER", "00000000-0000-4000-b000-:u": "SESSION"}
+
+def placeholders(t, table):
+    for k, v in table.items():
+        t = t.replace(k, v)
+    return ts.sub("NOW", t)
+
+def params(t):
+    # Parameters and what stands for them in the pgbench twins, whatever their casts.
+    t = re.sub(r"\(CASE WHEN :z = 0 THEN NULL END\)::\w+", "$P", t)
+    t = re.sub(r"\('[0-9a-f-]+-' \|\| :\w+\)::uuid", "$P", t)
+    t = re.sub(r"'[0-9a-f-]+-:\w+'|'(?:TENANT|USER|SESSION)'|:lim\b", "$P", t)
+    return re.sub(r"\$\d+(?:::\w+)?", "$P", t)
+
+tx = []
+for i, t in enumerate(texts):   # the context message for t1, the SELECT, COMMIT
+    if t.startswith("BEGIN;") and marker in t and i + 2 < len(texts):
+        tx = [placeholders(SECRET_SERVER.sub("SECRET", t), ids), texts[i + 1], texts[i + 2]]
+        break
+print(f"handler sends ({mode}, tenant t1; ids, secret and time as placeholders):")
+for t in tx: print("  " + norm(t))
+have = len(tx) == 3
+ok = have
+if have:
+    want_ctx = context(tx[0])
+    want_select = norm(params(tx[1]))
+    want_rest = norm(tx[2])
+for f in scripts:
+    ls = [l.replace(SECRET_SCRIPT, "SECRET") for l in script_lines(f)]
+    simple = "\\;" in ls[0]
+    if simple:
+        # -M simple: the server's message, byte for byte but for ids, secret and time.
+        first = norm(placeholders(ls[0].replace("\\;", ";"), names))
+        same_first = have and first == norm(tx[0])
+    else:
+        # BEGIN, then the context statement (or both pipelined)
+        first = norm(placeholders(literalise(ls[1]), names))
+        same_first = have and ls[0].strip() == "BEGIN;" and context(first) == want_ctx
+        ls = [ls[0] + " " + ls[1]] + ls[2:]
+    sel = norm(params(placeholders(literalise(ls[1]), names)))
+    same = same_first and sel == want_select and norm(ls[2]) == want_rest and len(ls) == 3
+    print(f"{f}: {'same transaction' if same else 'DIFFERS:'}")
     if not same:
-        for t in o: print("  " + t)
+        print("  context: " + first)
+        if have:
+            print("  settings/guard: " + repr(context(first)) + "  vs handler " + repr(want_ctx))
+            print("  select: " + sel + "\n  vs     " + want_select)
     ok = ok and same
 print("MATCH" if ok else "MISMATCH: update the pgbench scripts to what the handler sends")
 sys.exit(0 if ok else 1)
@@ -452,13 +534,35 @@ log "starting server"
 start_server
 case $MODE in
     profile) mode_request 1 ;;
-    me)      mode_request 1 ;;
+    me|express) mode_request 1 ;;
+    members) mode_request 1 | head -c 600; echo " …" ;;
     login)   mode_request 1100 | sed -E 's/"(access_token|refresh_token)":"[^"]*"/"\1":"…"/g' ;;
 esac > "$OUT/sample_response.json"
 echo >> "$OUT/sample_response.json"
 sleep 2
 RSS_IDLE_START=$(rss_kb "$SERVER_PID")
 log "server pid $SERVER_PID, idle RSS ${RSS_IDLE_START} kB"
+
+if [[ $MODE == express ]]; then
+    if [[ ! -d bench/express/node_modules ]]; then
+        log "installing the Express bench (npm ci)"
+        (cd bench/express && npm ci --no-audit --no-fund > "$OUT/npm.log" 2>&1)
+    fi
+    echo "node: $(node --version); $(cd bench/express && npm ls --depth=0 2>/dev/null | tail -n +2 | tr -d '\n')" >> "$OUT/machine.txt"
+    for w in 1 2; do
+        PORT=$((PORT + w)) WORKERS=$w POOL_MAX=$CONNS node bench/express/server.js > "$OUT/express_w$w.log" 2>&1 &
+        EXPRESS_PID[$w]=$!
+    done
+    trap 'stop_server; for p in "${EXPRESS_PID[@]}"; do kill "$p" 2>/dev/null || true; done' EXIT
+    sleep 2
+    for w in 1 2; do
+        l=$(token_line 1)
+        curl -fsS -H "Host: ${l%% *}:$((PORT + w))" -H "Authorization: Bearer ${l#* }" "http://127.0.0.1:$((PORT + w))/api/v1/auth/me" \
+            > "$OUT/sample_response_express_w$w.json" || { log "the Express server ($w worker(s)) does not answer"; exit 1; }
+        echo >> "$OUT/sample_response_express_w$w.json"
+        RSS_IDLE_EXPRESS[$w]=$(tree_rss_kb "${EXPRESS_PID[$w]}")
+    done
+fi
 
 # --- warm-up (not recorded) ------------------------------------------------------------------
 log "warming up (${WARMUP}s each)"
@@ -479,6 +583,15 @@ me)
     done
     pgbench -c"$CONNS" -j1 -T"$WARMUP" -n -M simple -f bench/me_tx_compound_simple.sql "$DB" >> "$OUT/warmup_pgbench.txt" 2>&1
     ;;
+express)
+    for w in 0 1 2; do
+        TOKENS=$TOKENS PORT=$((PORT + w)) wrk -c"$CONNS" -t1 -d"${WARMUP}s" -s bench/me.lua "http://127.0.0.1:$((PORT + w))" >> "$OUT/warmup_api.txt" 2>&1
+    done
+    ;;
+members)
+    TOKENS=$ADMIN_TOKENS URL_PATH=$MEMBERS_PATH PORT=$PORT wrk -c"$CONNS" -t1 -d"${WARMUP}s" -s bench/me.lua "http://127.0.0.1:$PORT" > "$OUT/warmup_api.txt" 2>&1
+    pgbench -c"$CONNS" -j1 -T"$WARMUP" -n -M prepared -f bench/members_tx.sql "$DB" > "$OUT/warmup_pgbench.txt" 2>&1
+    ;;
 login)
     PASSWORD=$BENCH_PASSWORD PORT=$PORT wrk -c2 -t1 -d"${WARMUP}s" -s bench/login.lua "http://127.0.0.1:$PORT" > "$OUT/warmup_api.txt" 2>&1
     ;;
@@ -491,24 +604,30 @@ for r in $(seq 1 "$ROUNDS"); do
         profile) run_api "$r"; run_b4 "$r"; run_b3p "$r"; run_b3s "$r" ;;
         me)      run_api_me "$r"; run_m4 "$r"; run_m3p "$r"; run_m3s "$r"; run_b4 "$r"
                  if [[ -z ${SKIP_PROFILE:-} ]]; then run_api "$r"; fi ;;
+        members) run_api_members "$r"; run_l4 "$r" ;;
+        express) run_api_me "$r"; run_express "$r" 1; run_express "$r" 2 ;;
         login)   for c in $LOGIN_CONNS; do run_login "$r" "$c"; done ;;
     esac
 done
-RSS_LOAD_MAX=$(sort -n "$OUT"/rss_load.r* | tail -1)
+main_kind=api; case $MODE in me|express) main_kind=api_me ;; members) main_kind=api_members ;; login) main_kind=login ;; esac
+RSS_LOAD_MAX=$(cat "$OUT"/rss_load."$main_kind"*.r* | sort -n | tail -1)
 RSS_HWM=$(hwm_kb "$SERVER_PID")
 
 # --- latency at ~80 % of the median max rate -------------------------------------------------
 RATE=0
 if [[ $MODE != login ]]; then
-    main=api; [[ $MODE == me ]] && main=api_me
+    main=$main_kind
     API_MEDIAN=$(awk -v k="$main" '$1==k{print $3}' "$RESULTS" | sort -n | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}')
     RATE=$(awk -v m="$API_MEDIAN" 'BEGIN{printf "%d", m*0.8}')
     # One Host (t500) for the whole run, as oha and hey send fixed headers (the tenant cache then
     # always hits, which is what ~all requests see in the throughput runs too); MODE=me uses the
     # token of t500's first session.
-    if [[ $MODE == me ]]; then
+    if [[ $MODE == me || $MODE == express ]]; then
         tl=$(token_line 4991); LAT_HOST=${tl%% *}:$PORT; LAT_AUTH=("Authorization: Bearer ${tl#* }")
         LAT_URL="http://127.0.0.1:$PORT/api/v1/auth/me"
+    elif [[ $MODE == members ]]; then
+        tl=$(sed -n 500p "$ADMIN_TOKENS"); LAT_HOST=${tl%% *}:$PORT; LAT_AUTH=("Authorization: Bearer ${tl#* }")
+        LAT_URL="http://127.0.0.1:$PORT$MEMBERS_PATH"
     else
         LAT_HOST=t500.localhost:$PORT; LAT_AUTH=(); LAT_URL="http://127.0.0.1:$PORT/api/v1/tenant/profile"
     fi
@@ -555,11 +674,19 @@ label = {
     "pgbench_me_4stmt": "M4: pgbench -M prepared, me_tx.sql, 4 statements / 4 round trips (tps)",
     "pgbench_me_3rt_pipeline": "M3p: pgbench -M prepared, me_tx_pipelined.sql / 3 round trips (tps)",
     "pgbench_me_3rt_simple": "M3s: pgbench -M simple, me_tx_compound_simple.sql / 3 round trips (tps)",
+    "api_members": "API GET /members?limit=20, tenant admin (wrk, req/s)",
+    "api_express_w1": "Express 4 + pg + jsonwebtoken, GET /auth/me, 1 process (wrk, req/s)",
+    "api_express_w2": "Express 4 + pg + jsonwebtoken, GET /auth/me, cluster of 2 (wrk, req/s)",
+    "pgbench_members_4stmt": "L4: pgbench -M prepared, members_tx.sql, 4 statements / 4 round trips (tps)",
 }
 if mode == "me":
     label["pgbench_4stmt"] = "B4: foundation profile_tx.sql, pgbench -M prepared (tps)"
     label["api"] = "API GET /tenant/profile, anonymous (wrk, req/s), same server"
     kinds = ["api_me", "pgbench_me_4stmt", "pgbench_me_3rt_pipeline", "pgbench_me_3rt_simple", "pgbench_4stmt", "api"]
+elif mode == "members":
+    kinds = ["api_members", "pgbench_members_4stmt"]
+elif mode == "express":
+    kinds = ["api_me", "api_express_w1", "api_express_w2"]
 elif mode == "login":
     kinds = sorted({r[0] for r in rows}, key=lambda k: int(k.split("_c")[1]))
     for k in kinds:
@@ -602,7 +729,7 @@ for k in kinds:
     pcs = f"{statistics.median(pc):.0f}" if pc else "?"
     print(f"| {label[k]} | {' / '.join(f'{x:.0f}' for x in v)} | **{med[k]:.0f}** | {min(v):.0f} | {max(v):.0f} | {cl:.0f} | {sv:.0f} | {pcs} | {bz:.0f} | {dxs} | {stl} | {las} |")
 print()
-main = {"profile": "api", "me": "api_me"}.get(mode)
+main = {"profile": "api", "me": "api_me", "members": "api_members", "express": "api_me"}.get(mode)
 if main in med:
     a = [float(r[2]) for r in by[main]]
     for k in kinds[1:]:
@@ -662,5 +789,11 @@ elif os.path.exists(hey):
     f = lambda s: f"{float(s) * 1e3:.2f} ms" if s != "?" else s
     print(f"- latency at {rate} req/s (hey -q, Host t500): p50 {f(p50)}, p99 {f(p99)}, achieved {rps} req/s, status codes {codes}")
 PY
+if [[ $MODE == express ]]; then
+    for w in 1 2; do
+        load=$(cat "$OUT"/rss_load.api_express_w$w.r* 2>/dev/null | sort -n | tail -1)
+        echo "- Express, $w worker(s): RSS idle after start $((${RSS_IDLE_EXPRESS[$w]:-0} / 1024)) MiB, under load (max of mid-run samples) $((${load:-0} / 1024)) MiB (primary + workers)" >> "$OUT/summary.md"
+    done
+fi
 cat "$OUT/summary.md"
 log "raw outputs in $OUT"

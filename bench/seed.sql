@@ -60,7 +60,7 @@ SELECT user_id,
        '{}'::text[]
 FROM seed_people;
 
-INSERT INTO memberships (id, tenant_id, user_id, roles, status, department)
+INSERT INTO memberships (id, tenant_id, user_id, roles, status, department, enrolled_since)
 SELECT membership_id,
        ('00000000-0000-4000-8000-' || (100000000000 + (g - 1) / 1000 + 1)::text)::uuid,
        user_id,
@@ -71,7 +71,8 @@ SELECT membership_id,
            ELSE ARRAY['employee']
        END,
        CASE WHEN g % 97 = 0 THEN 'disabled' ELSE 'active' END,
-       (ARRAY['Engineering', 'Sales', 'Operations', 'Finance', 'People', NULL])[1 + g % 6]
+       (ARRAY['Engineering', 'Sales', 'Operations', 'Finance', 'People', NULL])[1 + g % 6],
+       now()
 FROM seed_people;
 
 COMMIT;

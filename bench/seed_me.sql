@@ -8,7 +8,15 @@
 --      tenant  00000000-0000-4000-8000-<100000000000 + n>   (as in seed.sql)
 --      user    00000000-0000-4000-a000-<100000000000 + i>   (me<i>@t<n>.bench.example)
 --      session 00000000-0000-4000-b000-<100000000000 + i>
+--    Sessions i in 10001..11000 are one tenant admin per tenant (tenant n = i - 10000, role
+--    `tenant_admin`, TOTP enabled: the guard lets admin roles act only with TOTP on), for
+--    GET /api/v1/members (bench/run.sh MODE=members); same id scheme.
 -- 2. The platform tenant row (migration 0005 inserts it; seed.sql's TRUNCATE … CASCADE removes it).
+-- 3. `bench_secrets (i, secret)`, filled per run by bench/run.sh: the guard demands each session's
+--    secret (HKDF of the server's master key and the session id); run.sh derives them for the
+--    run's master key with bench/mint_tokens.py --secrets, stores sha256(secret) in
+--    sessions.secret_hash, and the pgbench twins read the secret from this table (by primary
+--    key, inside the context statement, since pgbench cannot compute it).
 --
 -- Password hashes for the login benchmark are set separately (bench/run.sh MODE=login), from a
 -- hash the server itself made.
@@ -36,26 +44,31 @@ DELETE FROM memberships WHERE user_id::text LIKE '00000000-0000-4000-a000-%';
 DELETE FROM users WHERE id::text LIKE '00000000-0000-4000-a000-%';
 
 CREATE TEMP TABLE seed_me ON COMMIT DROP AS
-SELECT i,
-       (i - 1) / 10 + 1 AS n,
-       ('00000000-0000-4000-8000-' || (100000000000 + (i - 1) / 10 + 1)::text)::uuid AS tenant_id,
+SELECT i, n,
+       ('00000000-0000-4000-8000-' || (100000000000 + n)::text)::uuid AS tenant_id,
        ('00000000-0000-4000-a000-' || (100000000000 + i)::text)::uuid AS user_id,
-       ('00000000-0000-4000-b000-' || (100000000000 + i)::text)::uuid AS session_id
-FROM generate_series(1, 10000) AS i;
+       ('00000000-0000-4000-b000-' || (100000000000 + i)::text)::uuid AS session_id,
+       CASE WHEN i > 10000 THEN 'tenant_admin' ELSE 'employee' END AS role
+FROM generate_series(1, 11000) AS i,
+     LATERAL (SELECT CASE WHEN i > 10000 THEN i - 10000 ELSE (i - 1) / 10 + 1 END AS n) t;
 
-INSERT INTO users (id, email, display_name, password_hash, email_verified_at, status, platform_roles)
+INSERT INTO users (id, email, display_name, password_hash, email_verified_at, status, platform_roles,
+                   totp_enabled_at)
 SELECT user_id, 'me' || i || '@t' || n || '.bench.example', 'Session user ' || i, NULL, now(),
-       'active', '{}'::text[]
+       'active', '{}'::text[], CASE WHEN role = 'tenant_admin' THEN now() END
 FROM seed_me;
 
-INSERT INTO memberships (id, tenant_id, user_id, roles, status, department)
-SELECT gen_random_uuid(), tenant_id, user_id, ARRAY['employee'], 'active',
-       (ARRAY['Engineering', 'Sales', 'Operations', 'Finance', 'People', NULL])[1 + i % 6]
+INSERT INTO memberships (id, tenant_id, user_id, roles, status, department, enrolled_since)
+SELECT gen_random_uuid(), tenant_id, user_id, ARRAY[role], 'active',
+       (ARRAY['Engineering', 'Sales', 'Operations', 'Finance', 'People', NULL])[1 + i % 6], now()
 FROM seed_me;
 
 INSERT INTO sessions (id, tenant_id, user_id, created_at, idle_expires_at, absolute_expires_at)
 SELECT session_id, tenant_id, user_id, now(), '2099-01-01T00:00:00Z', '2099-01-01T00:00:00Z'
 FROM seed_me;
+
+CREATE TABLE IF NOT EXISTS bench_secrets (i int PRIMARY KEY, secret bytea NOT NULL);
+GRANT SELECT ON bench_secrets TO serein_app;
 
 COMMIT;
 

@@ -13,6 +13,7 @@
 //!   ([`Db::check_worker_role`], [`Db::check_owner_door`]).
 
 pub mod ids;
+pub mod pool;
 pub mod selfcheck;
 pub mod tenancy;
 
@@ -22,13 +23,16 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use secrecy::ExposeSecret;
 use sqlx::ConnectOptions;
 use sqlx::migrate::MigrateDatabase;
+use std::ops::{Deref, DerefMut};
+
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{PgPool, Postgres};
+use sqlx::{PgConnection, PgPool, Postgres};
 
 use crate::config::Config;
 
 pub use ids::{MembershipId, SessionId, TenantId, UserId};
+pub use pool::PooledConn;
 pub use tenancy::{SystemTx, TenantTx, TxLimits, WORKER_ROLE, WorkerTx};
 
 /// The embedded migrations (`migrations/`).
@@ -37,7 +41,7 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 /// Shared database handle: the pool plus what every transaction needs to scope itself.
 #[derive(Clone)]
 pub struct Db {
-    pool: PgPool,
+    pool: pool::Pool,
     /// The owner door (`JOBS_DATABASE_URL`): a small lazy pool used only by owner-level jobs.
     owner: Option<PgPool>,
     app_role: Arc<str>,
@@ -85,19 +89,22 @@ impl Db {
         let options = options
             .application_name("serein")
             .disable_statement_logging();
-        let pool = PgPoolOptions::new()
-            .max_connections(cfg.db_max_connections)
-            .min_connections(cfg.db_min_connections)
-            .acquire_timeout(cfg.db_acquire_timeout)
-            // No ping before every acquire: a dead connection surfaces as an I/O error on the
-            // first statement of a transaction, which `tenancy::begin` retries on another
-            // connection (nothing has been done yet, so the retry is safe). Saves a round trip
-            // per request.
-            .test_before_acquire(false)
-            .idle_timeout(Some(std::time::Duration::from_secs(600)))
-            .max_lifetime(Some(std::time::Duration::from_secs(1800)))
-            .connect_with(options)
-            .await?;
+        // Our own pool (`pool`): no ping when a connection is taken (a dead one surfaces as an
+        // I/O error on the first statement of a transaction, which `tenancy::begin` retries on
+        // another connection: nothing has been done yet, so the retry is safe) and none when a
+        // cleanly finished transaction gives it back. Saves two round trips per request over
+        // sqlx's defaults.
+        let pool = pool::Pool::connect(
+            options,
+            pool::PoolOptions {
+                max: cfg.db_max_connections,
+                min: cfg.db_min_connections,
+                acquire_timeout: cfg.db_acquire_timeout,
+                idle_timeout: std::time::Duration::from_secs(600),
+                max_lifetime: std::time::Duration::from_secs(1800),
+            },
+        )
+        .await?;
         // Lazy and small: it serves one job at a time, and a server without due work never
         // opens it.
         let owner = match &cfg.jobs_database_url {
@@ -146,18 +153,19 @@ impl Db {
     }
 
     /// A connection as the login role, for operator commands (CLI) only. Never used to serve
-    /// a request: it bypasses the request role and therefore row-level security.
-    pub async fn admin_conn(&self) -> Result<PoolConnection<Postgres>, sqlx::Error> {
+    /// a request: it bypasses the request role and therefore row-level security. It is reset
+    /// (a Sync round trip) before the pool hands it out again.
+    pub async fn admin_conn(&self) -> Result<PooledConn, sqlx::Error> {
         self.pool.acquire().await
     }
 
     /// The owner door, for owner-level background jobs only (the offboarding purge): the
     /// `JOBS_DATABASE_URL` login, or, when that is unset, the login of `DATABASE_URL`
     /// (development). Never used to serve a request.
-    pub async fn owner_conn(&self) -> Result<PoolConnection<Postgres>, sqlx::Error> {
+    pub async fn owner_conn(&self) -> Result<OwnerConn, sqlx::Error> {
         match &self.owner {
-            Some(p) => p.acquire().await,
-            None => self.pool.acquire().await,
+            Some(p) => Ok(OwnerConn::Jobs(p.acquire().await?)),
+            None => Ok(OwnerConn::Login(self.pool.acquire().await?)),
         }
     }
 
@@ -243,7 +251,7 @@ impl Db {
             size: self.pool.size(),
             idle: self.pool.num_idle(),
             waiting: self.waiting.load(Ordering::Relaxed),
-            max: self.pool.options().get_max_connections(),
+            max: self.pool.max_connections(),
         }
     }
 
@@ -255,12 +263,37 @@ impl Db {
         self.pool.close().await;
     }
 
-    pub(crate) fn pool(&self) -> &PgPool {
+    pub(crate) fn pool(&self) -> &pool::Pool {
         &self.pool
     }
 
     pub(crate) fn waiting_counter(&self) -> &AtomicI64 {
         &self.waiting
+    }
+}
+
+/// A connection of the owner door ([`Db::owner_conn`]): the jobs pool's, or the login pool's.
+pub enum OwnerConn {
+    Jobs(PoolConnection<Postgres>),
+    Login(PooledConn),
+}
+
+impl Deref for OwnerConn {
+    type Target = PgConnection;
+    fn deref(&self) -> &PgConnection {
+        match self {
+            Self::Jobs(c) => c,
+            Self::Login(c) => c,
+        }
+    }
+}
+
+impl DerefMut for OwnerConn {
+    fn deref_mut(&mut self) -> &mut PgConnection {
+        match self {
+            Self::Jobs(c) => c,
+            Self::Login(c) => c,
+        }
     }
 }
 

@@ -4,15 +4,19 @@
 //! the worker definers).
 //!
 //! Invariants:
-//! - The context is set by ONE statement sent with the `BEGIN` in one round trip:
-//!   `BEGIN; SELECT set_config('role', …, true), set_config('app.tenant_id', …, true),
-//!   set_config('app.user_id', …, true), set_config('app.roles', …, true)`.
-//!   Every setting is transaction-local (`true`), so nothing survives COMMIT or ROLLBACK and a
-//!   pooled connection never carries one request's tenant into the next.
+//! - The context travels with the `BEGIN` in ONE round trip (one simple-protocol message):
+//!   `BEGIN; SET LOCAL role '…'; SET LOCAL app.tenant_id = '…'; SET LOCAL app.user_id = '…';
+//!   SET LOCAL app.roles = '…'; SET LOCAL statement_timeout = …;
+//!   SET LOCAL idle_in_transaction_session_timeout = …` and, for a bearer token's session,
+//!   `; SELECT app_private.session_guard(…)`. `SET LOCAL` is exactly `set_config(…, true)`:
+//!   every setting is transaction-local, so nothing survives COMMIT or ROLLBACK and a pooled
+//!   connection never carries one request's tenant into the next. Utility statements are not
+//!   planned and return no row, which made this form measurably cheaper for PostgreSQL than one
+//!   `SELECT set_config(…) × 6` parsed and planned per request (issue 10, bench/RESULTS.md).
 //! - The values are placed as literals (the simple protocol cannot bind parameters, and a
-//!   separate round trip costs ~15 % of throughput). That is safe only because every value is
-//!   typed: the role is a validated identifier (config), ids are `Uuid`s whose `Display` emits
-//!   only hex digits and hyphens, and roles come from the closed [`Role`] enum.
+//!   separate round trip costs more than the parse it saves). That is safe only because every
+//!   value is typed: the role is a validated identifier (config), ids are `Uuid`s whose
+//!   `Display` emits only hex digits and hyphens, and roles come from the closed [`Role`] enum.
 //! - Dropping a transaction without `commit()` rolls it back before the connection is reused;
 //!   any failure while beginning or committing closes the connection instead of reusing it.
 //! - A dead pooled connection (database restarted) fails the BEGIN with an I/O error before
@@ -23,14 +27,14 @@ use std::fmt::Write as _;
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::Ordering;
 
-use sqlx::pool::PoolConnection;
 use sqlx::postgres::PgTransactionManager;
-use sqlx::{AssertSqlSafe, PgConnection, Postgres, SqlSafeStr};
+use sqlx::{AssertSqlSafe, PgConnection, SqlSafeStr};
 use sqlx_core::transaction::TransactionManager;
 
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use super::pool::PooledConn;
 use super::{Db, SessionId, TenantId, UserId};
 use crate::crypto::keyring::SessionSecret;
 use crate::error::AppError;
@@ -87,11 +91,12 @@ pub struct SystemTx {
 /// A pooled connection inside a transaction we opened ourselves.
 ///
 /// sqlx's `Transaction` is not used because, when a custom BEGIN statement fails after `BEGIN`
-/// has run (a failed `set_config`), it hands the connection back to the pool inside an aborted
+/// has run (a failed `SET LOCAL`), it hands the connection back to the pool inside an aborted
 /// transaction. Here every failure to begin or commit closes the connection; a drop without
-/// `commit()` queues a ROLLBACK, which the pool flushes before the connection is reused.
+/// `commit()` queues a ROLLBACK, which the pool flushes (reset round trip) before the connection
+/// is reused. Only a successful COMMIT marks the connection clean, i.e. reusable at once.
 struct ScopedConn {
-    conn: PoolConnection<Postgres>,
+    conn: PooledConn,
     open: bool,
 }
 
@@ -100,11 +105,12 @@ impl ScopedConn {
         match PgTransactionManager::commit(&mut self.conn).await {
             Ok(()) => {
                 self.open = false;
+                self.conn.mark_clean();
                 Ok(())
             }
             Err(e) => {
                 self.open = false;
-                self.conn.close_on_drop();
+                self.conn.discard();
                 Err(e.into())
             }
         }
@@ -136,27 +142,25 @@ fn context_statement(
     tenant: Option<TenantId>,
     actor: Option<&DbActor>,
 ) -> String {
-    let tenant_text = tenant.map(|t| t.as_uuid().to_string()).unwrap_or_default();
-    let (user, roles) = match actor {
-        Some(a) => (
-            a.user.as_uuid().to_string(),
-            a.roles
-                .iter()
-                .map(|r| r.as_str())
-                .collect::<Vec<_>>()
-                .join(","),
-        ),
-        None => (String::new(), String::new()),
-    };
-    let mut s = String::with_capacity(384);
+    let mut s = String::with_capacity(512);
     let _ = write!(
         s,
-        "BEGIN; SELECT set_config('role', '{role}', true), \
-         set_config('app.tenant_id', '{tenant_text}', true), \
-         set_config('app.user_id', '{user}', true), \
-         set_config('app.roles', '{roles}', true), \
-         set_config('statement_timeout', '{}', true), \
-         set_config('idle_in_transaction_session_timeout', '{}', true)",
+        "BEGIN; SET LOCAL role '{role}'; SET LOCAL app.tenant_id = '"
+    );
+    if let Some(t) = tenant {
+        let _ = write!(s, "{}", t.as_uuid());
+    }
+    s.push_str("'; SET LOCAL app.user_id = '");
+    if let Some(a) = actor {
+        let _ = write!(s, "{}", a.user.as_uuid());
+    }
+    s.push_str("'; SET LOCAL app.roles = '");
+    if let Some(a) = actor {
+        push_roles(&mut s, &a.roles);
+    }
+    let _ = write!(
+        s,
+        "'; SET LOCAL statement_timeout = {}; SET LOCAL idle_in_transaction_session_timeout = {}",
         limits.statement_timeout_ms, limits.idle_in_transaction_timeout_ms
     );
     if let (Some(t), Some(a)) = (tenant, actor)
@@ -164,12 +168,6 @@ fn context_statement(
     {
         // Typed values only: uuids, the secret as hex digits, roles from the closed enum, an
         // RFC 3339 timestamp formatted here (digits, '-', ':', '.', 'T', 'Z').
-        let roles = a
-            .roles
-            .iter()
-            .map(|r| r.as_str())
-            .collect::<Vec<_>>()
-            .join(",");
         let now = check
             .now
             .to_offset(time::UtcOffset::UTC)
@@ -177,14 +175,26 @@ fn context_statement(
             .unwrap_or_default();
         let _ = write!(
             s,
-            ", app_private.session_guard('{}', '{}', '{}', decode('{}', 'hex'), '{{{roles}}}', '{now}')",
+            "; SELECT app_private.session_guard('{}', '{}', '{}', decode('{}', 'hex'), '{{",
             t.as_uuid(),
             a.user.as_uuid(),
             check.id.as_uuid(),
             check.secret.to_hex()
         );
+        push_roles(&mut s, &a.roles);
+        let _ = write!(s, "}}', '{now}')");
     }
     s
+}
+
+/// Roles as `a,b,c` (names from the closed enum: lower-case letters and `_` only).
+fn push_roles(s: &mut String, roles: &[Role]) {
+    for (i, r) in roles.iter().enumerate() {
+        if i > 0 {
+            s.push(',');
+        }
+        s.push_str(r.as_str());
+    }
 }
 
 /// Is this error a broken connection (so the statement certainly did not run)?
@@ -198,12 +208,12 @@ fn is_connection_error(e: &sqlx::Error) -> bool {
 /// be inside a transaction carrying another request's context, and sqlx would otherwise put it
 /// back in the pool as it is.
 struct Pending<'a> {
-    conn: Option<PoolConnection<Postgres>>,
+    conn: Option<PooledConn>,
     waiting: Option<&'a std::sync::atomic::AtomicI64>,
 }
 
 impl Pending<'_> {
-    fn release(mut self) -> Option<PoolConnection<Postgres>> {
+    fn release(mut self) -> Option<PooledConn> {
         self.conn.take()
     }
 }
@@ -214,7 +224,7 @@ impl Drop for Pending<'_> {
             w.fetch_sub(1, Ordering::Relaxed);
         }
         if let Some(c) = self.conn.as_mut() {
-            c.close_on_drop();
+            c.discard();
         }
     }
 }
@@ -222,7 +232,7 @@ impl Drop for Pending<'_> {
 async fn begin(db: &Db, statement: String) -> Result<ScopedConn, AppError> {
     // A pooled connection may have died with the server (restart, failover). Nothing has run
     // yet, so retrying on another connection is safe; bound the retries by the pool size.
-    let attempts = db.pool().options().get_max_connections().saturating_add(1);
+    let attempts = db.pool().max_connections().saturating_add(1);
     let mut last = None;
     for _ in 0..attempts {
         db.waiting_counter().fetch_add(1, Ordering::Relaxed);
@@ -236,7 +246,7 @@ async fn begin(db: &Db, statement: String) -> Result<ScopedConn, AppError> {
         }
         let conn = pending.conn.insert(acquired);
         match PgTransactionManager::begin(
-            conn,
+            &mut *conn,
             Some(AssertSqlSafe(statement.clone()).into_sql_str()),
         )
         .await
@@ -258,8 +268,9 @@ async fn begin(db: &Db, statement: String) -> Result<ScopedConn, AppError> {
                 // closes it.
                 if let Some(c) = pending.conn.as_mut()
                     && sqlx::Executor::execute(&mut **c, "ROLLBACK").await.is_ok()
+                    && let Some(mut c) = pending.release()
                 {
-                    drop(pending.release());
+                    c.mark_clean();
                 }
                 return Err(AppError::Unauthorized("session_revoked"));
             }
@@ -384,7 +395,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_context_statement_sets_everything_in_one_statement() {
+    fn the_context_travels_with_begin_in_one_message() {
         let limits = TxLimits {
             statement_timeout_ms: 15_000,
             idle_in_transaction_timeout_ms: 60_000,
@@ -398,19 +409,19 @@ mod tests {
         };
         assert_eq!(
             context_statement("serein_app", limits, Some(t), Some(&actor)),
-            "BEGIN; SELECT set_config('role', 'serein_app', true), \
-             set_config('app.tenant_id', '00000000-0000-0000-0000-000000000000', true), \
-             set_config('app.user_id', 'ffffffff-ffff-ffff-ffff-ffffffffffff', true), \
-             set_config('app.roles', 'tenant_admin,hr', true), \
-             set_config('statement_timeout', '15000', true), \
-             set_config('idle_in_transaction_session_timeout', '60000', true)"
+            "BEGIN; SET LOCAL role 'serein_app'; \
+             SET LOCAL app.tenant_id = '00000000-0000-0000-0000-000000000000'; \
+             SET LOCAL app.user_id = 'ffffffff-ffff-ffff-ffff-ffffffffffff'; \
+             SET LOCAL app.roles = 'tenant_admin,hr'; \
+             SET LOCAL statement_timeout = 15000; \
+             SET LOCAL idle_in_transaction_session_timeout = 60000"
         );
         // No tenant, no actor: every setting is still written, empty.
         let system = context_statement("serein_app", limits, None, None);
-        assert!(system.contains("set_config('app.tenant_id', '', true)"));
-        assert!(system.contains("set_config('app.user_id', '', true)"));
-        assert!(system.contains("set_config('app.roles', '', true)"));
-        assert_eq!(system.matches("SELECT").count(), 1);
+        assert!(system.contains("SET LOCAL app.tenant_id = '';"));
+        assert!(system.contains("SET LOCAL app.user_id = '';"));
+        assert!(system.contains("SET LOCAL app.roles = '';"));
+        assert!(!system.contains("SELECT"));
     }
 
     #[test]
@@ -436,7 +447,7 @@ mod tests {
         );
         assert!(
             s.ends_with(&format!(
-                ", app_private.session_guard('00000000-0000-0000-0000-000000000000', \
+                "; SELECT app_private.session_guard('00000000-0000-0000-0000-000000000000', \
                  'ffffffff-ffff-ffff-ffff-ffffffffffff', '00000000-0000-0000-0000-000000000000', \
                  decode('{}', 'hex'), '{{employee}}', '1970-01-01T00:00:00Z')",
                 "ab".repeat(32)

@@ -9,6 +9,10 @@
 //!   mentions, stops start-up. At request time a route missing from the table is denied.
 //! - Decisions are per role; a person with several roles may act if any of them may.
 //! - The enforcer sits behind a read lock: `CachedEnforcer::enforce(&self)` needs no write.
+//! - The policies are fixed for the life of the process, so every route's answer for every
+//!   subject (the pseudo-roles and each [`Role`]) is asked of Casbin once, at start-up, and kept
+//!   with the route's [`Decision`]: the per-request gate reads a bit instead of evaluating the
+//!   model (issue 10). A decision built by hand (not from the route table) still asks Casbin.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
@@ -31,6 +35,34 @@ pub const ENROLLING: &str = "enrolling";
 pub struct Decision {
     pub resource: String,
     pub action: String,
+    /// Casbin's answers for this pair, one bit per subject ([`subject_bit`]), when the
+    /// decision comes from the route table; `None` for one built by hand.
+    answers: Option<u16>,
+}
+
+impl Decision {
+    /// A decision built by hand: every question about it goes to Casbin.
+    pub fn new(resource: impl Into<String>, action: impl Into<String>) -> Self {
+        Self {
+            resource: resource.into(),
+            action: action.into(),
+            answers: None,
+        }
+    }
+}
+
+/// The bit of a subject in [`Decision::answers`]: the two pseudo-roles, then the roles.
+fn subject_bit(subject: &str) -> Option<u16> {
+    match subject {
+        ANONYMOUS => Some(1),
+        ENROLLING => Some(1 << 1),
+        other => Role::parse(other).map(role_bit),
+    }
+}
+
+fn role_bit(role: Role) -> u16 {
+    let i = Role::ALL.iter().position(|r| *r == role).unwrap_or(0);
+    1 << (2 + i)
 }
 
 /// The enforcer plus the route table.
@@ -46,7 +78,7 @@ impl Rbac {
     pub async fn load(openapi: &utoipa::openapi::OpenApi) -> anyhow::Result<Self> {
         let model = DefaultModel::from_str(MODEL).await?;
         let enforcer = CachedEnforcer::new(model, StringAdapter::new(POLICY)).await?;
-        let routes = route_decisions(openapi)?;
+        let mut routes = route_decisions(openapi)?;
         let known = policy_pairs(POLICY);
         let mut unknown: Vec<String> = routes
             .iter()
@@ -60,6 +92,23 @@ impl Rbac {
                 "routes declare decisions that no line of policies/policy.csv grants to anyone: {}",
                 unknown.join("; ")
             );
+        }
+        // Ask Casbin once per (route, subject); requests read the answers.
+        let subjects = [ANONYMOUS, ENROLLING]
+            .into_iter()
+            .chain(Role::ALL.iter().map(|r| r.as_str()));
+        let subjects: Vec<&str> = subjects.collect();
+        for d in routes
+            .values_mut()
+            .flat_map(|by_method| by_method.values_mut())
+        {
+            let mut answers = 0u16;
+            for subject in &subjects {
+                if enforcer.enforce((*subject, d.resource.as_str(), d.action.as_str()))? {
+                    answers |= subject_bit(subject).unwrap_or(0);
+                }
+            }
+            d.answers = Some(answers);
         }
         Ok(Self {
             enforcer: Arc::new(RwLock::new(enforcer)),
@@ -81,6 +130,13 @@ impl Rbac {
 
     /// May `subject` (a role name or pseudo-role) do this? Errors deny.
     pub fn allows(&self, subject: &str, d: &Decision) -> bool {
+        if let (Some(answers), Some(bit)) = (d.answers, subject_bit(subject)) {
+            return answers & bit != 0;
+        }
+        self.ask_casbin(subject, d)
+    }
+
+    fn ask_casbin(&self, subject: &str, d: &Decision) -> bool {
         match self.enforcer.read() {
             Ok(e) => e
                 .enforce((subject, d.resource.as_str(), d.action.as_str()))
@@ -96,7 +152,10 @@ impl Rbac {
 
     /// May a person holding `roles` do this (any role suffices)?
     pub fn allows_roles(&self, roles: &[Role], d: &Decision) -> bool {
-        roles.iter().any(|r| self.allows(r.as_str(), d))
+        match d.answers {
+            Some(answers) => roles.iter().any(|r| answers & role_bit(*r) != 0),
+            None => roles.iter().any(|r| self.ask_casbin(r.as_str(), d)),
+        }
     }
 }
 
@@ -151,7 +210,7 @@ pub fn route_decisions(
                 (Some(resource), Some(action)) => {
                     out.entry(path.clone())
                         .or_insert_with(HashMap::new)
-                        .insert(method, Decision { resource, action });
+                        .insert(method, Decision::new(resource, action));
                 }
                 _ => missing.push(format!("{} {path}", m.to_ascii_uppercase())),
             }
@@ -219,12 +278,28 @@ mod tests {
         assert!(rbac.allows_roles(&[Role::Employee], &d));
         assert!(!rbac.allows(ENROLLING, &d));
         assert!(rbac.decision(&Method::POST, "/api/v1/x/{id}").is_none());
-        let nothing = Decision {
-            resource: "notes".into(),
-            action: "steal".into(),
-        };
+        let nothing = Decision::new("notes", "steal");
         for r in Role::ALL {
             assert!(!rbac.allows(r.as_str(), &nothing), "{r:?}");
+        }
+        // The answers kept with a route are Casbin's, for every subject.
+        let by_hand = Decision::new(d.resource.clone(), d.action.clone());
+        for subject in [ANONYMOUS, ENROLLING, "nobody"]
+            .into_iter()
+            .chain(Role::ALL.iter().map(|r| r.as_str()))
+        {
+            assert_eq!(
+                rbac.allows(subject, &d),
+                rbac.allows(subject, &by_hand),
+                "{subject}"
+            );
+        }
+        for r in Role::ALL {
+            assert_eq!(
+                rbac.allows_roles(&[r], &d),
+                rbac.allows_roles(&[r], &by_hand),
+                "{r:?}"
+            );
         }
         // Inheritance: tenant_admin inherits hr's grants.
         let hr_only = policy_pairs("p, hr, reports, read\n");

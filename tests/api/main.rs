@@ -33,6 +33,7 @@ mod pipeline;
 mod platform;
 mod practitioners;
 mod rbac;
+mod request_path;
 mod selfcheck;
 mod tenancy;
 mod totp;
