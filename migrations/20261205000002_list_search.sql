@@ -14,9 +14,11 @@
 --   person matches, and only to a tenant admin of a company — exactly the rows `users_visible`
 --   and `memberships_read` already let that caller read (a tenant admin reads every membership
 --   of the company and the identity of every member). Any other context gets no row, as the
---   policies would give it none. It takes the company and roles from the request context (the
---   same settings the policies read), never from an argument; the pattern only narrows. The
---   caller then reads the rows themselves under row-level security, as before.
+--   policies would give it none. Who asks is never taken from an argument nor from `app.*`
+--   alone: the person is `app_private.proven_user()` (proven by the session guard in this
+--   transaction, bound to this company), and the tenant-admin role is read from that person's
+--   own active membership, not from `app.roles`; the pattern only narrows. The caller then
+--   reads the rows themselves under row-level security, as before.
 -- * The definer also applies the list's filters, keyset and limit, so it hands back one page
 --   of ids; planned per call (EXECUTE … USING), it picks the trigram indexes (rare terms) or
 --   the company's memberships in id order until a page is full (common terms, short patterns).
@@ -47,13 +49,19 @@ CREATE FUNCTION app_private.member_search(p_pattern text, p_roles text[], p_stat
     AS $$
 DECLARE
     v_tenant uuid := app.current_tenant();
+    v_user uuid := app_private.proven_user();
     v_filters constant text :=
         ' WHERE m.tenant_id = $1 AND m.id > $2'
         ' AND m.roles OPERATOR(pg_catalog.&&) $3 AND m.status OPERATOR(pg_catalog.=) ANY ($4)'
         ' AND (m.ended_at IS NOT NULL) = $5';
 BEGIN
-    IF v_tenant IS NULL OR v_tenant = '00000000-0000-0000-0000-000000000000'::uuid
-       OR NOT (ARRAY['tenant_admin'] <@ app.current_roles()) THEN
+    IF v_tenant IS NULL OR v_user IS NULL
+       OR v_tenant = '00000000-0000-0000-0000-000000000000'::uuid
+       OR NOT (ARRAY['tenant_admin'] <@ app.current_roles())
+       OR NOT EXISTS (SELECT 1 FROM public.memberships a
+                      WHERE a.tenant_id = v_tenant AND a.user_id = v_user
+                        AND a.status = 'active' AND a.ended_at IS NULL
+                        AND 'tenant_admin' = ANY (a.roles)) THEN
         RETURN;
     END IF;
     IF p_pattern IS NULL THEN
@@ -80,7 +88,8 @@ GRANT EXECUTE ON FUNCTION app_private.member_search(text, text[], text[], boolea
 -- every practitioner of the company, so each page read and sorted all of them. This definer
 -- returns ONE page of the same rows (id and display name of the active practitioners serving
 -- the request's company, to a signed-in person of that company: the conditions of
--- `practitioner_names()`, unchanged), with the directory's filters (which only narrow) and the
+-- `practitioner_names()`, made stricter — the reader must be proven by the session guard in
+-- this transaction, `app.user_id` alone is not enough), with the directory's filters (which only narrow) and the
 -- keyset, so the planner can walk `users_name_idx` in order and stop after a page, or read a
 -- small company's practitioners and sort them, whichever is cheaper.
 CREATE INDEX users_name_idx ON users (display_name, id);
@@ -96,7 +105,7 @@ CREATE FUNCTION app_private.practitioner_directory(p_specialties text[], p_langu
 DECLARE
     v_tenant uuid := app.current_tenant();
 BEGIN
-    IF v_tenant IS NULL OR app.current_user_id() IS NULL THEN
+    IF v_tenant IS NULL OR app_private.proven_user() IS NULL THEN
         RETURN;
     END IF;
     RETURN QUERY EXECUTE

@@ -458,6 +458,16 @@ pub async fn as_member_with_session(
     tenant: TenantId,
     user: UserId,
 ) -> bool {
+    as_member_with_session_roles(conn, tenant, user, "employee").await
+}
+
+/// [`as_member_with_session`] claiming `roles` (comma-separated; the guard checks they are held).
+pub async fn as_member_with_session_roles(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    user: UserId,
+    roles: &str,
+) -> bool {
     // As the owner (the test plays the server): give the newest live session a known secret,
     // since the guard demands the secret, not only the id.
     let session: Option<uuid::Uuid> = sqlx::query_scalar(
@@ -473,15 +483,17 @@ pub async fn as_member_with_session(
     .fetch_optional(&mut *conn)
     .await
     .unwrap();
-    as_app_with_roles(conn, Some(tenant), Some(user), "employee").await;
-    let guarded =
-        sqlx::query("SELECT app_private.session_guard($1, $2, $3, $4, '{employee}', now())")
-            .bind(tenant.as_uuid())
-            .bind(user.as_uuid())
-            .bind(session)
-            .bind(TEST_SESSION_SECRET.as_slice())
-            .execute(&mut *conn)
-            .await;
+    as_app_with_roles(conn, Some(tenant), Some(user), roles).await;
+    let guarded = sqlx::query(
+        "SELECT app_private.session_guard($1, $2, $3, $4, string_to_array($5, ','), now())",
+    )
+    .bind(tenant.as_uuid())
+    .bind(user.as_uuid())
+    .bind(session)
+    .bind(TEST_SESSION_SECRET.as_slice())
+    .bind(roles)
+    .execute(&mut *conn)
+    .await;
     if guarded.is_err() {
         conn.execute("ROLLBACK").await.unwrap();
     }
