@@ -112,6 +112,8 @@ pub struct AppState {
 #[derive(OpenApi)]
 #[openapi(
     modifiers(&BearerAuth),
+    // Every error answer's body (the document pass in `http::openapi` refers to it).
+    components(schemas(crate::error::Problem)),
     info(
         title = "Serein API",
         description = "Multi-tenant employee mental-health platform. Every /api/v1 route is \

@@ -29,7 +29,7 @@ use crate::crypto::passwords;
 use crate::crypto::tokens;
 use crate::db::tenancy::DbActor;
 use crate::db::{TenantTx, UserId};
-use crate::error::{AppError, AppResult, Problem};
+use crate::error::{AppError, AppResult};
 use crate::http::extract::AppJson;
 use crate::mail::{self, Message};
 use crate::tenants::model::Locale;
@@ -78,9 +78,7 @@ impl IntoResponse for LoginOutcome {
     request_body = RegisterRequest,
     responses(
         (status = 202, body = Accepted, description = "A confirmation e-mail was sent (whether or not the address already had an account)"),
-        (status = 403, body = Problem, content_type = "application/problem+json", description = "signup_closed: the address's domain is not open for self-sign-up here"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
-        (status = 429, body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "signup_closed: the address's domain is not open for self-sign-up here"),
     ))]
 pub async fn register(
     State(state): State<AppState>,
@@ -174,9 +172,9 @@ pub async fn register(
     request_body = LoginRequest,
     responses(
         (status = 200, body = TokenResponse, description = "Signed in (or `status: mfa_required` with an `mfa_token`, see MfaRequiredResponse)"),
-        (status = 401, body = Problem, content_type = "application/problem+json", description = "invalid_credentials"),
-        (status = 403, body = Problem, content_type = "application/problem+json", description = "email_not_verified, or mfa_enrollment_required (with an enrollment_token)"),
-        (status = 429, body = Problem, content_type = "application/problem+json", description = "too_many_requests, with Retry-After"),
+        (status = 401, description = "invalid_credentials"),
+        (status = 403, description = "email_not_verified, or mfa_enrollment_required (with an enrollment_token)"),
+        (status = 429, description = "too_many_requests, with Retry-After"),
     ))]
 pub async fn login(
     State(state): State<AppState>,
@@ -200,7 +198,7 @@ pub async fn login(
     request_body = RefreshRequest,
     responses(
         (status = 200, body = TokenResponse),
-        (status = 401, body = Problem, content_type = "application/problem+json", description = "invalid_refresh_token, refresh_reused (the session is now revoked), session_expired"),
+        (status = 401, description = "invalid_refresh_token, refresh_reused (the session is now revoked), session_expired"),
     ))]
 pub async fn refresh(
     State(state): State<AppState>,
@@ -219,7 +217,6 @@ pub async fn refresh(
     security(("bearer" = [])),
     responses(
         (status = 204, description = "Signed out"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn logout(State(state): State<AppState>, actor: Actor) -> AppResult<StatusCode> {
     let mut tx = actor.begin(&state).await?;

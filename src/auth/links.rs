@@ -25,7 +25,7 @@ use crate::crypto::passwords;
 use crate::crypto::tokens;
 use crate::db::tenancy::DbActor;
 use crate::db::{TenantTx, UserId};
-use crate::error::{AppError, AppResult, Problem};
+use crate::error::{AppError, AppResult};
 use crate::http::extract::AppJson;
 use crate::mail::{self, Message};
 use crate::tenants::model::Locale;
@@ -64,7 +64,6 @@ async fn spend_link(
     request_body = ForgotRequest,
     responses(
         (status = 202, body = Accepted),
-        (status = 429, body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn forgot_password(
     State(state): State<AppState>,
@@ -141,8 +140,7 @@ pub async fn forgot_password(
     request_body = ResetRequest,
     responses(
         (status = 204, description = "Password changed; log in again"),
-        (status = 410, body = Problem, content_type = "application/problem+json", description = "reset_token_invalid: unknown, used or expired"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 410, description = "reset_token_invalid: unknown, used or expired"),
     ))]
 pub async fn reset_password(
     State(state): State<AppState>,
@@ -185,10 +183,9 @@ pub async fn reset_password(
     request_body = VerifyEmailRequest,
     responses(
         (status = 204, description = "Address confirmed (and, for a self-sign-up, the membership created)"),
-        (status = 409, body = Problem, content_type = "application/problem+json", description = "seat_limit_reached: the company has no free seat; nothing was created, the link still works"),
-        (status = 401, body = Problem, content_type = "application/problem+json", description = "invalid_credentials: not the password of this account"),
-        (status = 410, body = Problem, content_type = "application/problem+json", description = "verification_token_invalid"),
-        (status = 429, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "seat_limit_reached: the company has no free seat; nothing was created, the link still works"),
+        (status = 401, description = "invalid_credentials: not the password of this account"),
+        (status = 410, description = "verification_token_invalid"),
     ))]
 pub async fn verify_email(
     State(state): State<AppState>,

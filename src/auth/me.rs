@@ -14,7 +14,7 @@ use axum::extract::State;
 use super::actor::Actor;
 use super::model::{MeMembership, MeResponse, MeUser, parse_locale};
 use crate::app::AppState;
-use crate::error::{AppError, AppResult, FieldError, Problem};
+use crate::error::{AppError, AppResult, FieldError};
 use crate::http::extract::AppJson;
 use crate::practitioners::model::{
     MyProfile, OwnPractitionerProfile, UpdateMeRequest, parse_bio, parse_display_name,
@@ -28,7 +28,6 @@ use crate::practitioners::repo;
     security(("bearer" = [])),
     responses(
         (status = 200, body = MeResponse),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn me(State(state): State<AppState>, actor: Actor) -> AppResult<Json<MeResponse>> {
     let mut tx = actor.begin(&state).await?;
@@ -72,9 +71,7 @@ pub async fn me(State(state): State<AppState>, actor: Actor) -> AppResult<Json<M
     request_body = UpdateMeRequest,
     responses(
         (status = 200, body = MyProfile),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json", description = "platform_managed: licence and verification"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "platform_managed: licence and verification"),
     ))]
 #[tracing::instrument(skip_all)]
 pub async fn update_me(

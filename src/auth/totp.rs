@@ -31,7 +31,7 @@ use crate::crypto::tokens::TokenType;
 use crate::crypto::totp;
 use crate::db::tenancy::DbActor;
 use crate::db::{TenantId, TenantTx, UserId};
-use crate::error::{AppError, AppResult, Problem};
+use crate::error::{AppError, AppResult};
 use crate::http::extract::AppJson;
 
 fn aad(user: UserId) -> Aad<'static> {
@@ -208,9 +208,9 @@ async fn second_factor(
     request_body(content = Option<TotpSetupRequest>, description = "Required with an access token"),
     responses(
         (status = 200, body = TotpSetupResponse),
-        (status = 401, body = Problem, content_type = "application/problem+json", description = "unauthorized, or invalid_credentials (wrong password)"),
-        (status = 409, body = Problem, content_type = "application/problem+json", description = "totp_already_enabled"),
-        (status = 422, body = Problem, content_type = "application/problem+json", description = "password required"),
+        (status = 401, description = "unauthorized, or invalid_credentials (wrong password)"),
+        (status = 409, description = "totp_already_enabled"),
+        (status = 422, description = "password required"),
     ))]
 pub async fn setup(
     State(state): State<AppState>,
@@ -301,9 +301,8 @@ pub async fn setup(
     request_body = TotpCodeRequest,
     responses(
         (status = 200, body = TotpEnabledResponse),
-        (status = 401, body = Problem, content_type = "application/problem+json", description = "invalid_code"),
-        (status = 409, body = Problem, content_type = "application/problem+json", description = "totp_not_pending: call setup first"),
-        (status = 429, body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "invalid_code"),
+        (status = 409, description = "totp_not_pending: call setup first"),
     ))]
 pub async fn enable(
     State(state): State<AppState>,
@@ -365,9 +364,8 @@ pub async fn enable(
     request_body = TotpCodeRequest,
     responses(
         (status = 204, description = "Disabled"),
-        (status = 401, body = Problem, content_type = "application/problem+json", description = "invalid_code"),
-        (status = 409, body = Problem, content_type = "application/problem+json", description = "totp_not_enabled"),
-        (status = 429, body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "invalid_code"),
+        (status = 409, description = "totp_not_enabled"),
     ))]
 pub async fn disable(
     State(state): State<AppState>,
@@ -404,8 +402,7 @@ pub async fn disable(
     request_body = LoginTotpRequest,
     responses(
         (status = 200, body = TokenResponse),
-        (status = 401, body = Problem, content_type = "application/problem+json", description = "invalid_mfa_token or invalid_code"),
-        (status = 429, body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "invalid_mfa_token or invalid_code"),
     ))]
 pub async fn login_totp(
     State(state): State<AppState>,

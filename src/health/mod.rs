@@ -19,7 +19,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::db::Db;
-use crate::error::{AppError, Problem};
+use crate::error::AppError;
 
 pub fn router<S>() -> OpenApiRouter<S>
 where
@@ -77,7 +77,7 @@ pub async fn live() -> Json<Health> {
 #[utoipa::path(get, path = "/health/ready", tag = "health",
     extensions(("x-authz" = json!({"resource": "health", "action": "read"}))),
     responses((status = 200, body = Health),
-              (status = 503, body = Problem, content_type = "application/problem+json")))]
+              (status = 503, description = "not_ready: the database does not answer or its schema is not current")))]
 pub async fn ready(State(db): State<Db>) -> Response {
     match db.readiness().await {
         Ok(()) => Json(Health { status: "ok" }).into_response(),

@@ -9,7 +9,8 @@
 //! a bearer token lists 401; every `/api` operation lists 400 (`invalid_host`), 403
 //! (`tenant_suspended`) and 404 (`tenant_not_found`, `tenant_required`), which host resolution
 //! answers before any handler; every operation lists 429 (per-IP throttle) and 503 (load
-//! shedding, database unavailable, request timeout). A request body is a JSON object, never `null`: the
+//! shedding, database unavailable, request timeout). An error response an operation lists
+//! itself gets the problem body here too, so annotations name only the status and its codes. A request body is a JSON object, never `null`: the
 //! `null` alternative that utoipa writes for an optional body is removed. Every string of a
 //! request (body property at any depth, query or path parameter) without a stricter pattern,
 //! format or enum carries the pattern of `http::text`: no control characters in parameters,
@@ -205,6 +206,19 @@ fn complete_operation(op: &mut Operation, api: bool) {
             if let RefOr::T(content) = content {
                 strip_null(&mut content.schema);
             }
+        }
+    }
+    // Every error an operation lists itself (`(status = 409, description = "slug_taken")`)
+    // carries the problem body: handlers name the status and the codes, never the body.
+    for (status, response) in op.responses.responses.iter_mut() {
+        if let RefOr::T(response) = response
+            && (status.starts_with('4') || status.starts_with('5'))
+            && response.content.is_empty()
+        {
+            *response = match problem(&response.description) {
+                RefOr::T(done) => done,
+                RefOr::Ref(_) => continue,
+            };
         }
     }
     let mut add = |status: &str, why: &str| {

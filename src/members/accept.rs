@@ -17,7 +17,7 @@ use crate::app::AppState;
 use crate::auth::throttle::ClientIp;
 use crate::crypto::{passwords, tokens};
 use crate::db::{MembershipId, TenantTx, UserId};
-use crate::error::{AppError, AppResult, Problem};
+use crate::error::{AppError, AppResult};
 use crate::http::extract::{AppJson, AppPath};
 use crate::rbac::Role;
 use crate::tenants::resolve::Tenant;
@@ -104,8 +104,7 @@ async fn pending(
     params(("token" = String, Path, description = "The token from the invitation e-mail")),
     responses(
         (status = 200, body = InvitationPreview, description = "The pending invitation"),
-        (status = 410, body = Problem, content_type = "application/problem+json", description = "invitation_gone: unknown, used, revoked, refreshed or expired"),
-        (status = 429, body = Problem, content_type = "application/problem+json"),
+        (status = 410, description = "invitation_gone: unknown, used, revoked, refreshed or expired"),
     ))]
 #[tracing::instrument(skip_all)]
 pub async fn preview_invitation(
@@ -134,11 +133,9 @@ pub async fn preview_invitation(
     request_body = AcceptRequest,
     responses(
         (status = 200, body = AcceptResponse, description = "Accepted; log in with the account"),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 409, body = Problem, content_type = "application/problem+json", description = "seat_limit_reached"),
-        (status = 410, body = Problem, content_type = "application/problem+json", description = "invitation_gone: unknown, used, revoked, refreshed or expired"),
-        (status = 422, body = Problem, content_type = "application/problem+json", description = "password required (no account yet) or too weak"),
-        (status = 429, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "seat_limit_reached"),
+        (status = 410, description = "invitation_gone: unknown, used, revoked, refreshed or expired"),
+        (status = 422, description = "password required (no account yet) or too weak"),
     ))]
 #[tracing::instrument(skip_all)]
 pub async fn accept_invitation(

@@ -9,7 +9,7 @@ use super::repo;
 use crate::app::AppState;
 use crate::auth::actor::Actor;
 use crate::db::MembershipId;
-use crate::error::{AppError, AppResult, Problem};
+use crate::error::{AppError, AppResult};
 use crate::http::extract::{AppJson, AppPath, AppQuery};
 use crate::http::pagination::{Limit, decode_cursor, page};
 use crate::rbac::Role;
@@ -35,10 +35,8 @@ fn practitioner_membership() -> AppError {
     params(MemberQuery),
     responses(
         (status = 200, body = MemberPage, description = "A page of members"),
-        (status = 400, body = Problem, content_type = "application/problem+json", description = "invalid_cursor or invalid_query"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json", description = "Not a tenant admin (HR sees counts only: /members/summary)"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "invalid_cursor or invalid_query"),
+        (status = 403, description = "Not a tenant admin (HR sees counts only: /members/summary)"),
     ))]
 #[tracing::instrument(skip_all)]
 pub async fn list_members(
@@ -65,8 +63,6 @@ pub async fn list_members(
     security(("bearer" = [])),
     responses(
         (status = 200, body = MemberSummary, description = "One coarse figure for a closed month; no individual, no department"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
     ))]
 #[tracing::instrument(skip_all)]
 pub async fn member_summary(
@@ -104,12 +100,8 @@ pub async fn member_summary(
     request_body = MemberPatch,
     responses(
         (status = 200, body = Member, description = "The changed membership"),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json", description = "practitioner_membership: managed by the platform"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 409, body = Problem, content_type = "application/problem+json", description = "last_admin, seat_limit_reached, or membership_ended"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "practitioner_membership: managed by the platform"),
+        (status = 409, description = "last_admin, seat_limit_reached, or membership_ended"),
     ))]
 #[tracing::instrument(skip_all, fields(member = %id))]
 pub async fn update_member(
@@ -180,10 +172,9 @@ pub async fn update_member(
     params(("id" = MembershipId, Path, description = "Membership id")),
     responses(
         (status = 204, description = "Membership ended, sessions revoked"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json", description = "practitioner_membership: managed by the platform"),
-        (status = 404, body = Problem, content_type = "application/problem+json", description = "No such membership here, or already ended"),
-        (status = 409, body = Problem, content_type = "application/problem+json", description = "last_admin"),
+        (status = 403, description = "practitioner_membership: managed by the platform"),
+        (status = 404, description = "No such membership here, or already ended"),
+        (status = 409, description = "last_admin"),
     ))]
 #[tracing::instrument(skip_all, fields(member = %id))]
 pub async fn end_member(

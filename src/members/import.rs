@@ -43,7 +43,7 @@ use crate::app::AppState;
 use crate::auth::actor::Actor;
 use crate::auth::model::Email;
 use crate::config::Config;
-use crate::error::{AppError, AppResult, Problem, RowError, RowsReport};
+use crate::error::{AppError, AppResult, RowError, RowsReport};
 use crate::http::extract::AppQuery;
 use crate::http::middleware::RouteLimits;
 
@@ -109,14 +109,12 @@ pub struct ImportReport {
                        `,` or `;`; UTF-8, optional BOM. `application/csv` is accepted too."),
     responses(
         (status = 200, body = ImportReport, description = "Applied (with `?partial=true`, bad rows are reported and skipped)"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json", description = "Not a tenant admin"),
-        (status = 409, body = Problem, content_type = "application/problem+json", description = "seat_limit_reached: nothing applied"),
-        (status = 413, body = Problem, content_type = "application/problem+json", description = "Larger than IMPORT_MAX_BYTES"),
-        (status = 415, body = Problem, content_type = "application/problem+json", description = "Not text/csv"),
-        (status = 422, body = Problem, content_type = "application/problem+json",
-            description = "rows_rejected: the problem members plus the members of a RowsReport (`rows`, `errors` as RowError, `error_count`, `errors_truncated`, `applied`: false; nothing applied); or validation_failed for a bad header or file"),
-        (status = 503, body = Problem, content_type = "application/problem+json", description = "import_busy: too many imports running; retry"),
+        (status = 403, description = "Not a tenant admin"),
+        (status = 409, description = "seat_limit_reached: nothing applied"),
+        (status = 413, description = "Larger than IMPORT_MAX_BYTES"),
+        (status = 415, description = "Not text/csv"),
+        (status = 422, description = "rows_rejected: the problem members plus the members of a RowsReport (`rows`, `errors` as RowError, `error_count`, `errors_truncated`, `applied`: false; nothing applied); or validation_failed for a bad header or file"),
+        (status = 503, description = "import_busy: too many imports running; retry"),
     ))]
 #[tracing::instrument(skip_all, fields(tenant = %actor.tenant))]
 pub async fn import_members(

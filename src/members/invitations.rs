@@ -27,7 +27,7 @@ use crate::auth::model::Email;
 use crate::crypto::tokens::{self, OpaqueToken};
 use crate::db::ids::InvitationId;
 use crate::db::{TenantId, UserId};
-use crate::error::{AppError, AppResult, FieldError, Problem};
+use crate::error::{AppError, AppResult, FieldError};
 use crate::http::extract::{AppJson, AppPath, AppQuery};
 use crate::http::pagination::{Limit, decode_cursor, page};
 use crate::mail::{self, Message};
@@ -376,11 +376,7 @@ pub async fn queue_mail(
     request_body = InvitationRequest,
     responses(
         (status = 201, body = Invitation, description = "Invitation created or refreshed; e-mail queued"),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 409, body = Problem, content_type = "application/problem+json", description = "already_member, or seat_limit_reached (nothing written)"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "already_member, or seat_limit_reached (nothing written)"),
     ))]
 #[tracing::instrument(skip_all)]
 pub async fn create_invitation(
@@ -409,9 +405,6 @@ pub async fn create_invitation(
     params(InvitationQuery),
     responses(
         (status = 200, body = InvitationPage, description = "A page of pending (or expired, not yet refreshed) invitations"),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
     ))]
 #[tracing::instrument(skip_all)]
 pub async fn list_invitations(
@@ -464,9 +457,7 @@ pub async fn list_invitations(
     params(("id" = InvitationId, Path, description = "Invitation id")),
     responses(
         (status = 204, description = "Revoked"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json", description = "No pending invitation with this id here"),
+        (status = 404, description = "No pending invitation with this id here"),
     ))]
 #[tracing::instrument(skip_all, fields(invitation = %id))]
 pub async fn revoke_invitation(

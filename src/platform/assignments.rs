@@ -22,7 +22,7 @@ use super::repo;
 use crate::app::AppState;
 use crate::auth::actor::Actor;
 use crate::db::{TenantId, UserId};
-use crate::error::{AppError, AppResult, Problem};
+use crate::error::{AppError, AppResult};
 use crate::http::AppPath;
 
 fn closed() -> AppError {
@@ -44,10 +44,8 @@ fn closed() -> AppError {
     responses(
         (status = 201, body = Assignment, description = "Assigned"),
         (status = 200, body = Assignment, description = "Already assigned"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json", description = "Unknown tenant, or not a practitioner identity"),
-        (status = 409, body = Problem, content_type = "application/problem+json", description = "tenant_offboarding"),
+        (status = 404, description = "Unknown tenant, or not a practitioner identity"),
+        (status = 409, description = "tenant_offboarding"),
     ))]
 #[tracing::instrument(skip_all, fields(tenant_id = %tenant, user_id = %user))]
 pub async fn assign_practitioner(
@@ -84,10 +82,8 @@ pub async fn assign_practitioner(
     security(("bearer" = [])),
     responses(
         (status = 204, description = "Assignment ended; sessions in that company revoked"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json", description = "Unknown tenant or user, or not assigned there"),
-        (status = 409, body = Problem, content_type = "application/problem+json", description = "tenant_offboarding"),
+        (status = 404, description = "Unknown tenant or user, or not assigned there"),
+        (status = 409, description = "tenant_offboarding"),
     ))]
 #[tracing::instrument(skip_all, fields(tenant_id = %tenant, user_id = %user))]
 pub async fn unassign_practitioner(

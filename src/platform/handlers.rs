@@ -16,7 +16,7 @@ use super::repo::{self, TenantRow};
 use crate::app::AppState;
 use crate::auth::actor::Actor;
 use crate::db::{TenantId, TenantTx};
-use crate::error::{AppError, AppResult, Problem};
+use crate::error::{AppError, AppResult};
 use crate::http::pagination::{Limit, decode_cursor, page};
 use crate::http::{AppJson, AppPath, AppQuery};
 use crate::tenants::model::TenantStatus;
@@ -84,9 +84,7 @@ fn changeable(row: &TenantRow) -> AppResult<()> {
     security(("bearer" = [])),
     responses(
         (status = 200, body = TenantPage),
-        (status = 400, body = Problem, content_type = "application/problem+json", description = "invalid_query or invalid_cursor"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "invalid_query or invalid_cursor"),
     ))]
 #[tracing::instrument(skip_all)]
 pub async fn list_tenants(
@@ -115,10 +113,8 @@ pub async fn list_tenants(
     security(("bearer" = [])),
     responses(
         (status = 201, body = TenantView, description = "Created; `Location` names it"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 409, body = Problem, content_type = "application/problem+json", description = "slug_taken"),
-        (status = 422, body = Problem, content_type = "application/problem+json", description = "validation_failed: fields named (bad or reserved slug, min_cohort < 3, unknown time zone, …)"),
+        (status = 409, description = "slug_taken"),
+        (status = 422, description = "validation_failed: fields named (bad or reserved slug, min_cohort < 3, unknown time zone, …)"),
     ))]
 #[tracing::instrument(skip_all)]
 pub async fn create_tenant(
@@ -152,9 +148,6 @@ pub async fn create_tenant(
     security(("bearer" = [])),
     responses(
         (status = 200, body = TenantView),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
     ))]
 #[tracing::instrument(skip_all, fields(tenant_id = %id))]
 pub async fn get_tenant(
@@ -178,11 +171,7 @@ pub async fn get_tenant(
     security(("bearer" = [])),
     responses(
         (status = 200, body = TenantView),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 409, body = Problem, content_type = "application/problem+json", description = "managed_by_file, tenant_offboarding, tenant_offboarded"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "managed_by_file, tenant_offboarding, tenant_offboarded"),
     ))]
 #[tracing::instrument(skip_all, fields(tenant_id = %id))]
 pub async fn update_tenant(
@@ -253,10 +242,7 @@ async fn transition(
     security(("bearer" = [])),
     responses(
         (status = 200, body = TenantView),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 409, body = Problem, content_type = "application/problem+json", description = "managed_by_file, tenant_offboarding, tenant_offboarded"),
+        (status = 409, description = "managed_by_file, tenant_offboarding, tenant_offboarded"),
     ))]
 #[tracing::instrument(skip_all, fields(tenant_id = %id))]
 pub async fn suspend_tenant(
@@ -282,10 +268,7 @@ pub async fn suspend_tenant(
     security(("bearer" = [])),
     responses(
         (status = 200, body = TenantView),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 409, body = Problem, content_type = "application/problem+json", description = "managed_by_file, tenant_offboarded"),
+        (status = 409, description = "managed_by_file, tenant_offboarded"),
     ))]
 #[tracing::instrument(skip_all, fields(tenant_id = %id))]
 pub async fn resume_tenant(
@@ -309,11 +292,8 @@ pub async fn resume_tenant(
     security(("bearer" = [])),
     responses(
         (status = 202, body = TenantView, description = "Offboarding; `purge_after` is the purge date"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 409, body = Problem, content_type = "application/problem+json", description = "managed_by_file, tenant_offboarded"),
-        (status = 422, body = Problem, content_type = "application/problem+json", description = "grace_days out of 0..=365"),
+        (status = 409, description = "managed_by_file, tenant_offboarded"),
+        (status = 422, description = "grace_days out of 0..=365"),
     ))]
 #[tracing::instrument(skip_all, fields(tenant_id = %id))]
 pub async fn offboard_tenant(

@@ -23,7 +23,7 @@ use super::scoring::{self, Component, Need};
 use crate::app::AppState;
 use crate::auth::actor::Actor;
 use crate::db::UserId;
-use crate::error::{AppError, AppResult, FieldError, Problem};
+use crate::error::{AppError, AppResult, FieldError};
 use crate::http::extract::AppPath;
 use crate::http::pagination::{Limit, decode_cursor, page};
 
@@ -46,10 +46,6 @@ const MAX_Q_CHARS: usize = 200;
     ),
     responses(
         (status = 200, body = DirectoryPage),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
     ))]
 #[tracing::instrument(skip_all)]
 pub async fn list(
@@ -143,9 +139,6 @@ pub async fn list(
     params(("id" = UserId, Path, description = "The practitioner's user id")),
     responses(
         (status = 200, body = DirectoryPractitioner),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
     ))]
 #[tracing::instrument(skip_all)]
 pub async fn get(
@@ -195,9 +188,6 @@ pub struct MatchResponse {
     ),
     responses(
         (status = 200, body = MatchResponse),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
     ))]
 #[tracing::instrument(skip_all)]
 pub async fn match_practitioners(

@@ -28,7 +28,7 @@ use crate::auth::actor::Actor;
 use crate::auth::model::{Email, parse_locale};
 use crate::crypto::tokens;
 use crate::db::{TenantId, UserId};
-use crate::error::{AppError, AppResult, FieldError, Problem};
+use crate::error::{AppError, AppResult, FieldError};
 use crate::http::extract::{AppJson, AppPath};
 use crate::http::pagination::{Limit, decode_cursor, page};
 use crate::mail::{self, Message};
@@ -53,9 +53,6 @@ fn validation(errors: Vec<FieldError>) -> Result<(), AppError> {
     request_body = CreatePractitionerRequest,
     responses(
         (status = 202, body = PractitionerRequested, description = "The same for every address: a new address gets its identity, profile and welcome link; one that already has an account gets a notice mail and nothing is created"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
     ))]
 #[tracing::instrument(skip_all)]
 pub async fn create(
@@ -193,10 +190,7 @@ async fn send_welcome(
     params(("id" = UserId, Path, description = "The practitioner's user id")),
     responses(
         (status = 202, body = WelcomeSent),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 409, body = Problem, content_type = "application/problem+json", description = "password_already_set"),
+        (status = 409, description = "password_already_set"),
     ))]
 #[tracing::instrument(skip_all)]
 pub async fn resend_welcome(
@@ -246,10 +240,6 @@ pub struct WelcomeSent {
     ),
     responses(
         (status = 200, body = PlatformPage),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
     ))]
 #[tracing::instrument(skip_all)]
 pub async fn list(
@@ -324,9 +314,6 @@ pub async fn list(
     params(("id" = UserId, Path, description = "The practitioner's user id")),
     responses(
         (status = 200, body = PlatformPractitioner),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
     ))]
 #[tracing::instrument(skip_all)]
 pub async fn get(
@@ -352,10 +339,6 @@ pub async fn get(
     request_body = PlatformUpdateRequest,
     responses(
         (status = 200, body = PlatformPractitioner),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
     ))]
 #[tracing::instrument(skip_all)]
 pub async fn update(

@@ -8,7 +8,7 @@ use super::repo;
 use super::resolve::Tenant;
 use crate::app::AppState;
 use crate::db::TenantTx;
-use crate::error::{AppError, AppResult, Problem};
+use crate::error::{AppError, AppResult};
 
 /// Public profile of the tenant of this host (name, language, branding, whether self-sign-up
 /// is open), for login and sign-up screens. Holds nothing about people, hence public.
@@ -19,9 +19,9 @@ use crate::error::{AppError, AppResult, Problem};
     extensions(("x-authz" = json!({"resource": "tenant_profile", "action": "read"}))),
     responses(
         (status = 200, description = "The tenant of this host", body = TenantProfile),
-        (status = 400, description = "Malformed Host", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Tenant suspended", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No tenant at this host", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Malformed Host"),
+        (status = 403, description = "Tenant suspended"),
+        (status = 404, description = "No tenant at this host"),
     )
 )]
 #[tracing::instrument(skip_all)]

@@ -17,7 +17,7 @@ use super::model::{Branding, rules};
 use crate::app::AppState;
 use crate::auth::actor::Actor;
 use crate::db::TenantId;
-use crate::error::{AppError, AppResult, FieldError, Problem};
+use crate::error::{AppError, AppResult, FieldError};
 use crate::http::extract::AppJson;
 
 /// The company's settings, plan and seats.
@@ -188,8 +188,6 @@ async fn load(
     security(("bearer" = [])),
     responses(
         (status = 200, body = TenantSettings, description = "The company's settings"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
     ))]
 #[tracing::instrument(skip_all)]
 pub async fn get_tenant(
@@ -210,11 +208,9 @@ pub async fn get_tenant(
     request_body = TenantSettingsPatch,
     responses(
         (status = 200, body = TenantSettings, description = "The updated settings"),
-        (status = 400, body = Problem, content_type = "application/problem+json", description = "Unknown field (plan, seats, … belong to the platform) or malformed body"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 409, body = Problem, content_type = "application/problem+json", description = "managed_by_file: edit tenants/<slug>.toml instead"),
-        (status = 422, body = Problem, content_type = "application/problem+json", description = "Invalid field, named"),
+        (status = 400, description = "Unknown field (plan, seats, … belong to the platform) or malformed body"),
+        (status = 409, description = "managed_by_file: edit tenants/<slug>.toml instead"),
+        (status = 422, description = "Invalid field, named"),
     ))]
 #[tracing::instrument(skip_all)]
 pub async fn update_tenant(
