@@ -231,7 +231,9 @@ async fn the_rotation_definer_holds_against_crafted_contexts() {
     for presented in [
         hex(&hash),
         format!("\\x{}", hex(&hash)),
-        String::from_utf8_lossy(&hash).into_owned(),
+        // The raw bytes as text (a NUL cannot travel in a text parameter: PostgreSQL refuses
+        // it with 22021 for the attacker too, so it is left out here).
+        String::from_utf8_lossy(&hash).replace('\0', ""),
     ] {
         assert_eq!(
             rotate_as(
