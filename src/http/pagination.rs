@@ -39,16 +39,24 @@ impl Limit {
         Self(requested.unwrap_or(default).clamp(1, max))
     }
 
-    /// The rule on a raw query value: a non-number is 422 on `limit`; a number is capped.
+    /// The rule on a raw query value: a non-number is 422 on `limit`; a number is capped, also
+    /// one too large for an `i64` (all digits, optionally signed: capped at the bound it passed).
     pub fn parse(raw: Option<&str>, default: i64, max: i64) -> Result<Self, AppError> {
-        match raw {
-            None => Ok(Self::capped(None, default, max)),
-            Some(s) => s
-                .trim()
-                .parse::<i64>()
-                .map(|n| Self::capped(Some(n), default, max))
-                .map_err(|_| AppError::invalid("limit", "must be an integer")),
+        let Some(s) = raw.map(str::trim) else {
+            return Ok(Self::capped(None, default, max));
+        };
+        if let Ok(n) = s.parse::<i64>() {
+            return Ok(Self::capped(Some(n), default, max));
         }
+        let (negative, digits) = match s.strip_prefix('-') {
+            Some(d) => (true, d),
+            None => (false, s.strip_prefix('+').unwrap_or(s)),
+        };
+        if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+            let bound = if negative { i64::MIN } else { i64::MAX };
+            return Ok(Self::capped(Some(bound), default, max));
+        }
+        Err(AppError::invalid("limit", "must be an integer"))
     }
 
     /// Rows per page.
@@ -117,6 +125,16 @@ mod tests {
         assert_eq!(Limit::parse(Some("500"), 20, 100).unwrap().get(), 100);
         assert_eq!(Limit::parse(None, 20, 100).unwrap().get(), 20);
         assert!(Limit::parse(Some("ten"), 20, 100).is_err());
+        assert!(Limit::parse(Some("1e3"), 20, 100).is_err());
+        assert!(Limit::parse(Some("-"), 20, 100).is_err());
+        let huge = "99999999999999999999999";
+        assert_eq!(Limit::parse(Some(huge), 20, 100).unwrap().get(), 100);
+        assert_eq!(
+            Limit::parse(Some(&format!("-{huge}")), 20, 100)
+                .unwrap()
+                .get(),
+            1
+        );
     }
 
     #[test]
