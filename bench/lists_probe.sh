@@ -37,7 +37,10 @@ ctx() {
     local t u
     t=$(q "select id from tenants where slug = '$1'")
     u=$(q "select user_id from memberships where tenant_id = '$t' and '$2' = any (roles) order by id limit 1")
-    echo "SELECT set_config('role','serein_app',true), set_config('app.tenant_id','$t',true), set_config('app.user_id','$u',true), set_config('app.roles','$2',true) \\g /dev/null"
+    # The session guard's proof for this person in this transaction (computed as the superuser
+    # before the role switch, as the guard would leave it): the definers answer only a proven
+    # person, so without it every definer-backed shape would time an empty answer.
+    echo "SELECT set_config('app.tenant_id','$t',true), set_config('app.user_id','$u',true), set_config('app.roles','$2',true), set_config('app.session_proof', app_private.session_proof_mac('$t','$u'), true), set_config('role','serein_app',true) \\g /dev/null"
 }
 
 NIL=00000000-0000-0000-0000-000000000000
@@ -85,26 +88,20 @@ PREPARE directory(uuid, text[], text, text, uuid, integer) AS
   SELECT d.id, d.display_name, p.specialties, p.languages, p.bio, p.verified_at IS NOT NULL,
          p.licence_country, p.photo_file_id, NULL::real
   FROM app_private.practitioner_directory(\$2, \$3, \$4, \$5, \$6) d
-  JOIN memberships m ON m.user_id = d.id AND m.tenant_id = \$1
-                    AND m.status = 'active' AND 'practitioner' = ANY (m.roles)
+  JOIN LATERAL (SELECT 1 FROM memberships m
+                WHERE m.user_id = d.id AND m.tenant_id = \$1 AND m.status = 'active'
+                  AND 'practitioner' = ANY (m.roles) LIMIT 1) m ON true
   JOIN practitioner_profiles p ON p.user_id = d.id
   ORDER BY d.display_name, d.id;
-PREPARE directory_search(uuid, text[], text, text, real, uuid, bigint) AS
-  WITH hits AS (
-      SELECT u.id, u.display_name, p.specialties, p.languages, p.bio,
-             p.verified_at IS NOT NULL AS verified, p.licence_country, p.photo_file_id,
-             ts_rank(to_tsvector('simple', u.display_name || ' ' || p.bio),
-                     websearch_to_tsquery('simple', \$4)) AS rank
-      FROM memberships m
-      JOIN app_private.practitioner_names() u ON u.id = m.user_id
-      JOIN practitioner_profiles p ON p.user_id = m.user_id
-      WHERE m.tenant_id = \$1 AND m.status = 'active' AND 'practitioner' = ANY (m.roles)
-        AND (\$2::text[] IS NULL OR p.specialties && \$2)
-        AND (\$3::text IS NULL OR \$3 = ANY (p.languages))
-        AND to_tsvector('simple', u.display_name || ' ' || p.bio) @@ websearch_to_tsquery('simple', \$4))
-  SELECT * FROM hits
-  WHERE \$5::real IS NULL OR rank < \$5 OR (rank = \$5 AND id > \$6::uuid)
-  ORDER BY rank DESC, id LIMIT \$7;"
+PREPARE directory_search(uuid, text, text[], text, integer, text, uuid, integer) AS
+  SELECT d.id, d.display_name, p.specialties, p.languages, p.bio, p.verified_at IS NOT NULL,
+         p.licence_country, p.photo_file_id, d.tier
+  FROM app_private.practitioner_search(\$2, \$3, \$4, \$5, \$6, \$7, \$8) d
+  JOIN LATERAL (SELECT 1 FROM memberships m
+                WHERE m.user_id = d.id AND m.tenant_id = \$1 AND m.status = 'active'
+                  AND 'practitioner' = ANY (m.roles) LIMIT 1) m ON true
+  JOIN practitioner_profiles p ON p.user_id = d.id
+  ORDER BY d.tier, d.display_name, d.id;"
 
 # run SLUG ROLE EXECUTE-ARGS: median ms of RUNS executions (after one warm-up).
 run() {
@@ -143,7 +140,7 @@ row() {
     printf '%-44s %10s %10s %7s\n' "$name" "$a" "$b" "$(awk -v a="$a" -v b="$b" 'BEGIN {printf "%.2f", b / a}')"
 }
 
-for shape in first near_end filter_hr search_common search_rare search_short; do
+for shape in first near_end filter_hr search_common search_rare search_short search_short_common; do
     declare -A t=()
     for s in s1k s100k; do
         case $shape in
@@ -153,6 +150,7 @@ for shape in first near_end filter_hr search_common search_rare search_short; do
             search_common) args=$(m_search '%nadia%') ;;
             search_rare) args=$(m_search '%nadia.martin.1%') ;;
             search_short) args=$(m_search '%zz%') ;;
+            search_short_common) args=$(m_search '%na%') ;;
         esac
         if [[ "${SQL:-}" == before && $shape == near_end ]]; then
             args="members(current_setting('app.tenant_id')::uuid, '$(near_end "$s" id memberships "and ended_at is null")', NULL, NULL, NULL, 21)"
@@ -174,7 +172,7 @@ for shape in first near_end; do
     row "GET /members/invitations $shape" "${t[s1k]}" "${t[s100k]}"
 done
 
-for shape in first near_end search; do
+for shape in first near_end search search_name search_none; do
     declare -A t=()
     for s in p1k p100k; do
         case $shape in
@@ -182,7 +180,9 @@ for shape in first near_end search; do
             near_end)
                 last=$(q "select u.display_name || '|' || u.id from memberships m join users u on u.id = m.user_id where m.tenant_id = (select id from tenants where slug = '$s') and 'practitioner' = any (m.roles) order by u.display_name desc, u.id desc offset 25 limit 1")
                 args="directory(current_setting('app.tenant_id')::uuid, NULL, NULL, '${last%%|*}', '${last##*|}', 21)" ;;
-            search) args="directory_search(current_setting('app.tenant_id')::uuid, NULL, NULL, 'burnout', NULL, NULL, 21)" ;;
+            search) args="directory_search(current_setting('app.tenant_id')::uuid, 'burnout', NULL, NULL, 0, '', '$NIL', 21)" ;;
+            search_name) args="directory_search(current_setting('app.tenant_id')::uuid, 'martin', NULL, NULL, 0, '', '$NIL', 21)" ;;
+            search_none) args="directory_search(current_setting('app.tenant_id')::uuid, 'astrology', NULL, NULL, 0, '', '$NIL', 21)" ;;
         esac
         t[$s]=$(run "$s" tenant_admin "$args")
     done

@@ -28,9 +28,9 @@ pub const MAX_LIMIT: i64 = 200;
 pub struct Limit(i64);
 
 impl Limit {
-    /// The rule with the usual default (50) and maximum (200).
-    pub fn standard(requested: Option<i64>) -> Self {
-        Self::capped(requested, DEFAULT_LIMIT, MAX_LIMIT)
+    /// [`Limit::parse`] with the usual default (50) and maximum (200).
+    pub fn standard(raw: Option<&str>) -> Result<Self, AppError> {
+        Self::parse(raw, DEFAULT_LIMIT, MAX_LIMIT)
     }
 
     /// The rule: `default` when absent, otherwise clamped into `1..=max`.
@@ -116,11 +116,13 @@ mod tests {
 
     #[test]
     fn the_limit_is_capped_never_refused() {
-        assert_eq!(Limit::standard(None).get(), 50);
-        assert_eq!(Limit::standard(Some(0)).get(), 1);
-        assert_eq!(Limit::standard(Some(-7)).get(), 1);
-        assert_eq!(Limit::standard(Some(100_000)).get(), 200);
-        assert_eq!(Limit::standard(Some(i64::MAX)).fetch(), 201);
+        assert_eq!(Limit::standard(None).unwrap().get(), 50);
+        assert_eq!(Limit::standard(Some("0")).unwrap().get(), 1);
+        assert_eq!(Limit::standard(Some("-7")).unwrap().get(), 1);
+        assert_eq!(Limit::standard(Some("100000")).unwrap().get(), 200);
+        assert_eq!(Limit::standard(Some(" 7 ")).unwrap().get(), 7);
+        assert_eq!(Limit::capped(Some(i64::MAX), 50, 200).fetch(), 201);
+        assert!(Limit::standard(Some("")).is_err());
         assert_eq!(Limit::parse(Some("0"), 20, 100).unwrap().get(), 1);
         assert_eq!(Limit::parse(Some("500"), 20, 100).unwrap().get(), 100);
         assert_eq!(Limit::parse(None, 20, 100).unwrap().get(), 20);
@@ -156,7 +158,7 @@ mod tests {
 
     #[test]
     fn a_page_keeps_limit_rows_and_points_past_the_last() {
-        let limit = Limit::standard(Some(2));
+        let limit = Limit::capped(Some(2), 50, 200);
         let (items, next) = page(vec![1, 2, 3], limit, |n| *n);
         assert_eq!(items, vec![1, 2]);
         assert_eq!(decode_cursor::<i32>(next.as_deref()).unwrap(), Some(2));

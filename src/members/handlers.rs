@@ -47,7 +47,7 @@ pub async fn list_members(
     actor.require_company()?;
     let filter = query.filter()?;
     let after = decode_cursor::<MembershipId>(query.cursor.as_deref())?;
-    let limit = Limit::standard(query.limit);
+    let limit = Limit::standard(query.limit.as_deref())?;
     let mut tx = actor.begin(&state).await?;
     let rows = repo::list(&mut tx, actor.tenant, &filter, after, limit.fetch()).await?;
     tx.commit().await?;

@@ -178,8 +178,10 @@ pub struct InvitationPage {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct InvitationQuery {
-    /// Page size: default 50, clamped to 1–200.
-    pub limit: Option<i64>,
+    /// Page size: default 50; a number outside 1–200 counts as the nearest bound, anything
+    /// else is 422 (the one `limit` rule of `http::pagination`).
+    #[param(value_type = Option<i64>, minimum = 1)]
+    pub limit: Option<String>,
     pub cursor: Option<String>,
 }
 
@@ -414,7 +416,7 @@ pub async fn list_invitations(
 ) -> AppResult<Json<InvitationPage>> {
     actor.require_company()?;
     let after = decode_cursor::<InvitationId>(q.cursor.as_deref())?;
-    let limit = Limit::standard(q.limit);
+    let limit = Limit::standard(q.limit.as_deref())?;
     let now = state.clock.now();
     let mut tx = actor.begin(&state).await?;
     let rows = sqlx::query!(

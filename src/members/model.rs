@@ -133,8 +133,10 @@ pub enum CompanyRoleDoc {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct MemberQuery {
-    /// Page size: default 50, clamped to 1–200.
-    pub limit: Option<i64>,
+    /// Page size: default 50; a number outside 1–200 counts as the nearest bound, anything
+    /// else is 422 (the one `limit` rule of `http::pagination`).
+    #[param(value_type = Option<i64>, minimum = 1)]
+    pub limit: Option<String>,
     /// Opaque cursor from the previous page.
     pub cursor: Option<String>,
     /// Members holding this role.
@@ -143,7 +145,9 @@ pub struct MemberQuery {
     /// `active`, `disabled` or `ended` (default: active and disabled).
     #[param(value_type = Option<String>, pattern = "^(active|disabled|ended)$")]
     pub status: Option<String>,
-    /// Case-insensitive substring of the name or e-mail.
+    /// Case-insensitive substring of the name or e-mail; a term of one or two characters
+    /// matches the start of a word (of the name, or of the e-mail split at `.`, `@`, `-`, `_`,
+    /// `+`) when it holds a letter or a digit.
     #[param(max_length = 100)]
     pub q: Option<String>,
 }
@@ -197,6 +201,7 @@ impl MemberQuery {
                 reason: "must be at most 100 characters".into(),
             });
         }
+
         if !errs.is_empty() {
             return Err(AppError::Validation(errs));
         }

@@ -93,7 +93,7 @@ pub async fn list_tenants(
     AppQuery(q): AppQuery<ListQuery>,
 ) -> AppResult<Response> {
     actor.require_platform_admin()?;
-    let limit = Limit::standard(q.limit);
+    let limit = Limit::standard(q.limit.as_deref())?;
     let after = decode_cursor::<String>(q.cursor.as_deref())?;
     let mut tx = actor.begin(&state).await?;
     let rows = repo::list(&mut tx, q.status, after.as_deref(), limit.fetch()).await?;

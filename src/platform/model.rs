@@ -147,8 +147,10 @@ impl PatchTenant {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
-    /// Page size (default 50, at most 200).
-    pub limit: Option<i64>,
+    /// Page size: default 50; a number outside 1–200 counts as the nearest bound, anything
+    /// else is 422 (the one `limit` rule of `http::pagination`).
+    #[param(value_type = Option<i64>, minimum = 1)]
+    pub limit: Option<String>,
     /// Opaque cursor from the previous page's `next_cursor`.
     pub cursor: Option<String>,
     /// Only tenants in this status.

@@ -33,7 +33,8 @@ const MAX_Q_CHARS: usize = 200;
 /// The practitioners of this company. Filters: `specialty` (any of; repeated or
 /// comma-separated), `language` (ISO 639-1), `q` (full-text search on name and bio,
 /// `websearch_to_tsquery` syntax: words, "phrases", -exclusions, or). Without `q` ordered by
-/// name; with `q` by relevance (ties by id). Keyset pagination (`limit` 1–100, default 20).
+/// name; with `q` the practitioners whose name matches come first, then those whose bio
+/// matches, each group by name (ties by id). Keyset pagination (`limit` 1–100, default 20).
 #[utoipa::path(get, path = "/api/v1/practitioners", tag = "practitioners",
     extensions(("x-authz" = json!({"resource": "practitioners", "action": "read"}))),
     security(("bearer" = [])),
@@ -93,7 +94,7 @@ pub async fn list(
     // A cursor carries the sort key of its list: a relevance cursor is meaningless without `q`
     // and a name cursor with it.
     match (&after, &q) {
-        (Some(Cursor::Rank { .. }), None) | (Some(Cursor::Name { .. }), Some(_)) => {
+        (Some(Cursor::Match { .. }), None) | (Some(Cursor::Name { .. }), Some(_)) => {
             return Err(AppError::bad_request(
                 "invalid_cursor",
                 "The cursor belongs to a different search.",
@@ -116,9 +117,10 @@ pub async fn list(
     )
     .await?;
     tx.commit().await?;
-    let (rows, next_cursor) = page(rows, limit, |(p, rank)| match rank {
-        Some(r) => Cursor::Rank {
-            r: r.to_bits(),
+    let (rows, next_cursor) = page(rows, limit, |(p, tier)| match tier {
+        Some(t) => Cursor::Match {
+            t: *t,
+            n: p.display_name.clone(),
             u: p.user_id.as_uuid(),
         },
         None => Cursor::Name {

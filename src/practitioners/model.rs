@@ -481,9 +481,10 @@ pub enum Cursor {
     /// Ordered by (display_name, user_id).
     #[serde(rename = "n")]
     Name { n: String, u: Uuid },
-    /// Ordered by (rank desc, user_id); the rank's exact bits (it is a `real`).
-    #[serde(rename = "r")]
-    Rank { r: u32, u: Uuid },
+    /// A text search, ordered by (tier, display_name, user_id): tier 1 the name matches, tier 2
+    /// the bio only.
+    #[serde(rename = "s")]
+    Match { t: u8, n: String, u: Uuid },
 }
 
 #[cfg(test)]
@@ -548,8 +549,9 @@ mod tests {
                 n: "Zoé d'Arc".into(),
                 u: Uuid::now_v7(),
             },
-            Cursor::Rank {
-                r: 0.0607_f32.to_bits(),
+            Cursor::Match {
+                t: 2,
+                n: "Zoé d'Arc".into(),
                 u: Uuid::now_v7(),
             },
         ] {

@@ -278,7 +278,7 @@ pub async fn list(
         None => None,
         Some(c) => match c {
             Cursor::Name { n, u } => Some((n, u)),
-            Cursor::Rank { .. } => {
+            Cursor::Match { .. } => {
                 return Err(AppError::bad_request(
                     "invalid_cursor",
                     "The cursor is not one this list issued.",

@@ -5,8 +5,10 @@
 //!   read names through `app_private.practitioner_names()` (id and display name of the active
 //!   practitioners serving the request's company): a company's people cannot read a
 //!   practitioner's identity row (e-mail, verification), migration 20261204000003; a page of
-//!   the directory by name comes from `app_private.practitioner_directory(…)`, the same rows
-//!   one page at a time (migration 20261205000002), so a page costs a page, not the company;
+//!   the directory comes from `app_private.practitioner_directory(…)` (by name) and
+//!   `app_private.practitioner_search(…)` (a text search), the same rows one page at a time
+//!   from the company's stored directory entries (migrations 20261205000002 and
+//!   20261206000001), so a page costs a page, not the company;
 //! - platform queries run in the platform tenant as `platform_admin`, where the policies of
 //!   migration 0008 show the network's profiles and identities, and nothing of any company.
 
@@ -37,11 +39,11 @@ struct DirRow {
     verified: bool,
     licence_country: Option<String>,
     photo_file_id: Option<Uuid>,
-    rank: Option<f32>,
+    tier: Option<i32>,
 }
 
 impl DirRow {
-    fn into_item(self) -> (DirectoryPractitioner, Option<f32>) {
+    fn into_item(self) -> (DirectoryPractitioner, Option<u8>) {
         (
             DirectoryPractitioner {
                 user_id: self.user_id,
@@ -53,21 +55,21 @@ impl DirRow {
                 licence_country: self.licence_country,
                 photo_file_id: self.photo_file_id,
             },
-            self.rank,
+            self.tier.and_then(|t| u8::try_from(t).ok()),
         )
     }
 }
 
 /// One page of the directory plus one row (the caller passes `Limit::fetch`).
-/// Without `q`: ordered by (display_name, user_id). With `q`: by (rank desc, user_id); the rank
-/// is `ts_rank` of the same document and query on every page, so the keyset is stable.
+/// Without `q`: ordered by (display_name, user_id). With `q`: by (tier, display_name, user_id),
+/// tier 1 the name matches, tier 2 the bio only (`app_private.practitioner_search`).
 pub async fn directory_page(
     conn: &mut PgConnection,
     tenant: TenantId,
     f: &DirectoryFilter,
     after: Option<&Cursor>,
     limit: i64,
-) -> Result<Vec<(DirectoryPractitioner, Option<f32>)>, sqlx::Error> {
+) -> Result<Vec<(DirectoryPractitioner, Option<u8>)>, sqlx::Error> {
     let specs: Option<Vec<String>> = (!f.specialties.is_empty()).then(|| f.specialties.clone());
     let rows = match &f.q {
         None => {
@@ -81,10 +83,13 @@ pub async fn directory_page(
                 r#"SELECT d.id AS "user_id!: UserId", d.display_name AS "display_name!",
                           p.specialties AS "specialties!", p.languages AS "languages!", p.bio AS "bio!",
                           p.verified_at IS NOT NULL AS "verified!", p.licence_country,
-                          p.photo_file_id, NULL::real AS "rank?"
+                          p.photo_file_id, NULL::int4 AS "tier?"
                    FROM app_private.practitioner_directory($2, $3, $4, $5, $6) d
-                   JOIN memberships m ON m.user_id = d.id AND m.tenant_id = $1
-                                     AND m.status = 'active' AND 'practitioner' = ANY (m.roles)
+                   -- LATERAL … LIMIT 1: a look-up per row of the page, never a join that a
+                   -- generic plan could turn into a read of the whole company.
+                   JOIN LATERAL (SELECT 1 FROM memberships m
+                                 WHERE m.user_id = d.id AND m.tenant_id = $1 AND m.status = 'active'
+                                   AND 'practitioner' = ANY (m.roles) LIMIT 1) m ON true
                    JOIN practitioner_profiles p ON p.user_id = d.id
                    ORDER BY d.display_name, d.id"#,
                 tenant.as_uuid(),
@@ -98,40 +103,33 @@ pub async fn directory_page(
             .await?
         }
         Some(q) => {
-            let (after_rank, after_id) = match after {
-                Some(Cursor::Rank { r, u }) => (Some(f32::from_bits(*r)), Some(*u)),
-                _ => (None, None),
+            // Tier 0 starts at the beginning: one statement, no optional keyset.
+            let (after_tier, after_name, after_id) = match after {
+                Some(Cursor::Match { t, n, u }) => (i32::from(*t), n.clone(), *u),
+                _ => (0, String::new(), Uuid::nil()),
             };
             sqlx::query_as!(
                 DirRow,
-                r#"WITH hits AS (
-                       SELECT u.id, u.display_name, p.specialties, p.languages, p.bio,
-                              p.verified_at IS NOT NULL AS verified, p.licence_country, p.photo_file_id,
-                              ts_rank(to_tsvector('simple', u.display_name || ' ' || p.bio),
-                                      websearch_to_tsquery('simple', $4)) AS rank
-                       FROM memberships m
-                       JOIN app_private.practitioner_names() u ON u.id = m.user_id
-                       JOIN practitioner_profiles p ON p.user_id = m.user_id
-                       WHERE m.tenant_id = $1 AND m.status = 'active' AND 'practitioner' = ANY (m.roles)
-                         AND ($2::text[] IS NULL OR p.specialties && $2)
-                         AND ($3::text IS NULL OR $3 = ANY (p.languages))
-                         AND to_tsvector('simple', u.display_name || ' ' || p.bio)
-                             @@ websearch_to_tsquery('simple', $4)
-                   )
-                   SELECT id AS "user_id!: UserId", display_name AS "display_name!",
-                          specialties AS "specialties!", languages AS "languages!", bio AS "bio!",
-                          verified AS "verified!", licence_country, photo_file_id, rank AS "rank?"
-                   FROM hits
-                   WHERE $5::real IS NULL OR rank < $5 OR (rank = $5 AND id > $6::uuid)
-                   ORDER BY rank DESC, id
-                   LIMIT $7"#,
+                r#"SELECT d.id AS "user_id!: UserId", d.display_name AS "display_name!",
+                          p.specialties AS "specialties!", p.languages AS "languages!", p.bio AS "bio!",
+                          p.verified_at IS NOT NULL AS "verified!", p.licence_country,
+                          p.photo_file_id, d.tier AS "tier?"
+                   FROM app_private.practitioner_search($2, $3, $4, $5, $6, $7, $8) d
+                   -- LATERAL … LIMIT 1: a look-up per row of the page, never a join that a
+                   -- generic plan could turn into a read of the whole company.
+                   JOIN LATERAL (SELECT 1 FROM memberships m
+                                 WHERE m.user_id = d.id AND m.tenant_id = $1 AND m.status = 'active'
+                                   AND 'practitioner' = ANY (m.roles) LIMIT 1) m ON true
+                   JOIN practitioner_profiles p ON p.user_id = d.id
+                   ORDER BY d.tier, d.display_name, d.id"#,
                 tenant.as_uuid(),
+                q,
                 specs.as_deref(),
                 f.language.as_deref(),
-                q,
-                after_rank,
+                after_tier,
+                after_name,
                 after_id,
-                limit
+                i32::try_from(limit).unwrap_or(i32::MAX)
             )
             .fetch_all(&mut *conn)
             .await?
@@ -151,7 +149,7 @@ pub async fn directory_one(
         r#"SELECT u.id AS "user_id!: UserId", u.display_name AS "display_name!",
                   p.specialties AS "specialties!", p.languages AS "languages!", p.bio AS "bio!",
                   p.verified_at IS NOT NULL AS "verified!", p.licence_country,
-                  p.photo_file_id, NULL::real AS "rank?"
+                  p.photo_file_id, NULL::int4 AS "tier?"
            FROM memberships m
            JOIN app_private.practitioner_names() u ON u.id = m.user_id
            JOIN practitioner_profiles p ON p.user_id = m.user_id

@@ -583,7 +583,8 @@ async fn purge_command_purges_due_tenants_only() {
         rows,
         [
             ("due".to_owned(), "offboarded".to_owned(), 0),
-            ("later".to_owned(), "offboarding".to_owned(), 1)
+            // seed_world: a member and a practitioner.
+            ("later".to_owned(), "offboarding".to_owned(), 2)
         ]
     );
     let (ok, out) = serein_keyed(&db, data.path(), &["tenants", "purge"]);

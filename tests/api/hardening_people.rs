@@ -7,7 +7,9 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use sqlx::{Executor, PgConnection};
 
-use crate::helpers::{TestApp, as_app_with_roles, fresh_database, test_env};
+use crate::helpers::{
+    TestApp, as_app_with_roles, as_member_with_session_roles, fresh_database, test_env,
+};
 use crate::members::{person, send};
 use crate::people::*;
 use serein::app::App;
@@ -573,18 +575,29 @@ async fn only_the_person_and_their_company_admins_read_a_practitioners_identity(
             rows.is_empty(),
             "context {roles:?} read the practitioner's identity"
         );
-        // … the directory's names only, for a signed-in person …
+        // … nor the directory's names: a claimed `app.user_id` proves nobody …
         let names: Vec<(uuid::Uuid, String)> =
             sqlx::query_as("SELECT id, display_name FROM app_private.practitioner_names()")
                 .fetch_all(&mut owner)
                 .await
                 .unwrap();
-        let expected = if user.is_some() {
-            vec![(doc.as_uuid(), "Dr Doc".to_owned())]
-        } else {
-            vec![]
-        };
-        assert_eq!(names, expected, "{roles:?}");
+        assert_eq!(names, vec![], "{roles:?}");
+        owner.execute("ROLLBACK").await.unwrap();
+    }
+    // … which a person proven by the session guard reads (names only) …
+    for (user, role) in [(hr, Role::Hr), (emp, Role::Employee)] {
+        mint_session(&app, app.tenant_a, &host("alpha"), user, &[role]).await;
+        assert!(as_member_with_session_roles(&mut owner, app.tenant_a, user, role.as_str()).await);
+        let names: Vec<(uuid::Uuid, String)> =
+            sqlx::query_as("SELECT id, display_name FROM app_private.practitioner_names()")
+                .fetch_all(&mut owner)
+                .await
+                .unwrap();
+        assert_eq!(
+            names,
+            vec![(doc.as_uuid(), "Dr Doc".to_owned())],
+            "{role:?}"
+        );
         owner.execute("ROLLBACK").await.unwrap();
     }
     // … the company's tenant admin reads the identity, but not its TOTP status …

@@ -420,6 +420,33 @@ pub async fn seed_world(owner: &mut PgConnection, tenant: TenantId, tag: &str) -
     .execute(&mut *owner)
     .await
     .unwrap();
+    // The practitioner network: one practitioner serving the company (the triggers of
+    // migration 20261206000001 give it its directory entry).
+    let practitioner = uuid::Uuid::now_v7();
+    sqlx::query("INSERT INTO users (id, email, display_name) VALUES ($1, $2, $3)")
+        .bind(practitioner)
+        .bind(format!("{tag}-dr-{}@example.test", practitioner.simple()))
+        .bind(format!("Dr {tag}"))
+        .execute(&mut *owner)
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO practitioner_profiles (user_id, specialties, languages, bio, created_at, updated_at)
+         VALUES ($1, '{stress}', '{en}', 'Seed practitioner', now(), now())",
+    )
+    .bind(practitioner)
+    .execute(&mut *owner)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO memberships (id, tenant_id, user_id, roles) VALUES ($1, $2, $3, '{practitioner}')",
+    )
+    .bind(uuid::Uuid::now_v7())
+    .bind(tenant.as_uuid())
+    .bind(practitioner)
+    .execute(&mut *owner)
+    .await
+    .unwrap();
     user
 }
 

@@ -548,12 +548,22 @@ async fn global_users_table_shows_members_of_the_tenant_and_self_only() {
     let mut conn = app.owner().await;
     // Members' identities are visible to the tenant's admins (through the memberships they may
     // read), never another tenant's; an actor without that role sees no colleague.
+    // seed_world gives each company a member and a practitioner: every member of A, no one else.
+    let a_people: Vec<uuid::Uuid> =
+        sqlx::query_scalar("SELECT user_id FROM memberships WHERE tenant_id = $1 ORDER BY 1")
+            .bind(app.tenant_a.as_uuid())
+            .fetch_all(&mut owner)
+            .await
+            .unwrap();
+    assert_eq!(a_people.len(), 2);
+    assert!(a_people.contains(&alice.as_uuid()));
     as_app_with_roles(&mut conn, Some(app.tenant_a), None, "tenant_admin").await;
-    let ids: Vec<uuid::Uuid> = sqlx::query_scalar("SELECT id FROM users")
+    let mut ids: Vec<uuid::Uuid> = sqlx::query_scalar("SELECT id FROM users")
         .fetch_all(&mut conn)
         .await
         .unwrap();
-    assert_eq!(ids, vec![alice.as_uuid()]);
+    ids.sort();
+    assert_eq!(ids, a_people);
     conn.execute("ROLLBACK").await.unwrap();
     as_app_with_roles(&mut conn, Some(app.tenant_a), None, "hr,employee").await;
     let seen: i64 = sqlx::query_scalar("SELECT count(*) FROM users")
@@ -620,7 +630,8 @@ async fn global_users_table_shows_members_of_the_tenant_and_self_only() {
         .await
         .unwrap();
     ids.sort();
-    let mut expected = vec![alice.as_uuid(), bob.as_uuid()];
+    let mut expected = a_people.clone();
+    expected.push(bob.as_uuid());
     expected.sort();
     assert_eq!(ids, expected);
 }

@@ -208,6 +208,12 @@ async fn every_list_caps_the_limit_and_refuses_a_foreign_cursor() {
                 "{list} limit={limit}"
             );
         }
+        // Not a number: the same 422 naming `limit` on every list.
+        for limit in ["ten", "1e3", ""] {
+            let res = call(&app, Method::GET, &a, &format!("{list}?limit={limit}"), &t).await;
+            assert_eq!(res.status(), 422, "{list} limit={limit}");
+            assert_eq!(problem(res).await["errors"][0]["field"], "limit");
+        }
         for cursor in ["nope!", "eyJrIjoieCJ9"] {
             let res = call(
                 &app,
@@ -351,4 +357,311 @@ async fn practitioner_directory_pages_exactly_the_names_practitioner_names_shows
     .await
     .unwrap();
     assert!(!public);
+}
+
+/// `practitioner_search(q, …)` as a context (proven when `user` has a live session in
+/// `tenant`): (id, name, tier) in page order.
+async fn search_directory_as(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    user: UserId,
+    q: &str,
+    after: (i32, &str, Uuid),
+    limit: i32,
+) -> Vec<(Uuid, String, i32)> {
+    if !as_member_with_session(conn, tenant, user).await {
+        as_app_with_roles(conn, Some(tenant), Some(user), "employee").await;
+    }
+    let rows: Vec<(Uuid, String, i32)> = sqlx::query_as(
+        "SELECT id, display_name, tier FROM app_private.practitioner_search($1, NULL, NULL, $2, $3, $4, $5)",
+    )
+    .bind(q)
+    .bind(after.0)
+    .bind(after.1)
+    .bind(after.2)
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await
+    .unwrap();
+    conn.execute("ROLLBACK").await.unwrap();
+    rows
+}
+
+/// Run `sql` as the request role in a crafted context of `user` in tenant A (the policies let
+/// a person change their own name and profile): rows changed.
+async fn as_self(conn: &mut PgConnection, app: &TestApp, user: UserId, sql: &str) -> u64 {
+    crate::helpers::as_app(conn, Some(app.tenant_a), Some(user)).await;
+    let n = sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()))
+        .execute(&mut *conn)
+        .await
+        .unwrap()
+        .rows_affected();
+    conn.execute("COMMIT").await.unwrap();
+    n
+}
+
+#[tokio::test]
+async fn the_directory_follows_every_change_of_name_profile_and_membership() {
+    let app = TestApp::spawn().await;
+    let mut o = app.owner().await;
+    let zed = add_practitioner(
+        &app,
+        &mut o,
+        "Dr Zed",
+        &["sleep"],
+        &["en"],
+        "calm",
+        true,
+        &[app.tenant_a],
+    )
+    .await;
+    let me = signed_in(&app, app.tenant_a, "alpha", &[Role::Employee]).await;
+    let mut c = app.owner().await;
+    let start = ("", NIL);
+    let names = |rows: Vec<(Uuid, String)>| rows.into_iter().map(|r| r.1).collect::<Vec<_>>();
+    let dir = async |c: &mut PgConnection| {
+        names(directory_as(c, Some(app.tenant_a), Some(me), None, start, 100).await)
+    };
+    assert_eq!(dir(&mut c).await, ["Dr Zed"]);
+
+    // The request role has no grant on the stored entries: the definers are the only door.
+    as_member_with_session(&mut c, app.tenant_a, me).await;
+    let denied = c
+        .execute("SELECT 1 FROM practitioner_directory_entries")
+        .await
+        .unwrap_err();
+    assert_eq!(
+        denied.as_database_error().and_then(|e| e.code()).as_deref(),
+        Some("42501")
+    );
+    c.execute("ROLLBACK").await.unwrap();
+
+    // The person renames themself and edits their bio as the request role: the triggers
+    // (definers) rewrite the entry although the role cannot write it.
+    let zed_sql = |s: &str| s.replace("{zed}", &zed.to_string());
+    assert_eq!(
+        as_self(
+            &mut c,
+            &app,
+            zed,
+            &zed_sql("UPDATE users SET display_name = 'Dr Zora' WHERE id = '{zed}'")
+        )
+        .await,
+        1
+    );
+    assert_eq!(
+        as_self(
+            &mut c,
+            &app,
+            zed,
+            &zed_sql("UPDATE practitioner_profiles SET bio = 'insomnia and jet lag' WHERE user_id = '{zed}'")
+        )
+        .await,
+        1
+    );
+    assert_eq!(dir(&mut c).await, ["Dr Zora"]);
+    let hits =
+        |rows: Vec<(Uuid, String, i32)>| rows.into_iter().map(|r| (r.1, r.2)).collect::<Vec<_>>();
+    let s0 = (0, "", NIL);
+    assert_eq!(
+        hits(search_directory_as(&mut c, app.tenant_a, me, "zora", s0, 10).await),
+        [("Dr Zora".to_owned(), 1)]
+    );
+    assert_eq!(
+        hits(search_directory_as(&mut c, app.tenant_a, me, "insomnia", s0, 10).await),
+        [("Dr Zora".to_owned(), 2)]
+    );
+    assert!(
+        search_directory_as(&mut c, app.tenant_a, me, "zed", s0, 10)
+            .await
+            .is_empty()
+    );
+    assert!(
+        search_directory_as(&mut c, app.tenant_a, me, "calm", s0, 10)
+            .await
+            .is_empty()
+    );
+
+    // Membership disabled, then active again; the person disabled; the membership removed.
+    for (sql, shown) in [
+        (
+            "UPDATE memberships SET status = 'disabled' WHERE user_id = '{zed}'",
+            false,
+        ),
+        (
+            "UPDATE memberships SET status = 'active' WHERE user_id = '{zed}'",
+            true,
+        ),
+        (
+            "UPDATE memberships SET roles = '{employee}' WHERE user_id = '{zed}'",
+            false,
+        ),
+        (
+            "UPDATE memberships SET roles = '{practitioner}' WHERE user_id = '{zed}'",
+            true,
+        ),
+        (
+            "UPDATE users SET status = 'disabled' WHERE id = '{zed}'",
+            false,
+        ),
+        (
+            "UPDATE users SET status = 'active' WHERE id = '{zed}'",
+            true,
+        ),
+        (
+            "DELETE FROM practitioner_profiles WHERE user_id = '{zed}'",
+            false,
+        ),
+    ] {
+        sqlx::query(sqlx::AssertSqlSafe(zed_sql(sql)))
+            .execute(&mut o)
+            .await
+            .unwrap();
+        let want: &[&str] = if shown { &["Dr Zora"] } else { &[] };
+        assert_eq!(dir(&mut c).await, want, "{sql}");
+    }
+    let left: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM practitioner_directory_entries WHERE user_id = $1",
+    )
+    .bind(zed.as_uuid())
+    .fetch_one(&mut o)
+    .await
+    .unwrap();
+    assert_eq!(left, 0);
+}
+
+#[tokio::test]
+async fn a_text_search_lists_name_matches_first_and_pages_across_tiers_exactly_once() {
+    let app = TestApp::spawn().await;
+    let mut o = app.owner().await;
+    let mut add = async |name: &str, bio: &str, tenants: &[TenantId]| {
+        add_practitioner(&app, &mut o, name, &["stress"], &["en"], bio, true, tenants)
+            .await
+            .as_uuid()
+    };
+    let both = [app.tenant_a, app.tenant_b];
+    let calm_alpha = add("Dr Calm Alpha", "listens", &both).await;
+    let beta = add("Dr Beta", "calm and steady", &both).await;
+    let calm_gamma = add("Dr Calm Gamma", "calm too", &both[..1]).await;
+    let delta = add("Dr Delta", "keeps calm", &both[..1]).await;
+    add("Dr Other", "nothing in common", &both[..1]).await;
+    let only_b = add("Dr Calm B", "only in B", &both[1..]).await;
+    let (_, t) = member_session(&app, &[Role::Employee]).await;
+    let a = host("alpha");
+
+    // Through the API, one row a page: name matches by name, then bio matches by name.
+    let walk = async |q: &str| {
+        let mut seen = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let mut path = format!("/api/v1/practitioners?limit=1&q={q}");
+            if let Some(c) = &cursor {
+                path.push_str(&format!("&cursor={c}"));
+            }
+            let res = call(&app, Method::GET, &a, &path, &t).await;
+            assert_eq!(res.status(), 200, "{path}");
+            let page: serde_json::Value = res.json().await.unwrap();
+            for item in page["items"].as_array().unwrap() {
+                seen.push(Uuid::parse_str(item["user_id"].as_str().unwrap()).unwrap());
+            }
+            match page["next_cursor"].as_str() {
+                Some(c) => cursor = Some(c.to_owned()),
+                None => break,
+            }
+            assert!(seen.len() <= 10, "runaway pagination");
+        }
+        seen
+    };
+    assert_eq!(walk("calm").await, [calm_alpha, calm_gamma, beta, delta]);
+    // A negation applies to the whole entry, in both tiers.
+    assert_eq!(walk("calm%20-gamma").await, [calm_alpha, beta, delta]);
+    assert_eq!(
+        walk("steady%20OR%20listens").await,
+        [beta, calm_alpha],
+        "bio matches only: by name"
+    );
+    assert!(walk("astrology").await.is_empty());
+    assert!(!walk("calm").await.contains(&only_b));
+
+    // The definer, attacked: a claimed person, a foreign company, a reader of B.
+    let mut c = app.owner().await;
+    let unproven = add_person(&app, app.tenant_a, "claims@lists.test", &["employee"]).await;
+    assert!(
+        search_directory_as(&mut c, app.tenant_a, unproven, "calm", (0, "", NIL), 10)
+            .await
+            .is_empty()
+    );
+    let me = signed_in(&app, app.tenant_a, "alpha", &[Role::Employee]).await;
+    let reader_b = signed_in(&app, app.tenant_b, "bravo", &[Role::Employee]).await;
+    assert!(
+        search_directory_as(&mut c, app.tenant_b, me, "calm", (0, "", NIL), 10)
+            .await
+            .is_empty(),
+        "A's reader pointed at B proves nothing there"
+    );
+    let in_b: Vec<Uuid> =
+        search_directory_as(&mut c, app.tenant_b, reader_b, "calm", (0, "", NIL), 10)
+            .await
+            .into_iter()
+            .map(|r| r.0)
+            .collect();
+    assert_eq!(in_b, [calm_alpha, only_b, beta]);
+    // Out-of-range keyset tiers and limits answer nothing rather than everything.
+    assert!(
+        search_directory_as(&mut c, app.tenant_a, me, "calm", (3, "", NIL), 10)
+            .await
+            .is_empty()
+    );
+    assert!(
+        search_directory_as(&mut c, app.tenant_a, me, "calm", (0, "", NIL), 0)
+            .await
+            .is_empty()
+    );
+    // (Not executable by PUBLIC: the catalogue test checks every definer.)
+}
+
+#[tokio::test]
+async fn a_member_search_of_one_or_two_characters_matches_the_start_of_a_word() {
+    let app = TestApp::spawn().await;
+    let mut o = app.owner().await;
+    let mut named = async |email: &str, name: &str| {
+        let user = add_person(&app, app.tenant_a, email, &["employee"]).await;
+        sqlx::query("UPDATE users SET display_name = $2 WHERE id = $1")
+            .bind(user.as_uuid())
+            .bind(name)
+            .execute(&mut o)
+            .await
+            .unwrap();
+        membership_of(&app, app.tenant_a, user).await
+    };
+    let alan = named("turing@lists.test", "Alan Turing").await;
+    let khalid = named("khalid@lists.test", "Khalid Ben").await;
+    let jp = named("jp@lists.test", "Jean-Paul Sartre").await;
+    let mail = named("x.qv+news@lists.test", "Someone").await;
+    let admin = signed_in(&app, app.tenant_a, "alpha", &[Role::TenantAdmin]).await;
+    let mut c = app.owner().await;
+    for (pattern, want) in [
+        ("%al%", vec![alan]),
+        ("%tu%", vec![alan]),
+        ("%a%", vec![alan]),
+        ("%pa%", vec![jp]),
+        ("%qv%", vec![mail]),
+        ("%ne%", vec![mail]),
+        ("%be%", vec![khalid]),
+        // Three characters and more: a substring anywhere.
+        ("%ali%", vec![khalid]),
+        ("%uri%", vec![alan]),
+    ] {
+        let got = search_proven(&mut c, app.tenant_a, admin, "tenant_admin", pattern).await;
+        let want: BTreeSet<Uuid> = want.into_iter().collect();
+        assert!(got.is_superset(&want), "{pattern}: {got:?}");
+        for other in [alan, khalid, jp, mail] {
+            if !want.contains(&other) {
+                assert!(!got.contains(&other), "{pattern} matched {other}");
+            }
+        }
+    }
+    // A short term without a letter or digit keeps the substring match.
+    let got = search_proven(&mut c, app.tenant_a, admin, "tenant_admin", "%-%").await;
+    assert!(got.contains(&jp));
 }

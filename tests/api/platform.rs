@@ -1123,7 +1123,7 @@ async fn the_platform_admin_sees_counts_never_members() {
     let app = TestApp::spawn().await;
     let admin = platform_admin(&app).await;
     let mut owner = app.owner().await;
-    seed_world(&mut owner, app.tenant_a, "a").await; // one employee, one pending invitation
+    seed_world(&mut owner, app.tenant_a, "a").await; // an employee, a practitioner, an invitation
     add_person(
         &app,
         app.tenant_a,
@@ -1151,11 +1151,17 @@ async fn the_platform_admin_sees_counts_never_members() {
     let body: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(
         body["members"],
-        json!({"seats_used": 4, "seats_available": 46, "active_members": 3, "disabled_members": 1,
+        json!({"seats_used": 4, "seats_available": 46, "active_members": 4, "disabled_members": 1,
                "pending_invitations": 1,
-               "by_role": {"tenant_admin": 1, "hr": 1, "employee": 2, "practitioner": 0}})
+               "by_role": {"tenant_admin": 1, "hr": 1, "employee": 2, "practitioner": 1}})
     );
-    for secret in ["@alpha.test", "@example.test", "Person a", "Test Person"] {
+    for secret in [
+        "@alpha.test",
+        "@example.test",
+        "Person a",
+        "Dr a",
+        "Test Person",
+    ] {
         assert!(!text.contains(secret), "{secret} leaked: {text}");
     }
     // The database agrees: in the platform context, the company's member rows are invisible...
