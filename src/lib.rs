@@ -8,6 +8,8 @@
 pub mod app;
 /// Identity and access: sign-up, login, sessions, TOTP, password reset.
 pub mod auth;
+/// A practitioner's availability: weekly rules, exceptions, slots.
+pub mod availability;
 /// The command line (`serein serve|migrate|tenants|users|keys …`), one file per command group.
 pub mod cli;
 /// Injected time.

@@ -11,6 +11,7 @@ mod architecture;
 mod auth;
 mod auth_flows;
 mod auth_mail;
+mod availability;
 mod bola;
 mod cli;
 mod hardening_auth;

@@ -14,7 +14,7 @@ use serein::db::TenantId;
 use serein::rbac::Role;
 
 /// (resource, action) pairs each subject may use, with `g` inheritance resolved.
-fn policy() -> HashMap<String, BTreeSet<(String, String)>> {
+pub fn policy() -> HashMap<String, BTreeSet<(String, String)>> {
     let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/policies/policy.csv"))
         .unwrap();
     let mut grants: HashMap<String, BTreeSet<(String, String)>> = HashMap::new();

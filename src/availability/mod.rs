@@ -1,0 +1,27 @@
+//! Availability (issue 11, item 1): a practitioner's weekly rules and exceptions, global
+//! across the companies they serve (their time is one resource), and the slots they expand to.
+//!
+//! - `/availability/*` (practitioner, company host): settings (time zone, confirmation),
+//!   weekly rules, exceptions (time off, extra hours) — [`handlers`].
+//! - Storage and its row-level security: migration `20261206000002_availability.sql`.
+
+pub mod handlers;
+pub mod model;
+pub mod repo;
+
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::app::AppState;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(handlers::get_settings, handlers::put_settings))
+        .routes(routes!(handlers::list_rules, handlers::create_rule))
+        .routes(routes!(handlers::update_rule, handlers::delete_rule))
+        .routes(routes!(
+            handlers::list_exceptions,
+            handlers::create_exception
+        ))
+        .routes(routes!(handlers::delete_exception))
+}
