@@ -447,6 +447,32 @@ pub async fn seed_world(owner: &mut PgConnection, tenant: TenantId, tag: &str) -
     .execute(&mut *owner)
     .await
     .unwrap();
+    // Scheduling: a consultation between the two, in three days, with its first event.
+    let consultation = uuid::Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO consultations (id, tenant_id, employee_id, practitioner_id, kind, status,
+                                    starts_at, ends_at, room, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, 'video', 'confirmed', now() + interval '3 days',
+                 now() + interval '3 days 50 minutes', md5($1::text), now(), now())",
+    )
+    .bind(consultation)
+    .bind(tenant.as_uuid())
+    .bind(user.as_uuid())
+    .bind(practitioner)
+    .execute(&mut *owner)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO consultation_events (id, tenant_id, consultation_id, kind, actor_id, at)
+         VALUES ($1, $2, $3, 'requested', $4, now())",
+    )
+    .bind(uuid::Uuid::now_v7())
+    .bind(tenant.as_uuid())
+    .bind(consultation)
+    .bind(user.as_uuid())
+    .execute(&mut *owner)
+    .await
+    .unwrap();
     user
 }
 

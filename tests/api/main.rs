@@ -14,6 +14,7 @@ mod auth_mail;
 mod availability;
 mod bola;
 mod cli;
+mod consultations;
 mod hardening_auth;
 mod hardening_input;
 mod hardening_jobs;
