@@ -46,7 +46,11 @@ async fn checked_zone(conn: &mut sqlx::PgConnection, tz: &str) -> Result<String,
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "/_+-".contains(c))
         && tz.chars().next().is_some_and(|c| c.is_ascii_alphabetic());
-    if !shaped || !crate::platform::repo::time_zone_known(conn, tz).await? {
+    // Known to the slot engine's bundled tz database and to PostgreSQL.
+    if !shaped
+        || super::slots::Zone::parse(tz).is_none_or(|z| z.name() != tz)
+        || !crate::platform::repo::time_zone_known(conn, tz).await?
+    {
         return Err(AppError::invalid(
             "time_zone",
             "must be an IANA time zone, e.g. Europe/Paris",

@@ -3,11 +3,16 @@
 //!
 //! - `/availability/*` (practitioner, company host): settings (time zone, confirmation),
 //!   weekly rules, exceptions (time off, extra hours) — [`handlers`].
-//! - Storage and its row-level security: migration `20261206000002_availability.sql`.
+//! - `GET /practitioners/{id}/slots` (employees; practitioners for their own): the bookable
+//!   slots, minus busy time from every company — [`open_slots`], expanded by [`slots`].
+//! - Storage and its row-level security: migration `20261206000002_availability.sql`; busy
+//!   time: `app_private.practitioner_busy` (migration `20261206000003_consultations.sql`).
 
 pub mod handlers;
 pub mod model;
+pub mod open_slots;
 pub mod repo;
+pub mod slots;
 
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -24,4 +29,5 @@ pub fn router() -> OpenApiRouter<AppState> {
             handlers::create_exception
         ))
         .routes(routes!(handlers::delete_exception))
+        .routes(routes!(open_slots::list))
 }

@@ -349,3 +349,46 @@ pub async fn delete_exception(
     .await?;
     Ok(done.rows_affected() == 1)
 }
+
+/// Every exception of the practitioner overlapping `[from, to)` (for the slot engine).
+pub async fn exceptions_between(
+    conn: &mut PgConnection,
+    practitioner: UserId,
+    from: OffsetDateTime,
+    to: OffsetDateTime,
+) -> Result<Vec<Exception>, sqlx::Error> {
+    let rows = sqlx::query_as!(
+        ExceptionRow,
+        "SELECT id, kind, starts_at, ends_at, lengths, step_minutes, buffer_before, buffer_after,
+                min_notice_minutes, horizon_days, kinds
+         FROM availability_exceptions
+         WHERE practitioner_id = $1 AND ends_at > $2 AND starts_at < $3
+         ORDER BY starts_at, id",
+        practitioner.as_uuid(),
+        from,
+        to
+    )
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().map(Exception::from).collect())
+}
+
+/// The practitioner's busy time in `[from, to)` across every company (merged intervals, from
+/// `app_private.practitioner_busy`: nothing about who or where).
+pub async fn busy(
+    conn: &mut PgConnection,
+    practitioner: UserId,
+    from: OffsetDateTime,
+    to: OffsetDateTime,
+) -> Result<Vec<(OffsetDateTime, OffsetDateTime)>, sqlx::Error> {
+    let rows = sqlx::query!(
+        r#"SELECT starts_at AS "starts_at!", ends_at AS "ends_at!"
+           FROM app_private.practitioner_busy($1, $2, $3)"#,
+        practitioner.as_uuid(),
+        from,
+        to
+    )
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().map(|r| (r.starts_at, r.ends_at)).collect())
+}

@@ -703,3 +703,225 @@ async fn the_global_tables_hold_alone_against_crafted_contexts() {
         .unwrap();
     assert_eq!(row.get::<i16, _>(0), 1);
 }
+
+#[tokio::test]
+async fn slots_keep_local_hours_across_dst_and_hide_busy_time_from_every_company() {
+    let app = TestApp::spawn().await;
+    let (a, b) = (host("alpha"), host("bravo"));
+    let (doc, t) = practitioner(&app, "Dr Slots", &[app.tenant_a, app.tenant_b]).await;
+    let base = "/api/v1/availability";
+    json_of(
+        send(
+            &app,
+            Method::PUT,
+            &a,
+            &format!("{base}/settings"),
+            &t,
+            Some(json!({"time_zone": "Europe/Paris"})),
+        )
+        .await,
+        200,
+    )
+    .await;
+    json_of(
+        send(
+            &app,
+            Method::POST,
+            &a,
+            &format!("{base}/rules"),
+            &t,
+            Some(
+                json!({"weekday": "sunday", "start": "09:00", "end": "12:00", "lengths": [60],
+                         "min_notice_minutes": 0, "horizon_days": 365, "kinds": ["video"]}),
+            ),
+        )
+        .await,
+        201,
+    )
+    .await;
+    let (_, employee) = member_session(&app, &[Role::Employee]).await;
+    let slots = |q: &str| format!("/api/v1/practitioners/{doc}/slots?{q}");
+    let starts = |v: &Value| -> Vec<String> {
+        v["slots"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["starts_at"].as_str().unwrap().to_owned())
+            .collect()
+    };
+
+    // 2027-03-21 (winter time) and 2027-03-28 (the change, 02:00 → 03:00): 09:00–12:00 local
+    // both Sundays.
+    let range = "from=2027-03-20T00:00:00Z&to=2027-03-29T00:00:00Z";
+    let paris = json_of(
+        send(
+            &app,
+            Method::GET,
+            &a,
+            &slots(&format!("{range}&tz=Europe/Paris")),
+            &employee,
+            None,
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert_eq!(paris["time_zone"], "Europe/Paris");
+    assert_eq!(
+        starts(&paris),
+        [
+            "2027-03-21T09:00:00+01:00",
+            "2027-03-21T10:00:00+01:00",
+            "2027-03-21T11:00:00+01:00",
+            "2027-03-28T09:00:00+02:00",
+            "2027-03-28T10:00:00+02:00",
+            "2027-03-28T11:00:00+02:00",
+        ]
+    );
+    assert_eq!(paris["slots"][0]["ends_at"], "2027-03-21T10:00:00+01:00");
+    assert_eq!(paris["slots"][0]["length_minutes"], 60);
+    // The same instants in the caller's zone (New York changed two weeks earlier), and UTC by
+    // default.
+    let ny = json_of(
+        send(
+            &app,
+            Method::GET,
+            &a,
+            &slots(&format!("{range}&tz=America/New_York")),
+            &employee,
+            None,
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert_eq!(starts(&ny)[3], "2027-03-28T03:00:00-04:00");
+    let utc = json_of(
+        send(&app, Method::GET, &a, &slots(range), &employee, None).await,
+        200,
+    )
+    .await;
+    assert_eq!(starts(&utc)[0], "2027-03-21T08:00:00Z");
+
+    // A booking in the other company takes 10:00 away, without a word about it.
+    let mut o = app.owner().await;
+    let patient_b = add_person(
+        &app,
+        app.tenant_b,
+        "patient.slots@bravo.test",
+        &["employee"],
+    )
+    .await;
+    let at = time::OffsetDateTime::parse(
+        "2027-03-28T08:00:00Z",
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    crate::consultations::plant(&mut o, app.tenant_b, patient_b, doc, at, 60, "confirmed")
+        .await
+        .unwrap();
+    let res = send(
+        &app,
+        Method::GET,
+        &a,
+        &slots(&format!("{range}&tz=Europe/Paris")),
+        &employee,
+        None,
+    )
+    .await;
+    let text = res.text().await.unwrap();
+    assert!(
+        !text.contains("bravo") && !text.contains(&patient_b.to_string()),
+        "{text}"
+    );
+    let after: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        starts(&after)[3..],
+        ["2027-03-28T09:00:00+02:00", "2027-03-28T11:00:00+02:00"]
+    );
+    // The practitioner sees their own slots from any company they serve.
+    let (_, t_b) = mint_session(&app, app.tenant_b, &b, doc, &[Role::Practitioner]).await;
+    let own = json_of(
+        send(
+            &app,
+            Method::GET,
+            &b,
+            &slots(&format!("{range}&tz=Europe/Paris")),
+            &t_b,
+            None,
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert_eq!(starts(&own), starts(&after));
+
+    // Filters and bad input.
+    let none = json_of(
+        send(
+            &app,
+            Method::GET,
+            &a,
+            &slots(&format!("{range}&kind=chat")),
+            &employee,
+            None,
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert_eq!(none["slots"], json!([]));
+    for (q, field) in [
+        ("from=2027-03-01T00:00:00Z&to=2027-05-03T00:00:00Z", "to"),
+        ("from=2027-03-02T00:00:00Z&to=2027-03-01T00:00:00Z", "to"),
+        ("from=tomorrow", "from"),
+        ("kind=telepathy", "kind"),
+        ("length=7", "length"),
+        ("tz=Mars/Olympus", "tz"),
+    ] {
+        let res = send(&app, Method::GET, &a, &slots(q), &employee, None).await;
+        assert_eq!(res.status(), 422, "{q}");
+        assert_eq!(problem(res).await["errors"][0]["field"], field, "{q}");
+    }
+    // 62 days exactly is accepted.
+    let res = send(
+        &app,
+        Method::GET,
+        &a,
+        &slots("from=2027-03-01T00:00:00Z&to=2027-05-02T00:00:00Z"),
+        &employee,
+        None,
+    )
+    .await;
+    assert_eq!(res.status(), 200);
+
+    // Not this company's practitioner, or not a practitioner: 404. HR: 403. No token: 401.
+    let (only_b, _) = practitioner(&app, "Dr Only B", &[app.tenant_b]).await;
+    for who in [only_b, patient_b, UserId::new()] {
+        let res = send(
+            &app,
+            Method::GET,
+            &a,
+            &format!("/api/v1/practitioners/{who}/slots"),
+            &employee,
+            None,
+        )
+        .await;
+        assert_eq!(res.status(), 404, "{who}");
+    }
+    let (_, hr) = member_session(&app, &[Role::Hr]).await;
+    assert_eq!(
+        send(&app, Method::GET, &a, &slots(""), &hr, None)
+            .await
+            .status(),
+        403
+    );
+    assert_eq!(
+        app.req(Method::GET, &a, &slots(""))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+}
