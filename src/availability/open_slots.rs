@@ -302,3 +302,42 @@ pub async fn list(
             .collect(),
     }))
 }
+
+/// The start of the practitioner's soonest free slot in the next
+/// [`scoring::AVAILABILITY_HORIZON_HOURS`](crate::practitioners::scoring::AVAILABILITY_HORIZON_HOURS),
+/// for matching: `None` when they keep no schedule (availability does not apply); the horizon
+/// itself when they keep one but nothing is free before it (availability applies, as 0 — a
+/// schedule with no free time must not rank above one free in 13 days).
+pub async fn soonest_slot(
+    conn: &mut PgConnection,
+    practitioner: UserId,
+    now: OffsetDateTime,
+) -> Result<Option<OffsetDateTime>, AppError> {
+    // The scoring horizon is a whole number of hours (14 days).
+    #[allow(clippy::cast_possible_truncation)]
+    let horizon = Duration::hours(crate::practitioners::scoring::AVAILABILITY_HORIZON_HOURS as i64);
+    let to = now + horizon;
+    let Some((_, schedule)) = load_schedule(
+        conn,
+        practitioner,
+        now - Duration::days(1),
+        to + Duration::days(1),
+    )
+    .await?
+    else {
+        return Ok(None);
+    };
+    let busy = busy_around(conn, practitioner, now, to).await?;
+    let query = SlotQuery {
+        from: now,
+        to,
+        now,
+        kind: None,
+        length: None,
+    };
+    let first = slots::expand(&schedule, &busy, &query)
+        .map_err(|e| AppError::Internal(e.to_string()))?
+        .first()
+        .map(|s| s.starts_at);
+    Ok(Some(first.unwrap_or(to)))
+}

@@ -236,6 +236,12 @@ pub async fn match_practitioners(
     let mut tx = actor.begin(&state).await?;
     let candidates =
         repo::match_candidates(&mut tx, actor.tenant, &specialty_names(&need.specialties)).await?;
+    // Availability: each candidate's soonest free slot across every company they serve.
+    let mut candidates = candidates;
+    for c in &mut candidates {
+        c.soonest_slot =
+            crate::availability::open_slots::soonest_slot(&mut tx, c.user_id, need.now).await?;
+    }
     let ranked = scoring::rank(&need, &candidates, usize::try_from(limit).unwrap_or(5));
     let mut items = Vec::with_capacity(ranked.len());
     for s in ranked {

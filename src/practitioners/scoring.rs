@@ -7,15 +7,14 @@
 //! |----------------|--------|--------------------------------------------------------------|--------------|
 //! | `specialty`    | 0.50   | share of the requested needs the practitioner covers         | always |
 //! | `language`     | 0.20   | 1 if they speak the requested language, else 0               | a language was asked for |
-//! | `availability` | 0.15   | 1 for a free slot now, falling linearly to 0 at 14 days      | the soonest free slot is known |
+//! | `availability` | 0.15   | 1 for a free slot now, falling linearly to 0 at 14 days      | the practitioner keeps a schedule (none free within 14 days: 0) |
 //! | `rating`       | 0.10   | mean rating (1–5) mapped to [0, 1], shrunk toward 3.5 by 5 virtual reviews | the practitioner has reviews |
 //! | `verified`     | 0.05   | 1 if the platform verified their licence                     | always |
 //!
 //! A component that does not apply is excluded from BOTH sums (it neither helps nor hurts,
-//! and the weights of the others are renormalised). That is how the two terms that need
-//! features not built yet are wired in: the candidate query returns `soonest_slot` and
-//! `rating` as NULL today; when scheduling (free/busy across tenants) and reviews exist, the
-//! query fills those columns and the score takes them into account with no other change.
+//! and the weights of the others are renormalised). `soonest_slot` comes from the slot engine
+//! (`availability::open_slots::soonest_slot`, busy time from every company); `rating` is NULL
+//! until reviews exist.
 //!
 //! Determinism: the inputs are the stored profile and the request; components are computed in
 //! a fixed order with fixed weights; the total is rounded to 4 decimals and ties (equal rounded
@@ -165,9 +164,17 @@ pub fn score(need: &Need, c: &Candidate) -> Scored {
     let availability = c
         .soonest_slot
         .map(|slot| availability_value(slot, need.now));
-    explanation.push(match c.soonest_slot {
-        Some(_) => "availability from the soonest free slot".to_owned(),
-        None => "availability not known yet: not counted".to_owned(),
+    explanation.push(match (c.soonest_slot, availability) {
+        (Some(_), Some(v)) if v <= 0.0 => "no free slot within 14 days".to_owned(),
+        (Some(slot), _) => {
+            let hours = ((slot - need.now).as_seconds_f64() / 3600.0).max(0.0);
+            if hours < 48.0 {
+                format!("free within {} hours", hours.ceil())
+            } else {
+                format!("free within {} days", (hours / 24.0).ceil())
+            }
+        }
+        (None, _) => "no schedule yet: availability not counted".to_owned(),
     });
 
     let rating = c.rating.filter(|r| r.count > 0).map(rating_value);

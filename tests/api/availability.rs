@@ -925,3 +925,121 @@ async fn slots_keep_local_hours_across_dst_and_hide_busy_time_from_every_company
         401
     );
 }
+
+#[tokio::test]
+async fn matching_counts_the_soonest_free_slot_and_zero_for_a_full_schedule() {
+    let app = TestApp::spawn().await;
+    let a = host("alpha");
+    let mut o = app.owner().await;
+    let mut doc = async |name: &str| {
+        let id = add_practitioner(
+            &app,
+            &mut o,
+            name,
+            &["anxiety"],
+            &["en"],
+            "bio",
+            true,
+            &[app.tenant_a],
+        )
+        .await;
+        let (_, t) = mint_session(&app, app.tenant_a, &a, id, &[Role::Practitioner]).await;
+        (id, t)
+    };
+    let (free, t_free) = doc("Dr Free").await;
+    let (full, t_full) = doc("Dr Full").await;
+    let (unset, _) = doc("Dr Unset").await;
+    for t in [&t_free, &t_full] {
+        for day in [
+            "monday",
+            "tuesday",
+            "wednesday",
+            "thursday",
+            "friday",
+            "saturday",
+            "sunday",
+        ] {
+            let body = json!({"weekday": day, "start": "00:00", "end": "24:00", "lengths": [60],
+                              "min_notice_minutes": 0, "kinds": ["video"]});
+            let res = send(
+                &app,
+                Method::POST,
+                &a,
+                "/api/v1/availability/rules",
+                t,
+                Some(body),
+            )
+            .await;
+            json_of(res, 201).await;
+        }
+    }
+    // Dr Full is away for the next 15 days.
+    let now = time::OffsetDateTime::now_utc();
+    let fmt = |t: time::OffsetDateTime| {
+        t.format(&time::format_description::well_known::Rfc3339)
+            .unwrap()
+    };
+    json_of(
+        send(
+            &app,
+            Method::POST,
+            &a,
+            "/api/v1/availability/exceptions",
+            &t_full,
+            Some(
+                json!({"kind": "time_off", "starts_at": fmt(now - time::Duration::hours(1)),
+                         "ends_at": fmt(now + time::Duration::days(15))}),
+            ),
+        )
+        .await,
+        201,
+    )
+    .await;
+    let (_, employee) = member_session(&app, &[Role::Employee]).await;
+    let res = json_of(
+        send(
+            &app,
+            Method::GET,
+            &a,
+            "/api/v1/practitioners/match?need=anxiety&limit=10",
+            &employee,
+            None,
+        )
+        .await,
+        200,
+    )
+    .await;
+    let availability = |who: UserId| -> (bool, f64) {
+        let item = res["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["practitioner"]["user_id"] == who.to_string())
+            .unwrap();
+        let c = item["components"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == "availability")
+            .unwrap();
+        (
+            c["applied"].as_bool().unwrap(),
+            c["value"].as_f64().unwrap_or(-1.0),
+        )
+    };
+    let (applied, value) = availability(free);
+    assert!(applied && value > 0.99, "{value}");
+    assert_eq!(availability(full), (true, 0.0));
+    assert!(!availability(unset).0);
+    // Free now ranks above fully booked (no schedule at all: availability not counted, as
+    // before scheduling existed).
+    let rank = |who: UserId| {
+        res["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .position(|i| i["practitioner"]["user_id"] == who.to_string())
+            .unwrap()
+    };
+    assert!(rank(free) < rank(full));
+}
