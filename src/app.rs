@@ -125,6 +125,7 @@ pub struct AppState {
         (name = "tenant", description = "The tenant of the request's host"),
         (name = "auth", description = "Sign-up, login, sessions, TOTP, password reset"),
         (name = "practitioners", description = "The practitioner network: platform management, company directory, matching"),
+        (name = "consultations", description = "Booking and each participant's consultations"),
         (name = "availability", description = "A practitioner's schedule: settings, weekly rules, exceptions"),
         (name = "platform", description = "Platform admins (platform host): tenants, practitioner assignment"),
         (name = "members", description = "Company settings, members, HR counts, invitations, CSV import"),
@@ -159,6 +160,7 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .merge(crate::auth::router())
         .merge(crate::practitioners::router())
         .merge(crate::availability::router())
+        .merge(crate::consultations::router())
         .merge(crate::platform::router())
         .merge(crate::members::router())
 }

@@ -16,6 +16,8 @@ pub mod cli;
 pub mod clock;
 /// The one configuration loader (environment over file over defaults) and the core section.
 pub mod config;
+/// Consultations: booking, and each participant's consultations.
+pub mod consultations;
 /// Password hashing, tokens, TOTP, envelope encryption.
 pub mod crypto;
 /// Pool, migrations, self-check, and the RLS-scoped transactions.

@@ -33,6 +33,25 @@ async fn practitioner(app: &TestApp, name: &str, tenants: &[TenantId]) -> (UserI
     (id, token)
 }
 
+/// Open every day around the clock (hour-long slots, no notice, `kinds`) for the practitioner
+/// of `token`, through the API.
+pub async fn open_all_week(app: &TestApp, host: &str, token: &str, kinds: &[&str]) {
+    for day in serein::availability::model::WEEKDAYS {
+        let body = json!({"weekday": day, "start": "00:00", "end": "24:00", "lengths": [60],
+                          "min_notice_minutes": 0, "horizon_days": 60, "kinds": kinds});
+        let res = send(
+            app,
+            Method::POST,
+            host,
+            "/api/v1/availability/rules",
+            token,
+            Some(body),
+        )
+        .await;
+        assert_eq!(res.status(), 201);
+    }
+}
+
 fn rule(weekday: &str, start: &str, end: &str) -> Value {
     json!({"weekday": weekday, "start": start, "end": end, "lengths": [50],
            "buffer_after_minutes": 10, "kinds": ["video", "audio"]})
@@ -950,28 +969,7 @@ async fn matching_counts_the_soonest_free_slot_and_zero_for_a_full_schedule() {
     let (full, t_full) = doc("Dr Full").await;
     let (unset, _) = doc("Dr Unset").await;
     for t in [&t_free, &t_full] {
-        for day in [
-            "monday",
-            "tuesday",
-            "wednesday",
-            "thursday",
-            "friday",
-            "saturday",
-            "sunday",
-        ] {
-            let body = json!({"weekday": day, "start": "00:00", "end": "24:00", "lengths": [60],
-                              "min_notice_minutes": 0, "kinds": ["video"]});
-            let res = send(
-                &app,
-                Method::POST,
-                &a,
-                "/api/v1/availability/rules",
-                t,
-                Some(body),
-            )
-            .await;
-            json_of(res, 201).await;
-        }
+        open_all_week(&app, &a, t, &["video"]).await;
     }
     // Dr Full is away for the next 15 days.
     let now = time::OffsetDateTime::now_utc();

@@ -246,8 +246,12 @@ impl TestApp {
             db: state.db.clone(),
             db_name,
             clock,
+            // The server closes a keep-alive connection idle for HEADER_READ_TIMEOUT_MS (10 s):
+            // a client that keeps one longer races that close and sees a reset POST
+            // (IncompleteMessage). Keep idle connections for less.
             client: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
+                .pool_idle_timeout(std::time::Duration::from_secs(5))
                 .build()
                 .unwrap(),
             tenant_a,
@@ -470,6 +474,18 @@ pub async fn seed_world(owner: &mut PgConnection, tenant: TenantId, tag: &str) -
     .bind(tenant.as_uuid())
     .bind(consultation)
     .bind(user.as_uuid())
+    .execute(&mut *owner)
+    .await
+    .unwrap();
+    // Booking: the idempotency record of that booking.
+    sqlx::query(
+        "INSERT INTO idempotency_keys (tenant_id, user_id, key, request_hash, status, response,
+                                       created_at, expires_at)
+         VALUES ($1, $2, $3, sha256($3::bytea), 201, '{}', now(), now() + interval '1 day')",
+    )
+    .bind(tenant.as_uuid())
+    .bind(user.as_uuid())
+    .bind(format!("seed-{consultation}"))
     .execute(&mut *owner)
     .await
     .unwrap();

@@ -13,6 +13,7 @@ mod auth_flows;
 mod auth_mail;
 mod availability;
 mod bola;
+mod booking;
 mod cli;
 mod consultations;
 mod hardening_auth;

@@ -1,0 +1,24 @@
+//! Consultations (issue 11, items 3–4): booking that cannot double-book, and each
+//! participant's consultations.
+//!
+//! - `POST /consultations` (employees): [`booking`], one transaction with idempotency,
+//!   locks, the slot check, the allowance and the exclusion constraint.
+//! - `GET /consultations`, `GET /consultations/{id}` (the two participants): [`handlers`].
+//! - Storage: migrations `20261206000003_consultations.sql` (table, RLS, busy time) and
+//!   `20261206000004_booking.sql` (idempotency keys, the booking definers).
+
+pub mod booking;
+pub mod handlers;
+pub mod model;
+pub mod repo;
+
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::app::AppState;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(handlers::create, handlers::list))
+        .routes(routes!(handlers::get))
+}
