@@ -59,6 +59,19 @@ async fn checked_zone(conn: &mut sqlx::PgConnection, tz: &str) -> Result<String,
     Ok(tz.to_owned())
 }
 
+/// A schedule belongs to a practitioner profile (made by the platform with the identity): a
+/// practitioner membership without one (a CLI-made account) gets a clear 409, not a 500.
+async fn require_profile(conn: &mut sqlx::PgConnection, actor: &Actor) -> Result<(), AppError> {
+    if repo::has_profile(conn, actor.user).await? {
+        Ok(())
+    } else {
+        Err(AppError::Conflict {
+            code: "profile_required",
+            detail: "This account has no practitioner profile yet; the platform creates it.".into(),
+        })
+    }
+}
+
 /// The practitioner's schedule settings (time zone, confirmation). Before they save any, the
 /// defaults: this company's time zone, automatic confirmation, `saved: false`.
 #[utoipa::path(get, path = "/api/v1/availability/settings", tag = "availability",
@@ -97,7 +110,10 @@ pub async fn get_settings(
     extensions(("x-authz" = json!({"resource": "availability", "action": "update"}))),
     security(("bearer" = [])),
     request_body = SettingsRequest,
-    responses((status = 200, body = Settings)))]
+    responses(
+        (status = 200, body = Settings),
+        (status = 409, description = "profile_required"),
+    ))]
 #[tracing::instrument(skip_all)]
 pub async fn put_settings(
     State(state): State<AppState>,
@@ -107,6 +123,7 @@ pub async fn put_settings(
     practitioner(&actor)?;
     let now = state.clock.now();
     let mut tx = actor.begin(&state).await?;
+    require_profile(&mut tx, &actor).await?;
     let tz = checked_zone(&mut tx, &req.time_zone).await?;
     let (time_zone, auto_confirm) =
         repo::save_settings(&mut tx, actor.user, &tz, req.auto_confirm, now).await?;
@@ -145,7 +162,7 @@ pub async fn list_rules(State(state): State<AppState>, actor: Actor) -> AppResul
     request_body = RuleRequest,
     responses(
         (status = 201, body = Rule),
-        (status = 409, description = "too_many_rules: at most 50"),
+        (status = 409, description = "too_many_rules (at most 50) or profile_required"),
     ))]
 #[tracing::instrument(skip_all)]
 pub async fn create_rule(
@@ -160,6 +177,7 @@ pub async fn create_rule(
     let tz = repo::company_time_zone(&mut tx)
         .await?
         .unwrap_or_else(|| "UTC".into());
+    require_profile(&mut tx, &actor).await?;
     repo::ensure_schedule(&mut tx, actor.user, &tz, now).await?;
     if repo::rule_count(&mut tx, actor.user).await? >= MAX_RULES {
         return Err(AppError::Conflict {
@@ -258,7 +276,10 @@ pub async fn list_exceptions(
     extensions(("x-authz" = json!({"resource": "availability", "action": "update"}))),
     security(("bearer" = [])),
     request_body = ExceptionRequest,
-    responses((status = 201, body = Exception)))]
+    responses(
+        (status = 201, body = Exception),
+        (status = 409, description = "profile_required"),
+    ))]
 #[tracing::instrument(skip_all)]
 pub async fn create_exception(
     State(state): State<AppState>,
@@ -272,6 +293,7 @@ pub async fn create_exception(
     let tz = repo::company_time_zone(&mut tx)
         .await?
         .unwrap_or_else(|| "UTC".into());
+    require_profile(&mut tx, &actor).await?;
     repo::ensure_schedule(&mut tx, actor.user, &tz, now).await?;
     let saved = repo::insert_exception(&mut tx, actor.user, &exception, now).await?;
     tx.commit().await?;

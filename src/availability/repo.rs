@@ -392,3 +392,16 @@ pub async fn busy(
     .await?;
     Ok(rows.into_iter().map(|r| (r.starts_at, r.ends_at)).collect())
 }
+
+/// Whether the practitioner has their profile (a schedule belongs to one).
+pub async fn has_profile(
+    conn: &mut PgConnection,
+    practitioner: UserId,
+) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM practitioner_profiles WHERE user_id = $1) AS "exists!""#,
+        practitioner.as_uuid()
+    )
+    .fetch_one(conn)
+    .await
+}

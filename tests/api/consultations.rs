@@ -245,3 +245,143 @@ async fn only_the_two_participants_read_a_consultation_and_busy_time_names_nobod
     as_app_with_roles(&mut c, Some(a), Some(colleague), "employee").await;
     assert!(busy(&mut c, doc, from, 10).await.is_empty());
 }
+
+/// Call a booking definer as the context of `conn`: its first column as text, or the SQLSTATE.
+async fn call_definer(
+    conn: &mut PgConnection,
+    sql: &str,
+    practitioner: UserId,
+) -> Result<Option<String>, String> {
+    conn.execute("SAVEPOINT d").await.unwrap();
+    let r: Result<Option<String>, sqlx::Error> =
+        sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
+            .bind(practitioner.as_uuid())
+            .fetch_one(&mut *conn)
+            .await;
+    match r {
+        Ok(v) => {
+            conn.execute("RELEASE SAVEPOINT d").await.unwrap();
+            Ok(v)
+        }
+        Err(e) => {
+            conn.execute("ROLLBACK TO SAVEPOINT d").await.unwrap();
+            Err(e
+                .as_database_error()
+                .and_then(|d| d.code())
+                .map(|c| c.into_owned())
+                .unwrap_or_default())
+        }
+    }
+}
+
+const LOCK: &str = "SELECT app_private.booking_lock($1)::text";
+const BOOK: &str = "SELECT outcome FROM app_private.book_consultation(gen_random_uuid(), $1, 'video', now() + interval '2 days', now() + interval '2 days 1 hour', now())";
+const CLAIM: &str =
+    "SELECT outcome FROM app_private.idempotency_claim($1::text, sha256('x'), now(), 24)";
+
+#[tokio::test]
+async fn the_booking_definers_take_no_claim_as_proof_and_book_only_for_a_proven_employee() {
+    let app = TestApp::spawn().await;
+    let (a, b) = (app.tenant_a, app.tenant_b);
+    let mut o = app.owner().await;
+    let doc = add_practitioner(
+        &app,
+        &mut o,
+        "Dr Door",
+        &["stress"],
+        &["en"],
+        "bio",
+        true,
+        &[a],
+    )
+    .await;
+    let only_b = add_practitioner(
+        &app,
+        &mut o,
+        "Dr Elsewhere",
+        &["stress"],
+        &["en"],
+        "bio",
+        true,
+        &[b],
+    )
+    .await;
+    for p in [doc, only_b] {
+        sqlx::query("INSERT INTO practitioner_schedules (user_id, time_zone, created_at, updated_at) VALUES ($1, 'UTC', now(), now())")
+            .bind(p.as_uuid())
+            .execute(&mut o)
+            .await
+            .unwrap();
+    }
+    mint_session(&app, a, &host("alpha"), doc, &[Role::Practitioner]).await;
+    let patient = proven_person(&app, a, "alpha", &[Role::Employee]).await;
+    let hr = proven_person(&app, a, "alpha", &[Role::Hr]).await;
+    let mut c = app.owner().await;
+
+    // Claims prove nothing: every definer refuses (42501) a context without the guard's proof,
+    // whoever it names and whatever roles it claims.
+    for (tenant, user) in [
+        (Some(a), Some(patient)),
+        (Some(a), None),
+        (None, Some(patient)),
+        (Some(b), Some(patient)),
+    ] {
+        as_app_with_roles(&mut c, tenant, user, "employee,tenant_admin").await;
+        for sql in [LOCK, BOOK, CLAIM] {
+            assert_eq!(
+                call_definer(&mut c, sql, doc).await,
+                Err("42501".into()),
+                "{sql} as {user:?} in {tenant:?}"
+            );
+        }
+        c.execute("ROLLBACK").await.unwrap();
+    }
+    // Proven, but not an employee (HR), or the practitioner booking themself, or a
+    // practitioner who does not serve this company: no lock, no booking.
+    for (user, roles, practitioner) in [
+        (hr, "hr", doc),
+        (doc, "practitioner", doc),
+        (patient, "employee", only_b),
+    ] {
+        assert!(as_member_with_session_roles(&mut c, a, user, roles).await);
+        assert_eq!(
+            call_definer(&mut c, LOCK, practitioner).await,
+            Ok(None),
+            "{roles}"
+        );
+        assert_eq!(
+            call_definer(&mut c, BOOK, practitioner).await,
+            Ok(Some("not_allowed".into())),
+            "{roles}"
+        );
+        c.execute("ROLLBACK").await.unwrap();
+    }
+    // The proven employee: the lock answers the confirmation setting, the booking is theirs.
+    assert!(as_member_with_session_roles(&mut c, a, patient, "employee").await);
+    assert_eq!(
+        call_definer(&mut c, LOCK, doc).await,
+        Ok(Some("true".into()))
+    );
+    assert_eq!(
+        call_definer(&mut c, BOOK, doc).await,
+        Ok(Some("booked".into()))
+    );
+    let mine: i64 = sqlx::query_scalar("SELECT count(*) FROM consultations WHERE employee_id = $1")
+        .bind(patient.as_uuid())
+        .fetch_one(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(mine, 1);
+    c.execute("ROLLBACK").await.unwrap();
+    // The idempotency table is not the request role's: no grant.
+    assert!(as_member_with_session_roles(&mut c, a, patient, "employee").await);
+    let denied = c
+        .execute("SELECT 1 FROM idempotency_keys")
+        .await
+        .unwrap_err();
+    assert_eq!(
+        denied.as_database_error().and_then(|d| d.code()).as_deref(),
+        Some("42501")
+    );
+    c.execute("ROLLBACK").await.unwrap();
+}

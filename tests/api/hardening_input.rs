@@ -31,6 +31,8 @@ struct Op {
     query: Vec<String>,
     /// The JSON body's schema (resolved), if the operation takes a JSON body.
     body: Option<Value>,
+    /// Its declared (resource, action).
+    authz: (String, String),
 }
 
 fn resolve<'a>(doc: &'a Value, schema: &'a Value) -> &'a Value {
@@ -66,11 +68,22 @@ fn operations(doc: &Value) -> Vec<Op> {
             let body = content
                 .get("application/json")
                 .map(|c| resolve(doc, &c["schema"]).clone());
+            let authz = (
+                op["x-authz"]["resource"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+                op["x-authz"]["action"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+            );
             ops.push(Op {
                 method,
                 path: path.clone(),
                 query,
                 body,
+                authz,
             });
         }
     }
@@ -160,9 +173,21 @@ async fn every_route_refuses_nul_control_characters_and_array_bodies() {
     assert!(ops.len() >= 40, "too few operations: {}", ops.len());
     assert!(ops.iter().filter(|o| o.body.is_some()).count() >= 15);
 
-    // The most privileged caller of each host: a tenant admin on A's host, a platform admin on
-    // the platform host. A fresh session per operation: nothing may end it, but if something
-    // did, the next operation's answer would not hide behind a 401.
+    // The most privileged caller of each host: a tenant admin on A's host (or, for the care
+    // routes the policy gives only to practitioners or employees, one of those), a platform
+    // admin on the platform host. A fresh session per operation: nothing may end it, but if
+    // something did, the next operation's answer would not hide behind a 401.
+    let policy = crate::rbac::policy();
+    let company_role = |pair: &(String, String)| {
+        [
+            ("tenant_admin", Role::TenantAdmin),
+            ("practitioner", Role::Practitioner),
+            ("employee", Role::Employee),
+        ]
+        .into_iter()
+        .find(|(name, _)| policy.get(*name).is_some_and(|g| g.contains(pair)))
+        .map_or(Role::TenantAdmin, |(_, role)| role)
+    };
     let platform_admin = {
         let email = format!("{}@platform.test", uuid::Uuid::now_v7().simple());
         let user = add_person(&app, app.tenant_a, &email, &[]).await;
@@ -182,7 +207,7 @@ async fn every_route_refuses_nul_control_characters_and_array_bodies() {
             .await
             .1
         } else {
-            member_session(&app, &[Role::TenantAdmin]).await.1
+            member_session(&app, &[company_role(&op.authz)]).await.1
         });
     }
     let mut owner = app.owner().await;
