@@ -207,8 +207,22 @@ pub struct RuleRequest {
     pub start: String,
     /// Local end, `HH:MM`, after the start on the same day (`24:00` for midnight).
     pub end: String,
-    #[serde(flatten)]
-    pub offer: OfferRequest,
+    // The offer's fields, spelled out (not `#[serde(flatten)]`: serde cannot refuse unknown
+    // fields through a flattened struct, and OpenAPI would describe two closed objects at once).
+    /// Session lengths offered, 15–240 minutes, 1 to 6 of them.
+    pub lengths: Vec<i64>,
+    /// Minutes between two starts (default: each length steps by itself).
+    pub step_minutes: Option<i64>,
+    /// Kept free before a session, 0–120 (default 0).
+    pub buffer_before_minutes: Option<i64>,
+    /// Kept free after a session, 0–120 (default 0).
+    pub buffer_after_minutes: Option<i64>,
+    /// No booking closer than this to its start, 0–43200 (default 720: 12 hours).
+    pub min_notice_minutes: Option<i64>,
+    /// No booking further ahead than this, 1–365 days (default 60).
+    pub horizon_days: Option<i64>,
+    /// `video`, `audio`, `chat`, `in_person`: at least one.
+    pub kinds: Vec<String>,
 }
 
 /// A checked weekly rule.
@@ -276,7 +290,16 @@ impl RuleRequest {
             }
             _ => None,
         };
-        let offer = self.offer.parse(window, &mut errors);
+        let offer = OfferRequest {
+            lengths: self.lengths.clone(),
+            step_minutes: self.step_minutes,
+            buffer_before_minutes: self.buffer_before_minutes,
+            buffer_after_minutes: self.buffer_after_minutes,
+            min_notice_minutes: self.min_notice_minutes,
+            horizon_days: self.horizon_days,
+            kinds: self.kinds.clone(),
+        }
+        .parse(window, &mut errors);
         match (weekday, start, end) {
             (Some(weekday), Some(start), Some(end)) if errors.is_empty() => Ok(NewRule {
                 weekday,
@@ -489,8 +512,11 @@ pub fn kind_names(kinds: &[Kind]) -> Vec<String> {
 mod tests {
     use super::*;
 
-    fn offer(lengths: Vec<i64>) -> OfferRequest {
-        OfferRequest {
+    fn rule(weekday: &str, start: &str, end: &str, lengths: Vec<i64>) -> RuleRequest {
+        RuleRequest {
+            weekday: weekday.into(),
+            start: start.into(),
+            end: end.into(),
             lengths,
             step_minutes: None,
             buffer_before_minutes: None,
@@ -503,55 +529,28 @@ mod tests {
 
     #[test]
     fn a_rule_is_checked_field_by_field() {
-        let ok = RuleRequest {
-            weekday: "tuesday".into(),
-            start: "09:00".into(),
-            end: "12:30".into(),
-            offer: offer(vec![50, 30, 50]),
-        }
-        .parse()
-        .unwrap();
+        let ok = rule("tuesday", "09:00", "12:30", vec![50, 30, 50])
+            .parse()
+            .unwrap();
         assert_eq!(ok.weekday, 2);
         assert_eq!(ok.offer.lengths, vec![30, 50]);
         assert_eq!(ok.offer.kinds, vec![Kind::Video, Kind::Audio]);
         assert_eq!(ok.offer.min_notice_minutes, 720);
         assert_eq!(ok.offer.horizon_days, 60);
-        let bad = RuleRequest {
-            weekday: "funday".into(),
-            start: "9".into(),
-            end: "08:00".into(),
-            offer: offer(vec![10, 300]),
-        }
-        .parse()
-        .unwrap_err();
+        let bad = rule("funday", "9", "08:00", vec![10, 300])
+            .parse()
+            .unwrap_err();
         let fields: Vec<&str> = bad.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(fields, ["weekday", "start", "lengths[0]", "lengths[1]"]);
-        let inverted = RuleRequest {
-            weekday: "monday".into(),
-            start: "12:00".into(),
-            end: "09:00".into(),
-            offer: offer(vec![60]),
-        }
-        .parse()
-        .unwrap_err();
+        let inverted = rule("monday", "12:00", "09:00", vec![60])
+            .parse()
+            .unwrap_err();
         assert_eq!(inverted[0].field, "end");
-        let too_long = RuleRequest {
-            weekday: "monday".into(),
-            start: "09:00".into(),
-            end: "09:30".into(),
-            offer: offer(vec![60]),
-        }
-        .parse()
-        .unwrap_err();
+        let too_long = rule("monday", "09:00", "09:30", vec![60])
+            .parse()
+            .unwrap_err();
         assert_eq!(too_long[0].reason, "is longer than the window");
-        let midnight = RuleRequest {
-            weekday: "sunday".into(),
-            start: "20:00".into(),
-            end: "24:00".into(),
-            offer: offer(vec![240]),
-        }
-        .parse()
-        .unwrap();
+        let midnight = rule("sunday", "20:00", "24:00", vec![240]).parse().unwrap();
         assert_eq!(format_clock(midnight.end), "24:00");
         assert_eq!(weekday_name(midnight.weekday), "sunday");
     }

@@ -174,7 +174,7 @@ pub async fn book(
         }
         _ => return Err(AppError::NotFound),
     }
-    let booked = repo::one(&mut tx, id)
+    let booked = repo::one_named(&mut tx, id)
         .await?
         .ok_or_else(|| AppError::Internal("a booked consultation is not readable".into()))?;
     if let Some(key) = key {

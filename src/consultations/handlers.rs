@@ -75,8 +75,9 @@ pub async fn list(
         .unwrap_or((OffsetDateTime::UNIX_EPOCH, Uuid::nil()));
     let mut tx = actor.begin(&state).await?;
     let rows = repo::page(&mut tx, actor.user, after, limit.fetch()).await?;
-    tx.commit().await?;
     let (items, next_cursor) = page(rows, limit, |c| (c.starts_at, c.id));
+    let items = repo::named(&mut tx, items).await?;
+    tx.commit().await?;
     Ok(Json(ConsultationPage { items, next_cursor }))
 }
 
@@ -97,7 +98,9 @@ pub async fn get(
 ) -> AppResult<Json<Consultation>> {
     actor.require_company()?;
     let mut tx = actor.begin(&state).await?;
-    let c = repo::one(&mut tx, id).await?.ok_or(AppError::NotFound)?;
+    let c = repo::one_named(&mut tx, id)
+        .await?
+        .ok_or(AppError::NotFound)?;
     tx.commit().await?;
     Ok(Json(c))
 }

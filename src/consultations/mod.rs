@@ -4,11 +4,14 @@
 //! - `POST /consultations` (employees): [`booking`], one transaction with idempotency,
 //!   locks, the slot check, the allowance and the exclusion constraint.
 //! - `GET /consultations`, `GET /consultations/{id}` (the two participants): [`handlers`].
+//! - `POST /consultations/{id}/confirm|cancel|reschedule|start|end|no-show`: [`lifecycle`].
 //! - Storage: migrations `20261206000003_consultations.sql` (table, RLS, busy time) and
-//!   `20261206000004_booking.sql` (idempotency keys, the booking definers).
+//!   `20261206000004_booking.sql` (idempotency keys, the booking definers),
+//!   `20261206000005_lifecycle.sql` (the transitions).
 
 pub mod booking;
 pub mod handlers;
+pub mod lifecycle;
 pub mod model;
 pub mod repo;
 
@@ -21,4 +24,10 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(handlers::create, handlers::list))
         .routes(routes!(handlers::get))
+        .routes(routes!(lifecycle::confirm))
+        .routes(routes!(lifecycle::cancel))
+        .routes(routes!(lifecycle::reschedule))
+        .routes(routes!(lifecycle::start))
+        .routes(routes!(lifecycle::end))
+        .routes(routes!(lifecycle::no_show))
 }

@@ -48,6 +48,10 @@ pub struct Consultation {
     #[serde(with = "time::serde::rfc3339")]
     pub ends_at: OffsetDateTime,
     pub length_minutes: i64,
+    /// Minutes between its start and end events, once ended.
+    pub duration_minutes: Option<i64>,
+    /// The other participant's display name (nothing else of them).
+    pub with_name: Option<String>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
 }

@@ -18,6 +18,7 @@ struct Row {
     status: Status,
     starts_at: OffsetDateTime,
     ends_at: OffsetDateTime,
+    duration_minutes: Option<i64>,
     created_at: OffsetDateTime,
 }
 
@@ -32,6 +33,8 @@ impl Row {
             starts_at: self.starts_at,
             ends_at: self.ends_at,
             length_minutes: (self.ends_at - self.starts_at).whole_minutes(),
+            duration_minutes: self.duration_minutes,
+            with_name: None,
             created_at: self.created_at,
         })
     }
@@ -42,8 +45,13 @@ pub async fn one(conn: &mut PgConnection, id: Uuid) -> Result<Option<Consultatio
     let row = sqlx::query_as!(
         Row,
         r#"SELECT id, employee_id AS "employee_id: UserId", practitioner_id AS "practitioner_id: UserId",
-                  kind, status AS "status: Status", starts_at, ends_at, created_at
-           FROM consultations WHERE id = $1 AND tenant_id = app.current_tenant()"#,
+                  kind, status AS "status: Status", starts_at, ends_at,
+                  (SELECT (extract(epoch FROM max(e.at) FILTER (WHERE e.kind = 'ended')
+                                          - max(e.at) FILTER (WHERE e.kind = 'started')) / 60)::bigint
+                   FROM consultation_events e
+                   WHERE e.tenant_id = c.tenant_id AND e.consultation_id = c.id) AS duration_minutes,
+                  created_at
+           FROM consultations c WHERE id = $1 AND tenant_id = app.current_tenant()"#,
         id
     )
     .fetch_optional(conn)
@@ -61,8 +69,13 @@ pub async fn page(
     let rows = sqlx::query_as!(
         Row,
         r#"SELECT id, employee_id AS "employee_id: UserId", practitioner_id AS "practitioner_id: UserId",
-                  kind, status AS "status: Status", starts_at, ends_at, created_at
-           FROM consultations
+                  kind, status AS "status: Status", starts_at, ends_at,
+                  (SELECT (extract(epoch FROM max(e.at) FILTER (WHERE e.kind = 'ended')
+                                          - max(e.at) FILTER (WHERE e.kind = 'started')) / 60)::bigint
+                   FROM consultation_events e
+                   WHERE e.tenant_id = c.tenant_id AND e.consultation_id = c.id) AS duration_minutes,
+                  created_at
+           FROM consultations c
            WHERE tenant_id = app.current_tenant() AND $1 IN (employee_id, practitioner_id)
              AND (starts_at, id) > ($2, $3)
            ORDER BY starts_at, id
@@ -169,4 +182,94 @@ pub async fn insert(
     )
     .fetch_one(conn)
     .await
+}
+
+/// One move of `app_private.consultation_transition`: the new status, `not_found` or
+/// `invalid_transition`.
+pub async fn transition(
+    conn: &mut PgConnection,
+    id: Uuid,
+    action: &str,
+    reason: Option<&str>,
+    now: OffsetDateTime,
+) -> Result<String, sqlx::Error> {
+    sqlx::query_scalar!(
+        r#"SELECT app_private.consultation_transition($1, $2, $3, $4) AS "outcome!""#,
+        id,
+        action,
+        reason,
+        now
+    )
+    .fetch_one(conn)
+    .await
+}
+
+/// Lock a consultation to move it: its practitioner, or `None` when it cannot move.
+pub async fn reschedule_lock(
+    conn: &mut PgConnection,
+    id: Uuid,
+    now: OffsetDateTime,
+) -> Result<Option<UserId>, sqlx::Error> {
+    let p = sqlx::query_scalar!("SELECT app_private.reschedule_lock($1, $2)", id, now)
+        .fetch_one(conn)
+        .await?;
+    Ok(p.map(UserId::from))
+}
+
+/// `consultation_reschedule`'s outcome code.
+pub async fn reschedule(
+    conn: &mut PgConnection,
+    id: Uuid,
+    starts_at: OffsetDateTime,
+    ends_at: OffsetDateTime,
+    now: OffsetDateTime,
+) -> Result<String, sqlx::Error> {
+    sqlx::query_scalar!(
+        r#"SELECT app_private.consultation_reschedule($1, $2, $3, $4) AS "outcome!""#,
+        id,
+        starts_at,
+        ends_at,
+        now
+    )
+    .fetch_one(conn)
+    .await
+}
+
+/// The other participant's display name of each of the caller's consultations.
+pub async fn counterparts(
+    conn: &mut PgConnection,
+    ids: &[Uuid],
+) -> Result<std::collections::HashMap<Uuid, String>, sqlx::Error> {
+    let rows = sqlx::query!(
+        r#"SELECT consultation_id AS "id!", display_name AS "name!"
+           FROM app_private.consultation_counterparts($1)"#,
+        ids
+    )
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().map(|r| (r.id, r.name)).collect())
+}
+
+/// Fill each consultation's `with_name` (the other participant's display name).
+pub async fn named(
+    conn: &mut PgConnection,
+    mut items: Vec<Consultation>,
+) -> Result<Vec<Consultation>, sqlx::Error> {
+    let ids: Vec<Uuid> = items.iter().map(|c| c.id).collect();
+    let mut names = counterparts(conn, &ids).await?;
+    for c in &mut items {
+        c.with_name = names.remove(&c.id);
+    }
+    Ok(items)
+}
+
+/// [`one`] with its `with_name`.
+pub async fn one_named(
+    conn: &mut PgConnection,
+    id: Uuid,
+) -> Result<Option<Consultation>, sqlx::Error> {
+    let Some(c) = one(&mut *conn, id).await? else {
+        return Ok(None);
+    };
+    Ok(named(conn, vec![c]).await?.pop())
 }

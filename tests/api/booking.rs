@@ -17,7 +17,7 @@ use serein::rbac::Role;
 
 /// A practitioner serving `tenants`, free every day around the clock (UTC, hour-long slots,
 /// no notice), confirming automatically or not.
-async fn bookable(app: &TestApp, tenants: &[TenantId], auto_confirm: bool) -> UserId {
+pub async fn bookable(app: &TestApp, tenants: &[TenantId], auto_confirm: bool) -> UserId {
     let mut o = app.owner().await;
     let id = add_practitioner(
         app,
@@ -52,7 +52,7 @@ async fn bookable(app: &TestApp, tenants: &[TenantId], auto_confirm: bool) -> Us
 }
 
 /// An employee of `tenant` (host `slug`) with a session: (id, token).
-async fn employee(app: &TestApp, tenant: TenantId, slug: &str) -> (UserId, String) {
+pub async fn employee(app: &TestApp, tenant: TenantId, slug: &str) -> (UserId, String) {
     let email = format!("{}@{slug}.booking.test", uuid::Uuid::now_v7().simple());
     let user = add_person(app, tenant, &email, &["employee"]).await;
     let (_, token) = mint_session(app, tenant, &host(slug), user, &[Role::Employee]).await;
@@ -69,11 +69,11 @@ fn slot(days: i64, hour: u8) -> String {
         .unwrap()
 }
 
-fn booking(practitioner: UserId, starts_at: &str) -> Value {
+pub fn booking(practitioner: UserId, starts_at: &str) -> Value {
     json!({"practitioner_id": practitioner, "starts_at": starts_at, "length_minutes": 60, "kind": "video"})
 }
 
-async fn book(
+pub async fn book(
     app: &TestApp,
     slug: &str,
     token: &str,

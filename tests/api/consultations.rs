@@ -373,6 +373,58 @@ async fn the_booking_definers_take_no_claim_as_proof_and_book_only_for_a_proven_
         .unwrap();
     assert_eq!(mine, 1);
     c.execute("ROLLBACK").await.unwrap();
+    // The lifecycle definers: a planted consultation of the patient's, moved only by a proven
+    // participant; claims raise 42501, a proven stranger (HR) gets not_found and no names.
+    let t0 = (OffsetDateTime::now_utc() + time::Duration::days(9))
+        .replace_nanosecond(0)
+        .unwrap();
+    let planted = plant(&mut o, a, patient, doc, t0, 50, "confirmed")
+        .await
+        .unwrap();
+    let moves = [
+        format!(
+            "SELECT app_private.consultation_transition('{planted}', 'cancel', NULL, now()) WHERE $1::uuid IS NOT NULL"
+        ),
+        format!(
+            "SELECT app_private.reschedule_lock('{planted}', now())::text WHERE $1::uuid IS NOT NULL"
+        ),
+        format!(
+            "SELECT app_private.consultation_reschedule('{planted}', now() + interval '10 days', now() + interval '10 days 1 hour', now()) WHERE $1::uuid IS NOT NULL"
+        ),
+    ];
+    as_app_with_roles(&mut c, Some(a), Some(patient), "employee").await;
+    for sql in &moves {
+        assert_eq!(
+            call_definer(&mut c, sql, doc).await,
+            Err("42501".into()),
+            "{sql}"
+        );
+    }
+    let names: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT count(*) FROM app_private.consultation_counterparts(ARRAY['{planted}'::uuid])"
+    )))
+    .fetch_one(&mut c)
+    .await
+    .unwrap();
+    assert_eq!(names, 0);
+    c.execute("ROLLBACK").await.unwrap();
+    assert!(as_member_with_session_roles(&mut c, a, hr, "hr").await);
+    assert_eq!(
+        call_definer(&mut c, &moves[0], doc).await,
+        Ok(Some("not_found".into()))
+    );
+    assert_eq!(call_definer(&mut c, &moves[1], doc).await, Ok(None));
+    assert_eq!(
+        call_definer(&mut c, &moves[2], doc).await,
+        Ok(Some("not_found".into()))
+    );
+    c.execute("ROLLBACK").await.unwrap();
+    assert!(as_member_with_session_roles(&mut c, a, patient, "employee").await);
+    assert_eq!(
+        call_definer(&mut c, &moves[0], doc).await,
+        Ok(Some("cancelled".into()))
+    );
+    c.execute("ROLLBACK").await.unwrap();
     // The idempotency table is not the request role's: no grant.
     assert!(as_member_with_session_roles(&mut c, a, patient, "employee").await);
     let denied = c

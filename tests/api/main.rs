@@ -27,6 +27,7 @@ mod import;
 mod invitations;
 mod isolation;
 mod keys;
+mod lifecycle;
 mod lists;
 mod mail;
 mod members;

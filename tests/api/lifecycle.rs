@@ -1,0 +1,334 @@
+//! The consultation lifecycle (issue 11, item 4): legal moves only, by the right participant,
+//! at the right time; history kept as events; the allowance given back by an early
+//! cancellation only.
+
+use reqwest::Method;
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::booking::{book, bookable, booking, employee};
+use crate::helpers::TestApp;
+use crate::members::send;
+use crate::people::{host, mint_session};
+use serein::db::UserId;
+use serein::rbac::Role;
+
+async fn act(
+    app: &TestApp,
+    token: &str,
+    id: &str,
+    action: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    // A second between moves, as between any two clicks: the history orders by time.
+    app.clock.advance(time::Duration::seconds(1));
+    let body = body.or_else(|| (action == "cancel").then(|| json!({})));
+    let res = send(
+        app,
+        Method::POST,
+        &host("alpha"),
+        &format!("/api/v1/consultations/{id}/{action}"),
+        token,
+        body,
+    )
+    .await;
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap_or(Value::Null))
+}
+
+async fn counts(app: &TestApp, id: &str) -> (String, bool, i32) {
+    sqlx::query_as(
+        "SELECT status, counts_against_allowance, sequence FROM consultations WHERE id = $1::uuid",
+    )
+    .bind(id)
+    .fetch_one(&mut app.owner().await)
+    .await
+    .unwrap()
+}
+
+fn at(t: OffsetDateTime) -> String {
+    t.format(&Rfc3339).unwrap()
+}
+
+/// Move the app's (manual) clock to `t`.
+fn set_clock(app: &TestApp, t: OffsetDateTime) {
+    app.clock.advance(t - app.clock.now());
+}
+
+/// The next whole hour of the app's clock (UTC).
+fn next_hour(app: &TestApp) -> OffsetDateTime {
+    let now = app.clock.now();
+    let h = now
+        .replace_minute(0)
+        .unwrap()
+        .replace_second(0)
+        .unwrap()
+        .replace_nanosecond(0)
+        .unwrap();
+    h + time::Duration::hours(1)
+}
+
+async fn practitioner_token(app: &TestApp, doc: UserId) -> String {
+    mint_session(
+        app,
+        app.tenant_a,
+        &host("alpha"),
+        doc,
+        &[Role::Practitioner],
+    )
+    .await
+    .1
+}
+
+#[tokio::test]
+async fn a_consultation_moves_only_along_its_lifecycle_and_keeps_its_history() {
+    let app = TestApp::spawn().await;
+    let doc = bookable(&app, &[app.tenant_a], false).await;
+    let (_, e) = employee(&app, app.tenant_a, "alpha").await;
+    let p = practitioner_token(&app, doc).await;
+    let t0 = next_hour(&app) + time::Duration::days(2);
+    let (s, c) = book(&app, "alpha", &e, booking(doc, &at(t0)), None).await;
+    assert_eq!((s, c["status"].as_str()), (201, Some("requested")));
+    let id = c["id"].as_str().unwrap().to_owned();
+
+    // Only the practitioner confirms (Casbin: the employee's role has no `confirm`).
+    assert_eq!(act(&app, &e, &id, "confirm", None).await.0, 403);
+    let (s, c) = act(&app, &p, &id, "confirm", None).await;
+    assert_eq!((s, c["status"].as_str()), (200, Some("confirmed")));
+    // Illegal moves: confirm twice, end before starting, start two days early.
+    for action in ["confirm", "end", "start", "no-show"] {
+        let (s, body) = act(&app, &p, &id, action, None).await;
+        assert_eq!(
+            (s, body["code"].as_str()),
+            (409, Some("invalid_transition")),
+            "{action}"
+        );
+    }
+    // Reschedule (the employee): to an offered slot; the practitioner confirms by hand, so it
+    // waits for them again; not to a time that is not offered; not onto someone else's slot.
+    let t1 = t0 + time::Duration::hours(3);
+    let (s, c) = act(
+        &app,
+        &e,
+        &id,
+        "reschedule",
+        Some(json!({"starts_at": at(t1)})),
+    )
+    .await;
+    assert_eq!(
+        (s, c["starts_at"].as_str(), c["status"].as_str()),
+        (200, Some(at(t1).as_str()), Some("requested")),
+        "{c}"
+    );
+    let (s, body) = act(
+        &app,
+        &e,
+        &id,
+        "reschedule",
+        Some(json!({"starts_at": at(t1 + time::Duration::minutes(30))})),
+    )
+    .await;
+    assert_eq!((s, body["code"].as_str()), (409, Some("slot_unavailable")));
+    let (_, other) = employee(&app, app.tenant_a, "alpha").await;
+    let t2 = t0 + time::Duration::hours(5);
+    assert_eq!(
+        book(&app, "alpha", &other, booking(doc, &at(t2)), None)
+            .await
+            .0,
+        201
+    );
+    let (s, body) = act(
+        &app,
+        &e,
+        &id,
+        "reschedule",
+        Some(json!({"starts_at": at(t2)})),
+    )
+    .await;
+    assert_eq!((s, body["code"].as_str()), (409, Some("slot_taken")));
+    // Moving by one slot within its own hour block is fine (its own time is not in its way).
+    let (s, _) = act(
+        &app,
+        &p,
+        &id,
+        "reschedule",
+        Some(json!({"starts_at": at(t1 + time::Duration::hours(1))})),
+    )
+    .await;
+    assert_eq!(s, 200);
+    // A colleague reaches nothing.
+    for action in ["cancel", "reschedule"] {
+        let body = (action == "reschedule").then(|| json!({"starts_at": at(t1)}));
+        assert_eq!(
+            act(&app, &other, &id, action, body).await.0,
+            404,
+            "{action}"
+        );
+    }
+    // An early cancellation by the employee gives the session back; it cannot be cancelled twice.
+    let (s, c) = act(
+        &app,
+        &e,
+        &id,
+        "cancel",
+        Some(json!({"reason": "schedule_conflict"})),
+    )
+    .await;
+    assert_eq!((s, c["status"].as_str()), (200, Some("cancelled")));
+    assert_eq!(act(&app, &e, &id, "cancel", None).await.0, 409);
+    assert_eq!(
+        act(&app, &e, &id, "cancel", Some(json!({"reason": "because"})))
+            .await
+            .0,
+        422
+    );
+    let (status, counted, sequence) = counts(&app, &id).await;
+    assert_eq!((status.as_str(), counted), ("cancelled", false));
+    assert_eq!(sequence, 4, "confirmed, rescheduled twice, cancelled");
+    // The history: every move, the reschedules with the times they left.
+    let events: Vec<(String, Option<OffsetDateTime>)> = sqlx::query_as(
+        "SELECT kind, old_starts_at FROM consultation_events WHERE consultation_id = $1::uuid ORDER BY at",
+    )
+    .bind(&id)
+    .fetch_all(&mut app.owner().await)
+    .await
+    .unwrap();
+    let kinds: Vec<&str> = events.iter().map(|e| e.0.as_str()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "requested",
+            "confirmed",
+            "rescheduled",
+            "rescheduled",
+            "cancelled"
+        ]
+    );
+    assert_eq!(events[2].1, Some(t0));
+}
+
+#[tokio::test]
+async fn sessions_start_end_and_no_show_on_the_clock_and_late_cancellations_still_count() {
+    let app = TestApp::spawn().await;
+    let doc = bookable(&app, &[app.tenant_a], true).await;
+    let (_, e) = employee(&app, app.tenant_a, "alpha").await;
+    let h = next_hour(&app);
+    let first = book(&app, "alpha", &e, booking(doc, &at(h)), None).await.1["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let second = book(
+        &app,
+        "alpha",
+        &e,
+        booking(doc, &at(h + time::Duration::hours(2))),
+        None,
+    )
+    .await
+    .1["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let late = book(
+        &app,
+        "alpha",
+        &e,
+        booking(doc, &at(h + time::Duration::hours(4))),
+        None,
+    )
+    .await
+    .1["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let by_doc = book(
+        &app,
+        "alpha",
+        &e,
+        booking(doc, &at(h + time::Duration::hours(6))),
+        None,
+    )
+    .await
+    .1["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Within 24 hours: the employee's cancellation still uses the session; the practitioner's
+    // gives it back.
+    let p = practitioner_token(&app, doc).await;
+    assert_eq!(act(&app, &e, &late, "cancel", None).await.0, 200);
+    assert!(
+        counts(&app, &late).await.1,
+        "a late cancellation still counts"
+    );
+    assert_eq!(
+        act(
+            &app,
+            &p,
+            &by_doc,
+            "cancel",
+            Some(json!({"reason": "practitioner_unavailable"}))
+        )
+        .await
+        .0,
+        200
+    );
+    assert!(
+        !counts(&app, &by_doc).await.1,
+        "the practitioner's cancellation gives it back"
+    );
+
+    // Five minutes after the start: started, then ended 40 minutes later (a duration).
+    set_clock(&app, h + time::Duration::minutes(5));
+    let p = practitioner_token(&app, doc).await;
+    assert_eq!(
+        act(&app, &p, &second, "no-show", None).await.0,
+        409,
+        "not before its start"
+    );
+    assert_eq!(
+        act(&app, &p, &first, "start", None).await.1["status"],
+        "started"
+    );
+    set_clock(&app, h + time::Duration::minutes(45));
+    let p = practitioner_token(&app, doc).await;
+    let (s, c) = act(&app, &p, &first, "end", None).await;
+    assert_eq!(
+        (s, c["status"].as_str(), c["duration_minutes"].as_i64()),
+        (200, Some("ended"), Some(40))
+    );
+    // After the second one's start: a no-show, which uses up the session.
+    set_clock(
+        &app,
+        h + time::Duration::hours(2) + time::Duration::minutes(1),
+    );
+    let p = practitioner_token(&app, doc).await;
+    assert_eq!(
+        act(&app, &p, &second, "no-show", None).await.1["status"],
+        "no_show"
+    );
+    assert!(counts(&app, &second).await.1, "a no-show counts");
+    // The practitioner's list names the employee (display name only).
+    let list: Value = send(
+        &app,
+        Method::GET,
+        &host("alpha"),
+        "/api/v1/consultations",
+        &p,
+        None,
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert!(
+        list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|i| i["with_name"].is_string()),
+        "{list}"
+    );
+    assert!(!list.to_string().contains("@"), "no e-mail in {list}");
+}
