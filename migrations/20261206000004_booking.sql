@@ -12,6 +12,11 @@
 -- availability between the lock and the insert (every statement after the lock sees the
 -- previous booking's commit); the exclusion constraints of the consultations table stay the
 -- last word, and their violation is an outcome here, never an error.
+--
+-- Residual trust, stated: `book_consultation` does not expand the availability (the slot
+-- engine lives in the API). Raw SQL as `serein_app` with a proven session could book a time
+-- the practitioner does not offer — but never overlap another booking, exceed the allowance,
+-- book for someone else, or leave its company.
 
 CREATE TABLE idempotency_keys (
     tenant_id    uuid NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,

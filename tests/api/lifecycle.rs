@@ -332,3 +332,145 @@ async fn sessions_start_end_and_no_show_on_the_clock_and_late_cancellations_stil
     );
     assert!(!list.to_string().contains("@"), "no e-mail in {list}");
 }
+
+#[tokio::test]
+async fn counters_are_exact_for_the_employee_and_cross_companies_for_the_practitioner() {
+    let app = TestApp::spawn().await;
+    let doc = bookable(&app, &[app.tenant_a, app.tenant_b], true).await;
+    let (_, e) = employee(&app, app.tenant_a, "alpha").await;
+    let (_, e_b) = employee(&app, app.tenant_b, "bravo").await;
+    let h = next_hour(&app);
+    // A: one session held, one cancelled early (given back); B: one held.
+    let held_a = book(&app, "alpha", &e, booking(doc, &at(h)), None).await.1["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let given_back = book(
+        &app,
+        "alpha",
+        &e,
+        booking(doc, &at(h + time::Duration::days(3))),
+        None,
+    )
+    .await
+    .1["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let held_b = book(
+        &app,
+        "bravo",
+        &e_b,
+        booking(doc, &at(h + time::Duration::hours(2))),
+        None,
+    )
+    .await
+    .1["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(act(&app, &e, &given_back, "cancel", None).await.0, 200);
+    let counters = |token: String, path: &'static str, slug: &'static str| {
+        let app = &app;
+        async move {
+            let res = send(app, Method::GET, &host(slug), path, &token, None).await;
+            assert_eq!(res.status(), 200);
+            res.json::<Value>().await.unwrap()
+        }
+    };
+    let mine = counters(e.clone(), "/api/v1/me/counters", "alpha").await;
+    assert_eq!(
+        (
+            mine["allowance"].as_i64(),
+            mine["used"].as_i64(),
+            mine["remaining"].as_i64()
+        ),
+        (Some(6), Some(1), Some(5)),
+        "{mine}"
+    );
+
+    // Hold both sessions: 30 minutes in A, 45 in B.
+    set_clock(&app, h + time::Duration::minutes(1));
+    let p = practitioner_token(&app, doc).await;
+    assert_eq!(act(&app, &p, &held_a, "start", None).await.0, 200);
+    app.clock.advance(time::Duration::minutes(30));
+    let p = practitioner_token(&app, doc).await; // the access token lives 15 minutes
+    assert_eq!(act(&app, &p, &held_a, "end", None).await.0, 200);
+    set_clock(&app, h + time::Duration::hours(2));
+    let act_b = |id: String, action: &'static str| {
+        let app = &app;
+        async move {
+            app.clock.advance(time::Duration::seconds(1));
+            let (_, p_b) = mint_session(
+                app,
+                app.tenant_b,
+                &host("bravo"),
+                doc,
+                &[Role::Practitioner],
+            )
+            .await;
+            let path = format!("/api/v1/consultations/{id}/{action}");
+            send(app, Method::POST, &host("bravo"), &path, &p_b, None)
+                .await
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(act_b(held_b.clone(), "start").await, 200);
+    app.clock.advance(time::Duration::minutes(45));
+    assert_eq!(act_b(held_b.clone(), "end").await, 200);
+
+    // The practitioner, on either host: both companies, per month, no one named.
+    let p = practitioner_token(&app, doc).await;
+    let theirs = counters(p, "/api/v1/practitioner/counters", "alpha").await;
+    let months = theirs["months"].as_array().unwrap();
+    let in_a = months.iter().filter(|m| m["tenant_slug"] == "alpha");
+    let in_b = months.iter().filter(|m| m["tenant_slug"] == "bravo");
+    let sum = |it: &mut dyn Iterator<Item = &Value>, k: &str| {
+        it.map(|m| m[k].as_i64().unwrap()).sum::<i64>()
+    };
+    assert_eq!(sum(&mut in_a.clone(), "held"), 1, "{theirs}");
+    assert_eq!(sum(&mut in_a.clone(), "minutes"), 30);
+    assert_eq!(sum(&mut in_a.clone(), "cancelled"), 1);
+    assert_eq!(sum(&mut in_b.clone(), "held"), 1);
+    assert_eq!(sum(&mut in_b.clone(), "minutes"), 45);
+    let text = theirs.to_string();
+    assert!(
+        !text.contains("@") && !text.contains("employee_id"),
+        "{text}"
+    );
+
+    // Who may ask: an employee has no practitioner counters; HR has neither.
+    let (_, e) = employee(&app, app.tenant_a, "alpha").await;
+    assert_eq!(
+        send(
+            &app,
+            Method::GET,
+            &host("alpha"),
+            "/api/v1/practitioner/counters",
+            &e,
+            None
+        )
+        .await
+        .status(),
+        403
+    );
+    let (_, hr) = crate::people::member_session(&app, &[Role::Hr]).await;
+    for path in ["/api/v1/me/counters", "/api/v1/practitioner/counters"] {
+        assert_eq!(
+            send(&app, Method::GET, &host("alpha"), path, &hr, None)
+                .await
+                .status(),
+            403,
+            "{path}"
+        );
+    }
+    // The definer answers a claim nothing.
+    let mut c = app.owner().await;
+    crate::helpers::as_app_with_roles(&mut c, Some(app.tenant_a), Some(doc), "practitioner").await;
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM app_private.practitioner_counters(now() - interval '1 year', now() + interval '1 year')")
+        .fetch_one(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(n, 0);
+}
