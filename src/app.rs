@@ -61,6 +61,8 @@ pub struct AppConfig {
     pub mail: MailConfig,
     /// Platform tenant management: offboarding grace, purge job.
     pub platform: PlatformConfig,
+    /// Consultations: the Jitsi deployment of calls.
+    pub consultations: crate::consultations::config::ConsultationsConfig,
 }
 
 impl AppConfig {
@@ -82,6 +84,7 @@ impl AppConfig {
             import: ImportConfig::load(&s)?,
             mail: MailConfig::load(&s, &core.base_domain)?,
             platform: PlatformConfig::load(&s)?,
+            consultations: crate::consultations::config::ConsultationsConfig::load(&s)?,
             core,
         };
         s.finish()?;

@@ -5,17 +5,21 @@
 //!   locks, the slot check, the allowance and the exclusion constraint.
 //! - `GET /consultations`, `GET /consultations/{id}` (the two participants): [`handlers`].
 //! - `POST /consultations/{id}/confirm|cancel|reschedule|start|end|no-show`: [`lifecycle`].
+//! - `GET /consultations/{id}/video` (the two participants): the Jitsi room and its token,
+//!   [`video`] (settings in [`config`]).
 //! - `GET /me/counters` (employee), `GET /practitioner/counters` (practitioner): [`counters`].
 //! - Storage: migrations `20261206000003_consultations.sql` (table, RLS, busy time) and
 //!   `20261206000004_booking.sql` (idempotency keys, the booking definers),
 //!   `20261206000005_lifecycle.sql` (the transitions).
 
 pub mod booking;
+pub mod config;
 pub mod counters;
 pub mod handlers;
 pub mod lifecycle;
 pub mod model;
 pub mod repo;
+pub mod video;
 
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -32,6 +36,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(lifecycle::start))
         .routes(routes!(lifecycle::end))
         .routes(routes!(lifecycle::no_show))
+        .routes(routes!(video::video))
         .routes(routes!(counters::mine))
         .routes(routes!(counters::practitioner))
 }

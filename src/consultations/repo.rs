@@ -273,3 +273,21 @@ pub async fn one_named(
     };
     Ok(named(conn, vec![c]).await?.pop())
 }
+
+/// The room of one of the caller's consultations and the caller's own display name.
+pub async fn room_and_name(
+    conn: &mut PgConnection,
+    id: Uuid,
+    me: UserId,
+) -> Result<Option<(String, String)>, sqlx::Error> {
+    let row = sqlx::query!(
+        r#"SELECT c.room, u.display_name
+           FROM consultations c JOIN users u ON u.id = $2
+           WHERE c.id = $1 AND c.tenant_id = app.current_tenant()"#,
+        id,
+        me.as_uuid()
+    )
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.map(|r| (r.room, r.display_name)))
+}

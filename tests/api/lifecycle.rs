@@ -474,3 +474,131 @@ async fn counters_are_exact_for_the_employee_and_cross_companies_for_the_practit
         .unwrap();
     assert_eq!(n, 0);
 }
+
+const JITSI_SECRET: &str = "a-jitsi-app-secret-of-at-least-32-bytes";
+
+fn with_jitsi(s: &mut crate::helpers::Spawn) {
+    s.env
+        .insert("JITSI_DOMAIN".into(), "meet.example.test".into());
+    s.env.insert("JITSI_APP_ID".into(), "serein".into());
+    s.env.insert("JITSI_APP_SECRET".into(), JITSI_SECRET.into());
+}
+
+async fn video(app: &TestApp, token: &str, id: &str) -> (u16, Value) {
+    let res = send(
+        app,
+        Method::GET,
+        &host("alpha"),
+        &format!("/api/v1/consultations/{id}/video"),
+        token,
+        None,
+    )
+    .await;
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn the_video_token_follows_the_jitsi_contract_for_the_two_participants_only() {
+    let app = TestApp::spawn_with(with_jitsi).await;
+    let doc = bookable(&app, &[app.tenant_a], true).await;
+    let (me, e) = employee(&app, app.tenant_a, "alpha").await;
+    let h = next_hour(&app) + time::Duration::hours(1);
+    let id = book(&app, "alpha", &e, booking(doc, &at(h)), None).await.1["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Not yet: the room opens 10 minutes before the start.
+    let (s, p) = video(&app, &e, &id).await;
+    assert_eq!((s, p["code"].as_str()), (409, Some("not_joinable")));
+
+    set_clock(&app, h - time::Duration::minutes(5));
+    let (_, e) = mint_session(&app, app.tenant_a, &host("alpha"), me, &[Role::Employee]).await;
+    let p_doc = practitioner_token(&app, doc).await;
+    let (s, v) = video(&app, &e, &id).await;
+    assert_eq!(s, 200, "{v}");
+    let room = v["room"].as_str().unwrap();
+    assert!(
+        room.len() == 32 && room.chars().all(|c| c.is_ascii_hexdigit()),
+        "{room}"
+    );
+    assert_eq!(
+        v["url"],
+        format!(
+            "https://meet.example.test/{room}?jwt={}",
+            v["token"].as_str().unwrap()
+        )
+    );
+    // The token, checked claim by claim with the shared secret.
+    let mut check = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
+    check.set_audience(&["jitsi"]);
+    check.set_issuer(&["serein"]);
+    check.validate_exp = false; // the test's clock is not the system's: checked below
+    check.validate_nbf = false;
+    let key = jsonwebtoken::DecodingKey::from_secret(JITSI_SECRET.as_bytes());
+    let claims = jsonwebtoken::decode::<Value>(v["token"].as_str().unwrap(), &key, &check)
+        .unwrap()
+        .claims;
+    assert_eq!(claims["sub"], "meet.example.test");
+    assert_eq!(claims["room"], room);
+    assert_eq!(
+        claims["nbf"],
+        (h - time::Duration::minutes(10)).unix_timestamp()
+    );
+    assert_eq!(
+        claims["exp"],
+        (h + time::Duration::minutes(60 + 15)).unix_timestamp()
+    );
+    assert_eq!(claims["context"]["user"]["moderator"], false);
+    assert!(claims["context"]["user"]["name"].is_string());
+    assert!(
+        jsonwebtoken::decode::<Value>(
+            v["token"].as_str().unwrap(),
+            &jsonwebtoken::DecodingKey::from_secret(b"another-secret-of-at-least-32-bytes!!"),
+            &check
+        )
+        .is_err()
+    );
+    // The practitioner moderates the same room.
+    let (s, vp) = video(&app, &p_doc, &id).await;
+    assert_eq!(
+        (s, vp["room"].as_str(), vp["moderator"].as_bool()),
+        (200, Some(room), Some(true))
+    );
+    // Nobody else: a colleague 404, HR 403 (no route), no token 401.
+    let (_, colleague) = employee(&app, app.tenant_a, "alpha").await;
+    assert_eq!(video(&app, &colleague, &id).await.0, 404);
+    let (_, hr) = crate::people::member_session(&app, &[Role::Hr]).await;
+    assert_eq!(video(&app, &hr, &id).await.0, 403);
+    // After the end and its 15 minutes: closed.
+    set_clock(&app, h + time::Duration::minutes(76));
+    let (_, e) = mint_session(&app, app.tenant_a, &host("alpha"), me, &[Role::Employee]).await;
+    assert_eq!(video(&app, &e, &id).await.1["code"], "not_joinable");
+}
+
+#[tokio::test]
+async fn video_without_jitsi_configured_is_a_clear_503() {
+    let app = TestApp::spawn().await;
+    let doc = bookable(&app, &[app.tenant_a], true).await;
+    let (me, e) = employee(&app, app.tenant_a, "alpha").await;
+    let h = next_hour(&app);
+    let id = book(&app, "alpha", &e, booking(doc, &at(h)), None).await.1["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    set_clock(&app, h);
+    let (_, e) = mint_session(&app, app.tenant_a, &host("alpha"), me, &[Role::Employee]).await;
+    let (s, p) = video(&app, &e, &id).await;
+    assert_eq!((s, p["code"].as_str()), (503, Some("video_unconfigured")));
+    // Half a configuration is refused at start-up, naming what is missing.
+    let mut env = crate::helpers::test_env("unused");
+    env.insert("JITSI_DOMAIN".into(), "meet.example.test".into());
+    let err = serein::app::AppConfig::load(&env).unwrap_err();
+    assert_eq!(err.name, "JITSI_APP_ID");
+    env.insert("JITSI_APP_ID".into(), "serein".into());
+    env.insert("JITSI_APP_SECRET".into(), "short".into());
+    assert_eq!(
+        serein::app::AppConfig::load(&env).unwrap_err().name,
+        "JITSI_APP_SECRET"
+    );
+}
