@@ -7,15 +7,19 @@
 //! - `POST /consultations/{id}/confirm|cancel|reschedule|start|end|no-show`: [`lifecycle`].
 //! - `GET /consultations/{id}/video` (the two participants): the Jitsi room and its token,
 //!   [`video`] (settings in [`config`]).
+//! - `POST|DELETE /me/calendar-feed`, `GET /calendar/{feed_token}.ics`: [`calendar`] (the
+//!   RFC 5545 writer in [`ics`]).
 //! - `GET /me/counters` (employee), `GET /practitioner/counters` (practitioner): [`counters`].
 //! - Storage: migrations `20261206000003_consultations.sql` (table, RLS, busy time) and
 //!   `20261206000004_booking.sql` (idempotency keys, the booking definers),
 //!   `20261206000005_lifecycle.sql` (the transitions).
 
 pub mod booking;
+pub mod calendar;
 pub mod config;
 pub mod counters;
 pub mod handlers;
+pub mod ics;
 pub mod lifecycle;
 pub mod model;
 pub mod repo;
@@ -37,6 +41,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(lifecycle::end))
         .routes(routes!(lifecycle::no_show))
         .routes(routes!(video::video))
+        .routes(routes!(calendar::rotate, calendar::revoke))
+        .routes(routes!(calendar::feed))
         .routes(routes!(counters::mine))
         .routes(routes!(counters::practitioner))
 }

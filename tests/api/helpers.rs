@@ -489,6 +489,17 @@ pub async fn seed_world(owner: &mut PgConnection, tenant: TenantId, tag: &str) -
     .execute(&mut *owner)
     .await
     .unwrap();
+    // The employee's calendar feed.
+    sqlx::query(
+        "INSERT INTO calendar_feeds (id, tenant_id, user_id, token_hash, created_at)
+         VALUES ($1, $2, $3, sha256($1::text::bytea), now())",
+    )
+    .bind(uuid::Uuid::now_v7())
+    .bind(tenant.as_uuid())
+    .bind(user.as_uuid())
+    .execute(&mut *owner)
+    .await
+    .unwrap();
     user
 }
 

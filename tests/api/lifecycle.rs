@@ -602,3 +602,139 @@ async fn video_without_jitsi_configured_is_a_clear_503() {
         "JITSI_APP_SECRET"
     );
 }
+
+#[tokio::test]
+async fn a_calendar_feed_serves_rfc5545_without_names_and_is_gone_once_revoked() {
+    let app = TestApp::spawn().await;
+    let doc = bookable(&app, &[app.tenant_a], true).await;
+    let (_, e) = employee(&app, app.tenant_a, "alpha").await;
+    let h = next_hour(&app) + time::Duration::days(1);
+    let kept = book(&app, "alpha", &e, booking(doc, &at(h)), None).await.1["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let gone = book(
+        &app,
+        "alpha",
+        &e,
+        booking(doc, &at(h + time::Duration::hours(2))),
+        None,
+    )
+    .await
+    .1["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(act(&app, &e, &gone, "cancel", None).await.0, 200);
+
+    let a = host("alpha");
+    let res = send(&app, Method::POST, &a, "/api/v1/me/calendar-feed", &e, None).await;
+    assert_eq!(res.status(), 201);
+    let url = res.json::<Value>().await.unwrap()["url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let path = url[url.find("/api/v1/").unwrap()..].to_owned();
+    assert!(path.ends_with(".ics"), "{path}");
+    let get = |host: String, path: String| {
+        let app = &app;
+        async move {
+            let res = app.req(Method::GET, &host, &path).send().await.unwrap();
+            let status = res.status().as_u16();
+            let ct = res
+                .headers()
+                .get("content-type")
+                .map(|v| v.to_str().unwrap().to_owned());
+            (status, ct, res.text().await.unwrap())
+        }
+    };
+    let (s, ct, body) = get(a.clone(), path.clone()).await;
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(ct.as_deref(), Some("text/calendar; charset=utf-8"));
+    assert!(
+        body.starts_with("BEGIN:VCALENDAR\r\nVERSION:2.0\r\n")
+            && body.ends_with("END:VCALENDAR\r\n")
+    );
+    assert!(body.split("\r\n").all(|l| l.len() <= 75));
+    assert_eq!(body.matches("BEGIN:VEVENT").count(), 2);
+    assert!(
+        body.contains(&format!("UID:{kept}@serein"))
+            && body.contains(&format!("UID:{gone}@serein"))
+    );
+    assert!(body.contains(&format!(
+            "DTSTART:{}",
+            h.format(&time::macros::format_description!(
+                "[year][month][day]T[hour][minute][second]Z"
+            ))
+            .unwrap()
+        )));
+    let cancelled = &body[body.find(&format!("UID:{gone}@serein")).unwrap()..];
+    let cancelled = &cancelled[..cancelled.find("END:VEVENT").unwrap()];
+    assert!(
+        cancelled.contains("STATUS:CANCELLED") && cancelled.contains("SEQUENCE:1"),
+        "{cancelled}"
+    );
+    // No one is named, nothing about care.
+    for secret in ["Dr Book", "booking.test", "practice.test", "stress", "bio"] {
+        assert!(!body.contains(secret), "{secret} in {body}");
+    }
+    // Another company's host, a mangled token, no suffix: 410 gone.
+    assert_eq!(get(host("bravo"), path.clone()).await.0, 410);
+    assert_eq!(
+        get(a.clone(), path.trim_end_matches(".ics").to_owned())
+            .await
+            .0,
+        410
+    );
+    assert_eq!(get(a.clone(), path.replace(".ics", "x.ics")).await.0, 410);
+    // A new address revokes the old; deleting revokes the new.
+    let res = send(&app, Method::POST, &a, "/api/v1/me/calendar-feed", &e, None).await;
+    let url2 = res.json::<Value>().await.unwrap()["url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let path2 = url2[url2.find("/api/v1/").unwrap()..].to_owned();
+    assert_eq!(get(a.clone(), path.clone()).await.0, 410);
+    assert_eq!(get(a.clone(), path2.clone()).await.0, 200);
+    assert_eq!(
+        send(
+            &app,
+            Method::DELETE,
+            &a,
+            "/api/v1/me/calendar-feed",
+            &e,
+            None
+        )
+        .await
+        .status(),
+        204
+    );
+    assert_eq!(get(a.clone(), path2).await.0, 410);
+    assert_eq!(
+        send(
+            &app,
+            Method::DELETE,
+            &a,
+            "/api/v1/me/calendar-feed",
+            &e,
+            None
+        )
+        .await
+        .status(),
+        404
+    );
+    let (_, hr) = crate::people::member_session(&app, &[Role::Hr]).await;
+    assert_eq!(
+        send(
+            &app,
+            Method::POST,
+            &a,
+            "/api/v1/me/calendar-feed",
+            &hr,
+            None
+        )
+        .await
+        .status(),
+        403
+    );
+}
