@@ -115,6 +115,18 @@ pub async fn feed(
         .and_then(tokens::parse_record_token)
         .ok_or(AppError::Gone("calendar_feed_gone"))?;
     let mut tx = TenantTx::begin(&state.db, tenant.id, None).await?;
+    // An unknown, foreign, replaced or revoked address is gone before anything is read; a
+    // live feed with no consultation answers an empty calendar.
+    let live = sqlx::query_scalar!(
+        r#"SELECT app_private.calendar_feed_live($1, $2) AS "live!""#,
+        id,
+        hash.as_slice()
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    if !live {
+        return Err(AppError::Gone("calendar_feed_gone"));
+    }
     let rows = sqlx::query!(
         r#"SELECT id AS "id!", kind AS "kind!", status AS "status!", starts_at AS "starts_at!",
                   ends_at AS "ends_at!", sequence AS "sequence!", updated_at AS "updated_at!",
@@ -125,18 +137,7 @@ pub async fn feed(
     )
     .fetch_all(&mut *tx)
     .await?;
-    // A live feed with no consultation answers an empty calendar; an unknown one is 404.
-    let live = sqlx::query_scalar!(
-        r#"SELECT app_private.calendar_feed_live($1, $2) AS "live!""#,
-        id,
-        hash.as_slice()
-    )
-    .fetch_one(&mut *tx)
-    .await?;
     tx.commit().await?;
-    if !live {
-        return Err(AppError::Gone("calendar_feed_gone"));
-    }
     let now = state.clock.now();
     let mut cal = Calendar::default();
     cal.line("BEGIN", "VCALENDAR");
