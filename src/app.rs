@@ -63,6 +63,8 @@ pub struct AppConfig {
     pub platform: PlatformConfig,
     /// Consultations: the Jitsi deployment of calls.
     pub consultations: crate::consultations::config::ConsultationsConfig,
+    /// Background jobs: reminders and change notices.
+    pub jobs: crate::jobs::JobsConfig,
 }
 
 impl AppConfig {
@@ -85,6 +87,7 @@ impl AppConfig {
             mail: MailConfig::load(&s, &core.base_domain)?,
             platform: PlatformConfig::load(&s)?,
             consultations: crate::consultations::config::ConsultationsConfig::load(&s)?,
+            jobs: crate::jobs::JobsConfig::load(&s)?,
             core,
         };
         s.finish()?;
@@ -164,6 +167,7 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .merge(crate::practitioners::router())
         .merge(crate::availability::router())
         .merge(crate::consultations::router())
+        .merge(crate::notifications::router())
         .merge(crate::platform::router())
         .merge(crate::members::router())
 }
@@ -196,7 +200,7 @@ impl App {
         crate::db::selfcheck::run(&db).await?;
         // Background jobs go through doors of their own; refuse to start a job whose door would
         // fail every run.
-        if config.mail.worker {
+        if config.mail.worker || config.jobs.worker {
             db.check_worker_role().await?;
         }
         if config.platform.purge_worker {
@@ -353,6 +357,12 @@ impl App {
         let mail_worker = config.mail.worker.then(|| {
             tokio::spawn(crate::mail::MailWorker::from_state(&self.state).run(mail_stopped))
         });
+        // Background job worker (reminders, notices), stopped with the server.
+        let jobs_stop = stop_mail.subscribe();
+        let job_worker = config
+            .jobs
+            .worker
+            .then(|| tokio::spawn(crate::jobs::JobWorker::from_state(&self.state).run(jobs_stop)));
         // Background purge job (offboarding), stopped with the server.
         let purge_stop = stop_mail.subscribe();
         let purge_worker = config.platform.purge_worker.then(|| {
@@ -395,6 +405,15 @@ impl App {
             // A message cut off mid-send keeps its lease and is retried after it expires.
             worker.abort();
             tracing::warn!("mail worker did not stop within the grace period; aborted");
+        }
+        if let Some(mut worker) = job_worker
+            && tokio::time::timeout(cfg.shutdown_grace, &mut worker)
+                .await
+                .is_err()
+        {
+            // A job cut off mid-transaction rolls back whole and runs again.
+            worker.abort();
+            tracing::warn!("job worker did not stop within the grace period; aborted");
         }
         if let Some(mut worker) = purge_worker
             && tokio::time::timeout(cfg.shutdown_grace, &mut worker)

@@ -28,10 +28,14 @@ pub mod error;
 pub mod health;
 /// Extractors, middleware, and the server loop.
 pub mod http;
+/// Background jobs: the PostgreSQL queue of reminders and change notices, and its worker.
+pub mod jobs;
 /// Transactional e-mail: outbox, templates, worker.
 pub mod mail;
 /// Members, HR's counts, invitations, the CSV import.
 pub mod members;
+/// In-app notifications: the person's own list, read marks.
+pub mod notifications;
 /// Platform administration: tenant life cycle, practitioner assignment, the purge job.
 pub mod platform;
 /// The practitioner network: platform management, self-service profile, directory, matching.

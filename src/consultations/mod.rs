@@ -10,6 +10,8 @@
 //! - `POST|DELETE /me/calendar-feed`, `GET /calendar/{feed_token}.ics`: [`calendar`] (the
 //!   RFC 5545 writer in [`ics`]).
 //! - `GET /me/counters` (employee), `GET /practitioner/counters` (practitioner): [`counters`].
+//! - `POST /public/cancel/{token}` (anonymous, the e-mailed link): [`public_cancel`]; the
+//!   reminders and notices that carry it are jobs (`crate::jobs`).
 //! - Storage: migrations `20261206000003_consultations.sql` (table, RLS, busy time) and
 //!   `20261206000004_booking.sql` (idempotency keys, the booking definers),
 //!   `20261206000005_lifecycle.sql` (the transitions).
@@ -22,6 +24,7 @@ pub mod handlers;
 pub mod ics;
 pub mod lifecycle;
 pub mod model;
+pub mod public_cancel;
 pub mod repo;
 pub mod video;
 
@@ -45,4 +48,5 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(calendar::feed))
         .routes(routes!(counters::mine))
         .routes(routes!(counters::practitioner))
+        .routes(routes!(public_cancel::cancel))
 }

@@ -15,6 +15,7 @@
 //!   body, a subject line with a name in it, or a link.
 
 pub mod config;
+mod consultation_templates;
 pub mod outbox;
 pub mod templates;
 pub mod transport;
@@ -63,6 +64,39 @@ pub enum Message {
     /// The platform asked to add this address to the practitioner network, but it already has
     /// an account (nothing was created; the platform was not told).
     PractitionerAddressInUse,
+    /// News of a consultation, told discreetly: a time, a length and a way to meet; never the
+    /// other party's name, a specialty or anything about care (a work mailbox is not private).
+    Consultation(ConsultationMail),
+}
+
+/// What happened to a consultation (the e-mail's template).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConsultationEvent {
+    /// A booking awaits the practitioner's confirmation (to the practitioner).
+    Requested,
+    Confirmed,
+    Cancelled,
+    Rescheduled,
+    /// It starts in this many hours.
+    Reminder {
+        hours: u32,
+    },
+}
+
+/// The facts a consultation e-mail may state.
+#[derive(Debug, Clone)]
+pub struct ConsultationMail {
+    pub event: ConsultationEvent,
+    pub starts_at: OffsetDateTime,
+    /// IANA name the time is written in (the company's time zone); UTC when unknown.
+    pub time_zone: String,
+    pub length_minutes: u32,
+    /// `video`, `audio`, `chat` or `in_person`.
+    pub kind: String,
+    /// The consultation in the web app.
+    pub app_link: String,
+    /// The single-use public cancel link (the employee's confirmation and reschedule notices).
+    pub cancel_link: Option<String>,
 }
 
 impl Message {
@@ -76,6 +110,13 @@ impl Message {
             Message::AccountExists { .. } => "account_exists",
             Message::PractitionerWelcome { .. } => "practitioner_welcome",
             Message::PractitionerAddressInUse => "practitioner_address_in_use",
+            Message::Consultation(c) => match c.event {
+                ConsultationEvent::Requested => "consultation_requested",
+                ConsultationEvent::Confirmed => "consultation_confirmed",
+                ConsultationEvent::Cancelled => "consultation_cancelled",
+                ConsultationEvent::Rescheduled => "consultation_rescheduled",
+                ConsultationEvent::Reminder { .. } => "consultation_reminder",
+            },
         }
     }
 
@@ -92,6 +133,9 @@ impl Message {
                 reset_link,
             } => vec![login_link.as_str(), reset_link.as_str()],
             Message::PractitionerAddressInUse => vec![],
+            Message::Consultation(c) => std::iter::once(c.app_link.as_str())
+                .chain(c.cancel_link.as_deref())
+                .collect(),
         }
     }
 

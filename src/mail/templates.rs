@@ -26,7 +26,7 @@ pub struct Rendered {
     pub html: String,
 }
 
-enum Block {
+pub(super) enum Block {
     Para(String),
     Link(String),
 }
@@ -61,7 +61,7 @@ pub fn escape_html(s: &str) -> String {
     out
 }
 
-fn minutes(locale: Locale, n: u32) -> String {
+pub(super) fn minutes(locale: Locale, n: u32) -> String {
     match (locale, n) {
         (Locale::En, 1) => "1 minute".to_owned(),
         (Locale::En, n) => format!("{n} minutes"),
@@ -79,7 +79,7 @@ fn days(locale: Locale, n: u32) -> String {
     }
 }
 
-fn hours(locale: Locale, n: u32) -> String {
+pub(super) fn hours(locale: Locale, n: u32) -> String {
     match (locale, n) {
         (Locale::En, 1) => "1 hour".to_owned(),
         (Locale::En, n) => format!("{n} hours"),
@@ -101,14 +101,14 @@ fn when(locale: Locale, t: OffsetDateTime) -> String {
     formatted.unwrap_or_else(|_| utc.to_string())
 }
 
-fn signature(locale: Locale) -> Block {
+pub(super) fn signature(locale: Locale) -> Block {
     Block::Para(match locale {
         Locale::En => "— The Serein team".to_owned(),
         Locale::Fr => "— L’équipe Serein".to_owned(),
     })
 }
 
-fn greeting(locale: Locale) -> Block {
+pub(super) fn greeting(locale: Locale) -> Block {
     Block::Para(match locale {
         Locale::En => "Hello,".to_owned(),
         Locale::Fr => "Bonjour,".to_owned(),
@@ -339,6 +339,7 @@ fn draft(message: &Message, locale: Locale) -> (String, Vec<Block>) {
                 signature(l),
             ],
         ),
+        (Message::Consultation(c), l) => super::consultation_templates::draft(c, l),
     }
 }
 
@@ -420,6 +421,30 @@ mod tests {
             },
             Message::PractitionerAddressInUse,
         ]
+        .into_iter()
+        .chain(
+            [
+                crate::mail::ConsultationEvent::Requested,
+                crate::mail::ConsultationEvent::Confirmed,
+                crate::mail::ConsultationEvent::Cancelled,
+                crate::mail::ConsultationEvent::Rescheduled,
+                crate::mail::ConsultationEvent::Reminder { hours: 24 },
+                crate::mail::ConsultationEvent::Reminder { hours: 1 },
+            ]
+            .map(|event| {
+                Message::Consultation(crate::mail::ConsultationMail {
+                    event,
+                    starts_at: OffsetDateTime::UNIX_EPOCH,
+                    time_zone: "Europe/Paris".into(),
+                    length_minutes: 50,
+                    kind: "video".into(),
+                    app_link: "https://acme.example/consultations/1".into(),
+                    cancel_link: (event == crate::mail::ConsultationEvent::Confirmed)
+                        .then(|| "https://acme.example/cancel/abc".into()),
+                })
+            }),
+        )
+        .collect()
     }
 
     #[test]

@@ -163,6 +163,8 @@ pub fn test_env(name: &str) -> HashMap<String, String> {
     env.insert("SEREIN_MASTER_KEY".into(), TEST_MASTER_KEY_HEX.into());
     // Tests drive the mail worker by hand (`MailWorker::run_once`).
     env.insert("MAIL_WORKER".into(), "false".into());
+    // ... and the job worker (`JobWorker::run_once`).
+    env.insert("JOBS_WORKER".into(), "false".into());
     // Tests run the offboarding purge by hand (`platform::purge::purge_due`).
     env.insert("PURGE_WORKER".into(), "false".into());
     // Parallel apps must not fight over the metrics port; tests that read metrics bind their own.
@@ -497,6 +499,29 @@ pub async fn seed_world(owner: &mut PgConnection, tenant: TenantId, tag: &str) -
     .bind(uuid::Uuid::now_v7())
     .bind(tenant.as_uuid())
     .bind(user.as_uuid())
+    .execute(&mut *owner)
+    .await
+    .unwrap();
+    // Jobs: the event above planned its reminders and notice (trigger); a notification for the
+    // employee and a cancel link, as the worker would have made them.
+    sqlx::query(
+        "INSERT INTO notifications (id, tenant_id, user_id, kind, consultation_id, starts_at, created_at)
+         VALUES ($1, $2, $3, 'consultation_confirmed', $4, now() + interval '3 days', now())",
+    )
+    .bind(uuid::Uuid::now_v7())
+    .bind(tenant.as_uuid())
+    .bind(user.as_uuid())
+    .bind(consultation)
+    .execute(&mut *owner)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO consultation_cancel_links (id, tenant_id, consultation_id, token_hash, created_at)
+         VALUES ($1, $2, $3, sha256($1::text::bytea), now())",
+    )
+    .bind(uuid::Uuid::now_v7())
+    .bind(tenant.as_uuid())
+    .bind(consultation)
     .execute(&mut *owner)
     .await
     .unwrap();

@@ -14,7 +14,7 @@ use crate::people::{host, mint_session};
 use serein::db::UserId;
 use serein::rbac::Role;
 
-async fn act(
+pub async fn act(
     app: &TestApp,
     token: &str,
     id: &str,
@@ -47,17 +47,17 @@ async fn counts(app: &TestApp, id: &str) -> (String, bool, i32) {
     .unwrap()
 }
 
-fn at(t: OffsetDateTime) -> String {
+pub fn at(t: OffsetDateTime) -> String {
     t.format(&Rfc3339).unwrap()
 }
 
 /// Move the app's (manual) clock to `t`.
-fn set_clock(app: &TestApp, t: OffsetDateTime) {
+pub fn set_clock(app: &TestApp, t: OffsetDateTime) {
     app.clock.advance(t - app.clock.now());
 }
 
 /// The next whole hour of the app's clock (UTC).
-fn next_hour(app: &TestApp) -> OffsetDateTime {
+pub fn next_hour(app: &TestApp) -> OffsetDateTime {
     let now = app.clock.now();
     let h = now
         .replace_minute(0)
@@ -69,7 +69,7 @@ fn next_hour(app: &TestApp) -> OffsetDateTime {
     h + time::Duration::hours(1)
 }
 
-async fn practitioner_token(app: &TestApp, doc: UserId) -> String {
+pub async fn practitioner_token(app: &TestApp, doc: UserId) -> String {
     mint_session(
         app,
         app.tenant_a,

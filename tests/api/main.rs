@@ -31,6 +31,7 @@ mod lifecycle;
 mod lists;
 mod mail;
 mod members;
+mod notices;
 mod openapi;
 mod people;
 mod pipeline;
