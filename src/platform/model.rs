@@ -40,6 +40,10 @@ pub struct CreateTenant {
     /// Consultations per employee per year (default 6).
     #[schema(minimum = 0, maximum = 100)]
     pub allowance: Option<i32>,
+    /// Hours before a start inside which an employee's cancellation still uses up the session
+    /// (0–168, default 24).
+    #[schema(minimum = 0, maximum = 168)]
+    pub late_cancel_hours: Option<i32>,
     pub locale: Option<Locale>,
     /// IANA name known to PostgreSQL (default `UTC`).
     pub time_zone: Option<String>,
@@ -65,6 +69,9 @@ impl CreateTenant {
             locale: self.locale.unwrap_or_else(model::default_locale),
             time_zone: self.time_zone.unwrap_or_else(model::default_time_zone),
             allowance: self.allowance.unwrap_or_else(model::default_allowance),
+            late_cancel_hours: self
+                .late_cancel_hours
+                .unwrap_or_else(model::default_late_cancel_hours),
             seats: self.seats,
             web_origins: self.web_origins,
             signup: SignupFile {
@@ -92,6 +99,8 @@ pub struct PatchTenant {
     pub seats: Option<i32>,
     #[schema(minimum = 0, maximum = 100)]
     pub allowance: Option<i32>,
+    #[schema(minimum = 0, maximum = 168)]
+    pub late_cancel_hours: Option<i32>,
     pub locale: Option<Locale>,
     pub time_zone: Option<String>,
     #[schema(minimum = 3, maximum = 1000)]
@@ -119,6 +128,9 @@ impl PatchTenant {
         }
         if let Some(v) = self.allowance {
             f.allowance = v;
+        }
+        if let Some(v) = self.late_cancel_hours {
+            f.late_cancel_hours = v;
         }
         if let Some(v) = self.locale {
             f.locale = v;
@@ -199,6 +211,7 @@ pub struct TenantView {
     pub plan: Plan,
     pub seats: i32,
     pub allowance: i32,
+    pub late_cancel_hours: i32,
     pub status: TenantStatus,
     pub locale: Locale,
     pub time_zone: String,

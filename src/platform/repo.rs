@@ -23,6 +23,7 @@ pub struct TenantRow {
     pub locale: String,
     pub time_zone: String,
     pub allowance: i32,
+    pub late_cancel_hours: i32,
     pub min_cohort: i32,
     pub allowed_email_domains: Vec<String>,
     pub web_origins: Vec<String>,
@@ -50,6 +51,7 @@ impl TenantRow {
             &self.locale,
             self.time_zone.clone(),
             self.allowance,
+            self.late_cancel_hours,
             self.seats,
             self.min_cohort,
             self.allowed_email_domains.clone(),
@@ -68,6 +70,7 @@ impl TenantRow {
             plan: spec.plan,
             seats: spec.seats,
             allowance: spec.allowance,
+            late_cancel_hours: spec.late_cancel_hours,
             status: spec.status,
             locale: spec.locale,
             time_zone: spec.time_zone,
@@ -96,7 +99,8 @@ pub async fn list(
     sqlx::query_as!(
         TenantRow,
         r#"SELECT id AS "id: TenantId", slug, name, plan, seats, status, locale, time_zone,
-                  allowance, min_cohort, allowed_email_domains, web_origins, branding, managed_by,
+                  allowance, late_cancel_hours, min_cohort, allowed_email_domains, web_origins,
+                  branding, managed_by,
                   created_at, updated_at, offboard_requested_at, purge_after, offboarded_at
            FROM tenants
            WHERE managed_by <> 'platform'
@@ -118,7 +122,8 @@ pub async fn get(conn: &mut PgConnection, id: TenantId) -> Result<Option<TenantR
     sqlx::query_as!(
         TenantRow,
         r#"SELECT id AS "id: TenantId", slug, name, plan, seats, status, locale, time_zone,
-                  allowance, min_cohort, allowed_email_domains, web_origins, branding, managed_by,
+                  allowance, late_cancel_hours, min_cohort, allowed_email_domains, web_origins,
+                  branding, managed_by,
                   created_at, updated_at, offboard_requested_at, purge_after, offboarded_at
            FROM tenants
            WHERE id = $1 AND managed_by <> 'platform'"#,
@@ -151,8 +156,9 @@ pub async fn insert(
     sqlx::query!(
         r#"INSERT INTO tenants (id, slug, name, plan, seats, status, locale, time_zone, allowance,
                                 min_cohort, allowed_email_domains, web_origins, branding,
-                                managed_by, created_at, updated_at)
-           VALUES ($1, $2, $3, $4, $5, 'active', $6, $7, $8, $9, $10, $11, $12, 'api', $13, $13)"#,
+                                managed_by, created_at, updated_at, late_cancel_hours)
+           VALUES ($1, $2, $3, $4, $5, 'active', $6, $7, $8, $9, $10, $11, $12, 'api', $13, $13,
+                   $14)"#,
         id as TenantId,
         spec.slug,
         spec.name,
@@ -165,7 +171,8 @@ pub async fn insert(
         &spec.allowed_email_domains,
         &spec.web_origins,
         branding,
-        now
+        now,
+        spec.late_cancel_hours
     )
     .execute(conn)
     .await
@@ -198,7 +205,7 @@ pub async fn update_settings(
         r#"UPDATE tenants
            SET name = $2, plan = $3, seats = $4, locale = $5, time_zone = $6, allowance = $7,
                min_cohort = $8, allowed_email_domains = $9, web_origins = $10, branding = $11,
-               updated_at = $12
+               updated_at = $12, late_cancel_hours = $14
            WHERE id = $1 AND managed_by = 'api' AND status IN ('active', 'suspended')
              AND updated_at = $13"#,
         id as TenantId,
@@ -213,7 +220,8 @@ pub async fn update_settings(
         &spec.web_origins,
         branding,
         now,
-        read_at
+        read_at,
+        spec.late_cancel_hours
     )
     .execute(conn)
     .await?;

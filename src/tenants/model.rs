@@ -142,6 +142,10 @@ pub struct TenantFile {
     /// Consultations per employee per calendar year.
     #[serde(default = "default_allowance")]
     pub allowance: i32,
+    /// Hours before a start inside which an employee's cancellation still uses up the session
+    /// (0–168, default 24).
+    #[serde(default = "default_late_cancel_hours")]
+    pub late_cancel_hours: i32,
     /// Seats: active company members plus pending invitations. Default: the plan's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seats: Option<i32>,
@@ -205,6 +209,9 @@ pub fn default_time_zone() -> String {
 pub fn default_allowance() -> i32 {
     6
 }
+pub fn default_late_cancel_hours() -> i32 {
+    24
+}
 pub fn default_min_cohort() -> i32 {
     5
 }
@@ -219,6 +226,7 @@ pub struct TenantSpec {
     pub locale: Locale,
     pub time_zone: String,
     pub allowance: i32,
+    pub late_cancel_hours: i32,
     pub seats: i32,
     pub min_cohort: i32,
     pub allowed_email_domains: Vec<String>,
@@ -397,6 +405,9 @@ impl TenantSpec {
         if !(0..=100).contains(&f.allowance) {
             errs.push(spec_err("allowance", "must be between 0 and 100"));
         }
+        if !(0..=168).contains(&f.late_cancel_hours) {
+            errs.push(spec_err("late_cancel_hours", "must be between 0 and 168"));
+        }
         let seats = f.seats.unwrap_or_else(|| f.plan.default_seats());
         if !(0..=MAX_SEATS).contains(&seats) {
             errs.push(spec_err(
@@ -447,6 +458,7 @@ impl TenantSpec {
             locale: f.locale,
             time_zone: f.time_zone,
             allowance: f.allowance,
+            late_cancel_hours: f.late_cancel_hours,
             seats,
             min_cohort: f.privacy.min_cohort,
             allowed_email_domains: domains,
@@ -468,6 +480,7 @@ impl TenantSpec {
             locale: self.locale,
             time_zone: self.time_zone.clone(),
             allowance: self.allowance,
+            late_cancel_hours: self.late_cancel_hours,
             seats: Some(self.seats),
             web_origins: self.web_origins.clone(),
             signup: SignupFile {
@@ -541,6 +554,7 @@ mod tests {
             r##"name = "X"
 plan = "standard"
 allowance = 500
+late_cancel_hours = 169
 web_origins = ["https://x.example/path"]
 [privacy]
 min_cohort = 1
@@ -554,6 +568,7 @@ primary_color = "red"
             fields,
             [
                 "allowance",
+                "late_cancel_hours",
                 "privacy.min_cohort",
                 "web_origins[0]",
                 "branding.primary_color"

@@ -169,25 +169,27 @@ pub async fn apply_with(
         let outcome: Option<bool> = sqlx::query_scalar!(
             r#"INSERT INTO tenants AS t (id, slug, name, plan, status, locale, time_zone, allowance,
                                          min_cohort, allowed_email_domains, web_origins, branding,
-                                         seats, managed_by)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 'file')
+                                         seats, late_cancel_hours, managed_by)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $15, 'file')
                ON CONFLICT (slug) DO UPDATE
                   SET name = EXCLUDED.name, plan = EXCLUDED.plan, status = EXCLUDED.status,
                       locale = EXCLUDED.locale, time_zone = EXCLUDED.time_zone,
                       allowance = EXCLUDED.allowance, min_cohort = EXCLUDED.min_cohort,
                       allowed_email_domains = EXCLUDED.allowed_email_domains,
                       web_origins = EXCLUDED.web_origins, branding = EXCLUDED.branding,
-                      seats = EXCLUDED.seats, managed_by = 'file',
+                      seats = EXCLUDED.seats, late_cancel_hours = EXCLUDED.late_cancel_hours,
+                      managed_by = 'file',
                       updated_at = now()
                 WHERE (t.managed_by = 'file' OR ($14 AND t.managed_by = 'api'))
                   AND t.status IN ('active', 'suspended')
                   AND ((t.name, t.plan, t.status, t.locale, t.time_zone, t.allowance, t.min_cohort,
-                        t.allowed_email_domains, t.web_origins, t.branding, t.seats)
+                        t.allowed_email_domains, t.web_origins, t.branding, t.seats,
+                        t.late_cancel_hours)
                        IS DISTINCT FROM
                        (EXCLUDED.name, EXCLUDED.plan, EXCLUDED.status, EXCLUDED.locale,
                         EXCLUDED.time_zone, EXCLUDED.allowance, EXCLUDED.min_cohort,
                         EXCLUDED.allowed_email_domains, EXCLUDED.web_origins, EXCLUDED.branding,
-                        EXCLUDED.seats)
+                        EXCLUDED.seats, EXCLUDED.late_cancel_hours)
                        OR t.managed_by <> 'file')
                RETURNING (xmax = 0) AS "inserted!""#,
             TenantId::new() as TenantId,
@@ -204,6 +206,7 @@ pub async fn apply_with(
             branding,
             s.seats,
             options.adopt,
+            s.late_cancel_hours,
         )
         .fetch_optional(&mut *tx)
         .await?;
@@ -261,6 +264,7 @@ pub fn spec_from_row(
     locale: &str,
     time_zone: String,
     allowance: i32,
+    late_cancel_hours: i32,
     seats: i32,
     min_cohort: i32,
     allowed_email_domains: Vec<String>,
@@ -278,6 +282,7 @@ pub fn spec_from_row(
         name,
         time_zone,
         allowance,
+        late_cancel_hours,
         seats,
         min_cohort,
         allowed_email_domains,
@@ -297,8 +302,8 @@ pub struct Exported {
 /// left out.
 pub async fn export(conn: &mut PgConnection) -> Result<Vec<Exported>, ApplyError> {
     let rows = sqlx::query!(
-        r#"SELECT slug, name, plan, status, locale, time_zone, allowance, seats, min_cohort,
-                  allowed_email_domains, web_origins, branding, managed_by
+        r#"SELECT slug, name, plan, status, locale, time_zone, allowance, late_cancel_hours,
+                  seats, min_cohort, allowed_email_domains, web_origins, branding, managed_by
            FROM tenants
            WHERE managed_by <> 'platform' AND status IN ('active', 'suspended')
            ORDER BY slug"#
@@ -315,6 +320,7 @@ pub async fn export(conn: &mut PgConnection) -> Result<Vec<Exported>, ApplyError
                 &r.locale,
                 r.time_zone,
                 r.allowance,
+                r.late_cancel_hours,
                 r.seats,
                 r.min_cohort,
                 r.allowed_email_domains,

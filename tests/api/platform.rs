@@ -354,13 +354,13 @@ async fn patch_validates_like_files_and_updates_plan_and_seats() {
         Method::PATCH,
         &path,
         &admin,
-        Some(json!({"web_origins": ["https://x.example/path"], "seats": -1})),
+        Some(json!({"web_origins": ["https://x.example/path"], "seats": -1, "late_cancel_hours": 169})),
     )
     .await;
     assert_eq!(res.status(), 422);
     assert_eq!(
         field_names(&problem(res).await),
-        ["seats", "web_origins[0]"]
+        ["late_cancel_hours", "seats", "web_origins[0]"]
     );
     let res = send(
         &app,
@@ -398,12 +398,46 @@ async fn patch_validates_like_files_and_updates_plan_and_seats() {
         &path,
         &admin,
         Some(json!({"seats": 42, "allowance": 12, "name": "  Alpha Corp ", "min_cohort": 7, "locale": "fr",
-                    "time_zone": "America/New_York", "branding": {"display_name": "Alpha"}})),
+                    "time_zone": "America/New_York", "branding": {"display_name": "Alpha"},
+                    "late_cancel_hours": 2})),
     )
     .await;
     assert_eq!(res.status(), 200);
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["seats"], 42);
+    assert_eq!(body["late_cancel_hours"], 2);
+    let late: i32 = sqlx::query_scalar("SELECT late_cancel_hours FROM tenants WHERE id = $1")
+        .bind(app.tenant_a.as_uuid())
+        .fetch_one(&mut app.owner().await)
+        .await
+        .unwrap();
+    assert_eq!(late, 2);
+    // The database holds alone: a tenant admin of this (now API-managed) company may rename it
+    // but not move its late-cancellation window, even with the request role's column grant.
+    let boss = add_person(&app, app.tenant_a, "boss@alpha.test", &["tenant_admin"]).await;
+    let mut conn = app.owner().await;
+    for (sql, ok) in [
+        (
+            "UPDATE tenants SET name = 'Renamed' WHERE id = app.current_tenant()",
+            true,
+        ),
+        (
+            "UPDATE tenants SET late_cancel_hours = 0 WHERE id = app.current_tenant()",
+            false,
+        ),
+    ] {
+        as_app_with_roles(&mut conn, Some(app.tenant_a), Some(boss), "tenant_admin").await;
+        let done = conn.execute(sql).await;
+        match (done, ok) {
+            (Ok(r), true) => assert_eq!(r.rows_affected(), 1, "{sql}"),
+            (Err(e), false) => assert!(
+                e.to_string().contains("late-cancellation window"),
+                "{sql}: {e}"
+            ),
+            (other, _) => panic!("{sql}: {other:?}"),
+        }
+        conn.execute("ROLLBACK").await.unwrap();
+    }
     assert_eq!(body["name"], "Alpha Corp");
     let row: (String, i32, i32, i32, String, String, Value) = sqlx::query_as(
         "SELECT plan, seats, allowance, min_cohort, locale, time_zone, branding FROM tenants WHERE id = $1",
