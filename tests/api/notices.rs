@@ -575,3 +575,38 @@ async fn the_database_keeps_the_queue_the_links_and_notifications_to_their_doors
     assert_eq!(status_of(&app, &id).await.0, "confirmed");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_server_runs_the_job_worker_in_the_background_and_stops_it_on_shutdown() {
+    let app = TestApp::spawn_with(|s| {
+        s.env.insert("JOBS_WORKER".into(), "true".into());
+        s.env.insert("JOBS_POLL_MS".into(), "20".into());
+        // Long grace: if the worker ignored shutdown, stop() would take a minute.
+        s.env.insert("SHUTDOWN_GRACE_MS".into(), "60000".into());
+    })
+    .await;
+    let doc = bookable(&app, &[app.tenant_a], true).await;
+    let (_, e) = employee(&app, app.tenant_a, "alpha").await;
+    let t0 = next_hour(&app) + Duration::days(2);
+    let (s, c) = book(&app, "alpha", &e, booking(doc, &at(t0)), None).await;
+    assert_eq!(s, 201);
+    let id = c["id"].as_str().unwrap().to_owned();
+    app.clock.advance(Duration::seconds(1));
+    // A background task: poll with a deadline.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let states = jobs(&app, &id).await;
+        if states.contains(&("notice_confirmed".to_owned(), "done".to_owned())) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the background worker did not run the notice within 20 s: {states:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(mails(&app).await.len(), 2);
+    tokio::time::timeout(std::time::Duration::from_secs(10), app.stop())
+        .await
+        .expect("the server and its job worker stop on shutdown");
+}
