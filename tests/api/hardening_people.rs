@@ -222,13 +222,11 @@ async fn a_platform_admin_cannot_make_an_employee_a_practitioner_in_the_database
     let (admin, _) = platform_session(&app).await;
     let emp = add_person(&app, app.tenant_a, "emp@alpha.test", &["employee"]).await;
     let mut owner = app.owner().await;
-    as_app_with_roles(
-        &mut owner,
-        Some(TenantId::PLATFORM),
-        Some(admin),
-        "platform_admin",
-    )
-    .await;
+    // A proven platform admin (the guard checked their live platform session in this
+    // transaction): a claimed role is no longer enough (migration 20261207000005).
+    assert!(
+        as_member_with_session_roles(&mut owner, TenantId::PLATFORM, admin, "platform_admin").await
+    );
     // The direct insert of a profile for the employee's id is refused …
     let insert = format!(
         "INSERT INTO practitioner_profiles (user_id, created_at, updated_at) VALUES ('{emp}', now(), now())"

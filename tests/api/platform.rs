@@ -6,7 +6,9 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use sqlx::{Connection, Executor, PgConnection};
 
-use crate::helpers::{TestApp, as_app_with_roles, problem, seed_world};
+use crate::helpers::{
+    TestApp, as_app_with_roles, as_member_with_session_roles, problem, seed_world,
+};
 use crate::people::*;
 use serein::crypto::keyring::{Aad, KeyScope, Keyring};
 use serein::db::{TenantId, UserId};
@@ -1331,7 +1333,7 @@ async fn practitioner_profiles_are_visible_only_where_assigned_and_verification_
             .unwrap();
     assert_eq!(done.rows_affected(), 0);
     conn.execute("ROLLBACK").await.unwrap();
-    // A platform admin can.
+    // A context that only claims the platform role cannot (migration 20261207000005) …
     as_app_with_roles(
         &mut conn,
         Some(TenantId::PLATFORM),
@@ -1339,6 +1341,36 @@ async fn practitioner_profiles_are_visible_only_where_assigned_and_verification_
         "platform_admin",
     )
     .await;
+    let done =
+        sqlx::query("UPDATE practitioner_profiles SET verified_at = now() WHERE user_id = $1")
+            .bind(doc.as_uuid())
+            .execute(&mut conn)
+            .await
+            .unwrap();
+    assert_eq!(done.rows_affected(), 0, "a claimed platform role");
+    for sql in [
+        "UPDATE tenants SET late_cancel_hours = 0, allowance = 100 WHERE slug = 'alpha'",
+        "UPDATE tenants SET seats = 1 WHERE slug = 'alpha'",
+    ] {
+        let done = conn.execute(sql).await.unwrap();
+        assert_eq!(done.rows_affected(), 0, "{sql}");
+    }
+    conn.execute("ROLLBACK").await.unwrap();
+    // … a proven platform admin can.
+    let pa_mail = format!("{}@platform.test", uuid::Uuid::now_v7().simple());
+    let pa = add_person(&app, app.tenant_a, &pa_mail, &[]).await;
+    make_platform_admin(&app, pa).await;
+    mint_session(
+        &app,
+        TenantId::PLATFORM,
+        "localhost",
+        pa,
+        &[Role::PlatformAdmin],
+    )
+    .await;
+    assert!(
+        as_member_with_session_roles(&mut conn, TenantId::PLATFORM, pa, "platform_admin").await
+    );
     let done =
         sqlx::query("UPDATE practitioner_profiles SET verified_at = now() WHERE user_id = $1")
             .bind(doc.as_uuid())
