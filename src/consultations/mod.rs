@@ -10,9 +10,13 @@
 //! - `POST|DELETE /me/calendar-feed`, `GET /calendar/{feed_token}.ics`: [`calendar`] (the
 //!   RFC 5545 writer in [`ics`]).
 //! - `GET /me/counters` (employee), `GET /practitioner/counters` (practitioner): [`counters`].
+//! - `POST|GET /consultations/{id}/review` (the employee of an ended consultation, once; read
+//!   back by its author only): [`reviews`]; the released aggregate reaches the directory and
+//!   matching through `practitioners::repo::ratings`.
 //! - Storage: migrations `20261206000003_consultations.sql` (table, RLS, busy time) and
 //!   `20261206000004_booking.sql` (idempotency keys, the booking definers),
-//!   `20261206000005_lifecycle.sql` (the transitions).
+//!   `20261206000005_lifecycle.sql` (the transitions), `20261207000002_reviews.sql` (reviews and
+//!   their aggregate).
 
 pub mod booking;
 pub mod calendar;
@@ -23,6 +27,7 @@ pub mod ics;
 pub mod lifecycle;
 pub mod model;
 pub mod repo;
+pub mod reviews;
 pub mod video;
 
 use utoipa_axum::router::OpenApiRouter;
@@ -45,4 +50,5 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(calendar::feed))
         .routes(routes!(counters::mine))
         .routes(routes!(counters::practitioner))
+        .routes(routes!(reviews::create, reviews::get))
 }
