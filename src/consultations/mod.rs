@@ -12,9 +12,13 @@
 //! - `GET /me/counters` (employee), `GET /practitioner/counters` (practitioner): [`counters`].
 //! - `POST /public/cancel/{token}` (anonymous, the e-mailed link): [`public_cancel`]; the
 //!   reminders and notices that carry it are jobs (`crate::jobs`).
+//! - `POST|GET /consultations/{id}/review` (the employee of an ended consultation, once; read
+//!   back by its author only): [`reviews`]; the released aggregate reaches the directory and
+//!   matching through `practitioners::repo::ratings`.
 //! - Storage: migrations `20261206000003_consultations.sql` (table, RLS, busy time) and
 //!   `20261206000004_booking.sql` (idempotency keys, the booking definers),
-//!   `20261206000005_lifecycle.sql` (the transitions).
+//!   `20261206000005_lifecycle.sql` (the transitions), `20261207000002_reviews.sql` (reviews and
+//!   their aggregate).
 
 pub mod booking;
 pub mod calendar;
@@ -26,6 +30,7 @@ pub mod lifecycle;
 pub mod model;
 pub mod public_cancel;
 pub mod repo;
+pub mod reviews;
 pub mod video;
 
 use utoipa_axum::router::OpenApiRouter;
@@ -49,4 +54,5 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(counters::mine))
         .routes(routes!(counters::practitioner))
         .routes(routes!(public_cancel::cancel))
+        .routes(routes!(reviews::create, reviews::get))
 }

@@ -11,6 +11,8 @@
 //!   404 — the same answer as an id that does not exist.
 //! - Never an e-mail address or a licence number (see `model`).
 //! - Lists are keyset-paginated with a deterministic order (ties broken by user id).
+//! - `rating` is the released aggregate of `repo::ratings` (never a review, never below this
+//!   company's `min_cohort`); matching scores with the same figures.
 
 use axum::Json;
 use axum::extract::{RawQuery, State};
@@ -177,7 +179,9 @@ pub struct MatchResponse {
 
 /// The practitioners of this company who best fit `need` (one or more specialties, repeated
 /// or comma-separated) and `language`, with an explainable score (see the `scoring` module:
-/// specialty fit, language, availability and rating once those exist, verified licence).
+/// specialty fit, language, soonest availability, rating — only once the practitioner's
+/// released reviews reach this company's `min_cohort`, as in the directory — and verified
+/// licence).
 /// Only practitioners covering at least one need are listed. Deterministic: equal inputs give
 /// equal outputs; ties are broken by user id.
 #[utoipa::path(get, path = "/api/v1/practitioners/match", tag = "practitioners",

@@ -370,6 +370,19 @@ pub struct DirectoryPractitioner {
     pub verified: bool,
     pub licence_country: Option<String>,
     pub photo_file_id: Option<Uuid>,
+    /// Reviews from every company the practitioner serves, released in steps of five and shown
+    /// only once they reach this company's `min_cohort` (`null` before: too few to be
+    /// anonymous).
+    pub rating: Option<PublicRating>,
+}
+
+/// A practitioner's released reviews (see migration 20261207000002): how many, and their mean.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+pub struct PublicRating {
+    /// Mean of 1–5 stars, rounded to 2 decimals.
+    pub average: f64,
+    /// Reviews counted (a multiple of five, at least this company's `min_cohort`).
+    pub count: i64,
 }
 
 /// One page of the directory (keyset pagination).

@@ -9,8 +9,13 @@
 //!   `app_private.practitioner_search(…)` (a text search), the same rows one page at a time
 //!   from the company's stored directory entries (migrations 20261205000002 and
 //!   20261206000001), so a page costs a page, not the company;
+//! - ratings (directory and matching alike) come only from `app_private.practitioner_ratings`
+//!   (migration 20261207000002): counts and means released in steps of five and hidden below
+//!   the company's `min_cohort`; no query here reads a review row;
 //! - platform queries run in the platform tenant as `platform_admin`, where the policies of
 //!   migration 0008 show the network's profiles and identities, and nothing of any company.
+
+use std::collections::HashMap;
 
 use sqlx::PgConnection;
 use time::OffsetDateTime;
@@ -54,6 +59,7 @@ impl DirRow {
                 verified: self.verified,
                 licence_country: self.licence_country,
                 photo_file_id: self.photo_file_id,
+                rating: None,
             },
             self.tier.and_then(|t| u8::try_from(t).ok()),
         )
@@ -135,7 +141,14 @@ pub async fn directory_page(
             .await?
         }
     };
-    Ok(rows.into_iter().map(DirRow::into_item).collect())
+    let mut items: Vec<(DirectoryPractitioner, Option<u8>)> =
+        rows.into_iter().map(DirRow::into_item).collect();
+    let ids: Vec<Uuid> = items.iter().map(|(p, _)| p.user_id.as_uuid()).collect();
+    let mut rated = ratings(conn, &ids).await?;
+    for (p, _) in &mut items {
+        p.rating = rated.remove(&p.user_id).map(Rating::public);
+    }
+    Ok(items)
 }
 
 /// One practitioner of this tenant's directory.
@@ -158,30 +171,76 @@ pub async fn directory_one(
         tenant.as_uuid(),
         user.as_uuid()
     )
-    .fetch_optional(conn)
+    .fetch_optional(&mut *conn)
     .await?;
-    Ok(row.map(|r| r.into_item().0))
+    let Some(mut p) = row.map(|r| r.into_item().0) else {
+        return Ok(None);
+    };
+    p.rating = ratings(conn, &[p.user_id.as_uuid()])
+        .await?
+        .remove(&p.user_id)
+        .map(Rating::public);
+    Ok(Some(p))
 }
 
-/// Matching candidates: this tenant's active practitioners covering at least one need (and
-/// speaking the language, when `language_required`). `soonest_slot` and the rating are NULL
-/// until scheduling and reviews exist (see `scoring`): those features fill these two columns.
+/// The released ratings of these practitioners, by `app_private.practitioner_ratings`
+/// (migration 20261207000002): only practitioners serving this company whose reviews, from
+/// every company, released in steps of five, reach this company's `min_cohort`. Absent:
+/// hidden (too few to be anonymous), or not a practitioner here.
+pub async fn ratings(
+    conn: &mut PgConnection,
+    practitioners: &[Uuid],
+) -> Result<HashMap<UserId, Rating>, sqlx::Error> {
+    if practitioners.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows = sqlx::query!(
+        r#"SELECT practitioner_id AS "practitioner_id!: UserId", review_count AS "count!",
+                  rating_mean AS "mean!"
+           FROM app_private.practitioner_ratings($1)"#,
+        practitioners
+    )
+    .fetch_all(conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            (
+                r.practitioner_id,
+                Rating {
+                    mean: r.mean,
+                    count: r.count,
+                },
+            )
+        })
+        .collect())
+}
+
+/// Matching candidates: this tenant's active practitioners covering at least one need.
+/// `soonest_slot` is NULL here (the caller asks the slot engine); the rating is the released
+/// one of [`ratings`] (NULL below this company's `min_cohort`, so a score never reveals what
+/// the directory hides).
 pub async fn match_candidates(
     conn: &mut PgConnection,
     tenant: TenantId,
     needs: &[String],
 ) -> Result<Vec<Candidate>, sqlx::Error> {
     let rows = sqlx::query!(
-        r#"SELECT u.id AS "user_id!: UserId", p.specialties AS "specialties!",
-                  p.languages AS "languages!", p.verified_at IS NOT NULL AS "verified!",
-                  NULL::timestamptz AS "soonest_slot?", NULL::float8 AS "rating_mean?",
-                  NULL::bigint AS "rating_count?"
-           FROM memberships m
-           JOIN app_private.practitioner_names() u ON u.id = m.user_id
-           JOIN practitioner_profiles p ON p.user_id = m.user_id
-           WHERE m.tenant_id = $1 AND m.status = 'active' AND 'practitioner' = ANY (m.roles)
-             AND p.specialties && $2
-           ORDER BY u.id"#,
+        r#"WITH c AS (
+               SELECT u.id, p.specialties, p.languages, p.verified_at IS NOT NULL AS verified
+               FROM memberships m
+               JOIN app_private.practitioner_names() u ON u.id = m.user_id
+               JOIN practitioner_profiles p ON p.user_id = m.user_id
+               WHERE m.tenant_id = $1 AND m.status = 'active' AND 'practitioner' = ANY (m.roles)
+                 AND p.specialties && $2)
+           SELECT c.id AS "user_id!: UserId", c.specialties AS "specialties!",
+                  c.languages AS "languages!", c.verified AS "verified!",
+                  NULL::timestamptz AS "soonest_slot?", r.rating_mean AS "rating_mean?",
+                  r.review_count AS "rating_count?"
+           FROM c
+           LEFT JOIN app_private.practitioner_ratings(ARRAY(SELECT c.id FROM c)) r
+             ON r.practitioner_id = c.id
+           ORDER BY c.id"#,
         tenant.as_uuid(),
         needs
     )

@@ -8,13 +8,16 @@
 //! | `specialty`    | 0.50   | share of the requested needs the practitioner covers         | always |
 //! | `language`     | 0.20   | 1 if they speak the requested language, else 0               | a language was asked for |
 //! | `availability` | 0.15   | 1 for a free slot now, falling linearly to 0 at 14 days      | the practitioner keeps a schedule (none free within 14 days: 0) |
-//! | `rating`       | 0.10   | mean rating (1–5) mapped to [0, 1], shrunk toward 3.5 by 5 virtual reviews | the practitioner has reviews |
+//! | `rating`       | 0.10   | mean rating (1–5) mapped to [0, 1], shrunk toward 3.5 by 5 virtual reviews | the practitioner's released reviews reach the company's `min_cohort` |
 //! | `verified`     | 0.05   | 1 if the platform verified their licence                     | always |
 //!
 //! A component that does not apply is excluded from BOTH sums (it neither helps nor hurts,
 //! and the weights of the others are renormalised). `soonest_slot` comes from the slot engine
-//! (`availability::open_slots::soonest_slot`, busy time from every company); `rating` is NULL
-//! until reviews exist.
+//! (`availability::open_slots::soonest_slot`, busy time from every company); `rating` is the
+//! aggregate the directory shows (`repo::ratings`: reviews from every company, released in
+//! steps of five, NULL below the company's `min_cohort`). The score must not use more than the
+//! directory shows: with a single review counted, its value could be read back from the score
+//! (the other components are public), which is exactly what the cohort rule forbids.
 //!
 //! Determinism: the inputs are the stored profile and the request; components are computed in
 //! a fixed order with fixed weights; the total is rounded to 4 decimals and ties (equal rounded
@@ -24,7 +27,7 @@ use serde::Serialize;
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 
-use super::model::Specialty;
+use super::model::{PublicRating, Specialty};
 use crate::db::UserId;
 
 pub const W_SPECIALTY: f64 = 0.50;
@@ -48,12 +51,22 @@ pub struct Need {
     pub now: OffsetDateTime,
 }
 
-/// Reviews of a practitioner (once reviews exist).
+/// Released reviews of a practitioner (see `repo::ratings`).
 #[derive(Debug, Clone, Copy)]
 pub struct Rating {
     /// Mean of 1–5 stars.
     pub mean: f64,
     pub count: i64,
+}
+
+impl Rating {
+    /// As the directory shows it (mean rounded to 2 decimals).
+    pub fn public(self) -> PublicRating {
+        PublicRating {
+            average: (self.mean * 100.0).round() / 100.0,
+            count: self.count,
+        }
+    }
 }
 
 /// A candidate as the database returns it.
@@ -65,7 +78,7 @@ pub struct Candidate {
     pub verified: bool,
     /// Soonest free slot (scheduling; NULL until it exists).
     pub soonest_slot: Option<OffsetDateTime>,
-    /// Reviews (NULL until they exist).
+    /// Released reviews (NULL below the company's `min_cohort`).
     pub rating: Option<Rating>,
 }
 
@@ -180,7 +193,7 @@ pub fn score(need: &Need, c: &Candidate) -> Scored {
     let rating = c.rating.filter(|r| r.count > 0).map(rating_value);
     explanation.push(match c.rating.filter(|r| r.count > 0) {
         Some(r) => format!("rated {:.1}/5 by {} reviews", r.mean, r.count),
-        None => "no ratings yet: not counted".to_owned(),
+        None => "too few reviews to show: rating not counted".to_owned(),
     });
 
     explanation.push(if c.verified {

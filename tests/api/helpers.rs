@@ -491,6 +491,35 @@ pub async fn seed_world(owner: &mut PgConnection, tenant: TenantId, tag: &str) -
     .execute(&mut *owner)
     .await
     .unwrap();
+    // Reviews: the employee's review of an earlier, ended consultation with the practitioner
+    // (the comment column holds an opaque blob here, as a sealed one would be).
+    let ended = uuid::Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO consultations (id, tenant_id, employee_id, practitioner_id, kind, status,
+                                    starts_at, ends_at, room, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, 'video', 'ended', now() - interval '7 days',
+                 now() - interval '7 days' + interval '50 minutes', md5($1::text), now(), now())",
+    )
+    .bind(ended)
+    .bind(tenant.as_uuid())
+    .bind(user.as_uuid())
+    .bind(practitioner)
+    .execute(&mut *owner)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO consultation_reviews (id, tenant_id, consultation_id, employee_id,
+                                           practitioner_id, rating, comment, created_at)
+         VALUES ($1, $2, $3, $4, $5, 4, sha256($1::text::bytea) || sha256($3::text::bytea), now())",
+    )
+    .bind(uuid::Uuid::now_v7())
+    .bind(tenant.as_uuid())
+    .bind(ended)
+    .bind(user.as_uuid())
+    .bind(practitioner)
+    .execute(&mut *owner)
+    .await
+    .unwrap();
     // The employee's calendar feed.
     sqlx::query(
         "INSERT INTO calendar_feeds (id, tenant_id, user_id, token_hash, created_at)

@@ -39,6 +39,7 @@ mod platform;
 mod practitioners;
 mod rbac;
 mod request_path;
+mod reviews;
 mod selfcheck;
 mod tenancy;
 mod totp;
