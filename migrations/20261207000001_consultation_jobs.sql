@@ -63,7 +63,8 @@ CREATE TABLE jobs (
     CONSTRAINT jobs_finished CHECK ((status = 'pending') = (finished_at IS NULL))
 );
 CREATE INDEX jobs_due_idx ON jobs (run_at) WHERE status = 'pending';
-CREATE INDEX jobs_consultation_idx ON jobs (tenant_id, consultation_id) WHERE status = 'pending';
+-- Full, not partial: the consultations' cascade (a company's purge) looks every job up by it.
+CREATE INDEX jobs_consultation_idx ON jobs (tenant_id, consultation_id);
 CREATE INDEX jobs_finished_idx ON jobs (finished_at) WHERE status <> 'pending';
 ALTER TABLE jobs ENABLE ROW LEVEL SECURITY;
 ALTER TABLE jobs FORCE ROW LEVEL SECURITY;
@@ -96,6 +97,7 @@ CREATE TABLE notifications (
 -- Newest first per person (keyset on (created_at, id)).
 CREATE INDEX notifications_person_idx ON notifications (tenant_id, user_id, created_at DESC, id DESC);
 CREATE INDEX notifications_unread_idx ON notifications (tenant_id, user_id) WHERE read_at IS NULL;
+CREATE INDEX notifications_consultation_idx ON notifications (tenant_id, consultation_id);
 ALTER TABLE notifications ENABLE ROW LEVEL SECURITY;
 ALTER TABLE notifications FORCE ROW LEVEL SECURITY;
 CREATE POLICY notifications_own_read ON notifications
@@ -395,7 +397,8 @@ BEGIN
 END
 $$;
 
--- Delete finished jobs older than p_before (at most p_limit). Returns how many.
+-- Delete finished jobs older than p_before, and cancel links spent or dead (their consultation
+-- started) before it (at most p_limit of each). Returns how many rows.
 CREATE FUNCTION app_private.job_prune(p_before timestamptz, p_limit integer)
     RETURNS integer
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER
@@ -403,6 +406,7 @@ CREATE FUNCTION app_private.job_prune(p_before timestamptz, p_limit integer)
     AS $$
 DECLARE
     v_n integer;
+    v_links integer;
 BEGIN
     PERFORM app_private.job_door();
     WITH old AS (
@@ -413,7 +417,17 @@ BEGIN
     )
     DELETE FROM public.jobs j USING old WHERE j.tenant_id = old.tenant_id AND j.id = old.id;
     GET DIAGNOSTICS v_n = ROW_COUNT;
-    RETURN v_n;
+    WITH old AS (
+        SELECT k.tenant_id, k.id FROM public.consultation_cancel_links k
+        JOIN public.consultations c ON c.tenant_id = k.tenant_id AND c.id = k.consultation_id
+        WHERE k.used_at < p_before OR c.starts_at < p_before
+        LIMIT p_limit
+        FOR UPDATE OF k SKIP LOCKED
+    )
+    DELETE FROM public.consultation_cancel_links k USING old
+    WHERE k.tenant_id = old.tenant_id AND k.id = old.id;
+    GET DIAGNOSTICS v_links = ROW_COUNT;
+    RETURN v_n + v_links;
 END
 $$;
 
@@ -441,6 +455,9 @@ END $$;
 -- Outcomes: 'cancelled' (with whether the late rule made it count against the allowance), or
 -- 'gone' for an unknown, foreign, spent or expired link and for a consultation that can no
 -- longer be cancelled (one answer: a link says nothing about why it is dead).
+-- The caller's `p_now` (the server's injected clock) is never earlier than the database's own:
+-- a crafted past time cannot cancel a consultation that already started, nor dodge the late
+-- rule.
 CREATE FUNCTION app_private.public_cancel(p_link uuid, p_hash bytea, p_now timestamptz)
     RETURNS TABLE (outcome text, starts_at timestamptz, counts_against_allowance boolean)
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER
@@ -452,6 +469,7 @@ DECLARE
     c record;
     v_late integer;
     v_counts boolean;
+    v_now timestamptz := GREATEST(p_now, pg_catalog.now());
 BEGIN
     IF v_tenant IS NULL OR p_link IS NULL OR p_hash IS NULL THEN
         RETURN QUERY SELECT 'gone'::text, NULL::timestamptz, NULL::boolean;
@@ -467,19 +485,19 @@ BEGIN
     SELECT x.* INTO c FROM public.consultations x
     WHERE x.tenant_id = v_tenant AND x.id = l.consultation_id
     FOR NO KEY UPDATE;
-    IF NOT FOUND OR c.status NOT IN ('requested', 'confirmed') OR p_now >= c.starts_at THEN
+    IF NOT FOUND OR c.status NOT IN ('requested', 'confirmed') OR v_now >= c.starts_at THEN
         RETURN QUERY SELECT 'gone'::text, NULL::timestamptz, NULL::boolean;
         RETURN;
     END IF;
     SELECT t.late_cancel_hours INTO v_late FROM public.tenants t WHERE t.id = v_tenant;
-    v_counts := c.starts_at - p_now < pg_catalog.make_interval(hours => v_late);
+    v_counts := c.starts_at - v_now < pg_catalog.make_interval(hours => v_late);
     UPDATE public.consultations x
     SET status = 'cancelled', cancelled_by = c.employee_id, cancel_reason = 'other',
-        counts_against_allowance = v_counts, sequence = x.sequence + 1, updated_at = p_now
+        counts_against_allowance = v_counts, sequence = x.sequence + 1, updated_at = v_now
     WHERE x.tenant_id = v_tenant AND x.id = c.id;
     INSERT INTO public.consultation_events (id, tenant_id, consultation_id, kind, actor_id, at)
-    VALUES (pg_catalog.gen_random_uuid(), v_tenant, c.id, 'cancelled', c.employee_id, p_now);
-    UPDATE public.consultation_cancel_links k SET used_at = p_now
+    VALUES (pg_catalog.gen_random_uuid(), v_tenant, c.id, 'cancelled', c.employee_id, v_now);
+    UPDATE public.consultation_cancel_links k SET used_at = v_now
     WHERE k.tenant_id = v_tenant AND k.id = p_link;
     RETURN QUERY SELECT 'cancelled'::text, c.starts_at, v_counts;
 END

@@ -11,9 +11,13 @@
 //! - One job, one transaction: take it (locked), read what it needs, queue its e-mails in the
 //!   outbox, store its notifications (and a cancel link), close it, commit. Its effects exist
 //!   exactly when it is `done`; the mail worker sends the e-mails later.
-//! - A failure rolls that transaction back and is recorded in a new one: retried with
-//!   exponential backoff, `dead` after `JOBS_MAX_ATTEMPTS`. A job that finds nothing to do any
-//!   more (a cancelled or moved consultation's reminder) is `skipped`, never sent.
+//! - A failure rolls the job's work back to a savepoint taken after the job was locked, and
+//!   the attempt is recorded in the same transaction, lock still held (no other worker reruns
+//!   it before its backoff): retried with exponential backoff, `dead` after
+//!   `JOBS_MAX_ATTEMPTS`. Only when the transaction itself is lost is the attempt recorded in
+//!   a new one. A job that finds nothing to do any more (a cancelled or moved consultation's
+//!   reminder) is `skipped`, never sent. `last_error` holds a class (`database 23514`,
+//!   `internal`), never an error's text, which can quote values.
 //! - Time is the injected [`Clock`]: due times and backoff read it; only the polling cadence
 //!   uses real time. Logs carry job ids and kinds, never an address, a link or a body.
 
@@ -141,29 +145,58 @@ impl JobWorker {
             tx.commit().await?;
             return Ok(None);
         };
-        match notices::run(&mut tx, &job, &self.links, now).await {
-            Ok(outcome) => {
-                finish(&mut tx, &job, outcome, now).await?;
-                tx.commit().await?;
-                tracing::info!(job = %job.id, tenant = %job.tenant, kind = %job.kind,
-                               outcome = outcome.as_str(), "job finished");
-                Ok(Some(outcome))
-            }
-            Err(e) => {
-                drop(tx);
-                let status = self.record_failure(&job, &e.to_string()).await?;
-                tracing::warn!(job = %job.id, tenant = %job.tenant, kind = %job.kind,
-                               attempt = job.attempts + 1, status = %status, error = %e,
-                               "job failed");
-                Ok(Some(Outcome::Failed))
-            }
-        }
+        sqlx::raw_sql("SAVEPOINT job_work")
+            .execute(&mut *tx)
+            .await?;
+        let worked = match notices::run(&mut tx, &job, &self.links, now).await {
+            Ok(outcome) => finish(&mut tx, &job, outcome, now).await.map(|()| outcome),
+            Err(e) => Err(e),
+        };
+        let error = match worked {
+            Ok(outcome) => match tx.commit().await {
+                Ok(()) => {
+                    tracing::info!(job = %job.id, tenant = %job.tenant, kind = %job.kind,
+                                   outcome = outcome.as_str(), "job finished");
+                    return Ok(Some(outcome));
+                }
+                // Nothing of the job stayed; the attempt is recorded below, in a new
+                // transaction.
+                Err(e) => {
+                    let class = error_class(&e);
+                    self.record_failure(None, &job, &class).await?;
+                    return Ok(Some(Outcome::Failed));
+                }
+            },
+            Err(e) => e,
+        };
+        let class = error_class(&error);
+        // Undo the job's work, keep the lock, record the attempt in the same transaction.
+        let kept = match sqlx::raw_sql("ROLLBACK TO SAVEPOINT job_work")
+            .execute(&mut *tx)
+            .await
+        {
+            Ok(_) => Some(tx),
+            Err(_) => None,
+        };
+        let status = self.record_failure(kept, &job, &class).await?;
+        tracing::warn!(job = %job.id, tenant = %job.tenant, kind = %job.kind,
+                       attempt = job.attempts + 1, status = %status, error = %class,
+                       "job failed");
+        Ok(Some(Outcome::Failed))
     }
 
-    async fn record_failure(&self, job: &Job, error: &str) -> Result<String, AppError> {
-        // The error's class only: a database error's text can quote values.
-        let class: String = error.chars().take(120).collect();
-        let mut tx = WorkerTx::begin(&self.db).await?;
+    /// Count a failed attempt: in `tx` (the job's own, rolled back to its savepoint) when it is
+    /// still usable, else in a new transaction.
+    async fn record_failure(
+        &self,
+        tx: Option<WorkerTx>,
+        job: &Job,
+        class: &str,
+    ) -> Result<String, AppError> {
+        let mut tx = match tx {
+            Some(tx) => tx,
+            None => WorkerTx::begin(&self.db).await?,
+        };
         let status = sqlx::query_scalar!(
             r#"SELECT app_private.job_failed($1, $2, $3, $4, $5, $6, $7) AS "status""#,
             job.tenant.as_uuid(),
@@ -254,6 +287,19 @@ impl JobWorker {
             }
         }
         tracing::info!("job worker stopped");
+    }
+}
+
+/// What went wrong, as a class: a database error's SQLSTATE, never its text (which can quote
+/// an address or a value).
+fn error_class(e: &AppError) -> String {
+    match e {
+        AppError::Database(sqlx::Error::Database(db)) => {
+            format!("database {}", db.code().as_deref().unwrap_or("?"))
+        }
+        AppError::Database(_) => "database connection".to_owned(),
+        AppError::Unavailable { code, .. } | AppError::Conflict { code, .. } => (*code).to_owned(),
+        _ => "internal".to_owned(),
     }
 }
 

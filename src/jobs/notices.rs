@@ -8,8 +8,10 @@
 //! | `notice_cancelled` | the participant who did not cancel | — |
 //! | `notice_rescheduled` | the participant who did not move it (the employee gets a new cancel link) | cancelled since |
 //!
-//! Every job is skipped once the consultation's start has passed (a worker that was down does
-//! not send yesterday's reminders). Each recipient gets an e-mail (through the outbox, in their
+//! A notice is skipped once the consultation's end has passed (a cancellation a few minutes
+//! before the start still reaches the practitioner, even after a retry); a reminder is skipped
+//! when it comes too late to remind (the 24-hour one with under 2 hours left — the 1-hour one
+//! follows —, the 1-hour one with under 5 minutes left) and says the time actually left. Each recipient gets an e-mail (through the outbox, in their
 //! locale) and an in-app notification. A participant who left the company or whose account is
 //! closed gets nothing (the definers only name reachable participants).
 
@@ -93,27 +95,38 @@ struct Plan {
     cancel_link: bool,
 }
 
+/// A reminder this late no longer reminds.
+fn too_late(kind: &str, left: time::Duration) -> bool {
+    match kind {
+        "reminder_24h" => left < time::Duration::hours(2),
+        _ => left < time::Duration::minutes(5),
+    }
+}
+
 fn plan(job: &Job, c: &Context, now: OffsetDateTime) -> Option<Plan> {
-    if c.starts_at <= now {
+    if c.ends_at <= now {
         return None;
     }
+    let left = c.starts_at - now;
     let everyone = vec![c.employee, c.practitioner];
     let others: Vec<Uuid> = everyone
         .iter()
         .copied()
         .filter(|u| Some(*u) != job.actor)
         .collect();
-    let reminder = |hours| {
-        (c.status == "confirmed" && c.starts_at == job.for_starts_at).then(|| Plan {
-            event: ConsultationEvent::Reminder { hours },
-            notification: "consultation_reminder",
-            recipients: everyone.clone(),
-            cancel_link: false,
-        })
+    let reminder = || {
+        (c.status == "confirmed" && c.starts_at == job.for_starts_at && !too_late(&job.kind, left))
+            .then(|| Plan {
+                event: ConsultationEvent::Reminder {
+                    minutes: u32::try_from(left.whole_minutes()).unwrap_or(0),
+                },
+                notification: "consultation_reminder",
+                recipients: everyone.clone(),
+                cancel_link: false,
+            })
     };
     match job.kind.as_str() {
-        "reminder_24h" => reminder(24),
-        "reminder_1h" => reminder(1),
+        "reminder_24h" | "reminder_1h" => reminder(),
         "notice_requested" => (c.status == "requested").then(|| Plan {
             event: ConsultationEvent::Requested,
             notification: "consultation_requested",
@@ -286,9 +299,38 @@ mod tests {
         let mut moved = ctx("confirmed");
         moved.starts_at += time::Duration::hours(2);
         assert!(plan(&job("reminder_1h", None), &moved, NOW).is_none());
-        // Nothing about a consultation whose start has passed.
-        let late = datetime!(2026-12-10 13:00 UTC);
-        assert!(plan(&job("reminder_1h", None), &ctx("confirmed"), late).is_none());
+        // A reminder says the time actually left, and is dropped when too late to remind.
+        let p = plan(
+            &job("reminder_1h", None),
+            &ctx("confirmed"),
+            datetime!(2026-12-10 12:20 UTC),
+        );
+        assert_eq!(
+            p.unwrap().event,
+            ConsultationEvent::Reminder { minutes: 40 }
+        );
+        let at = |t| plan(&job("reminder_24h", None), &ctx("confirmed"), t).is_some();
+        assert!(at(datetime!(2026-12-10 10:30 UTC)));
+        assert!(
+            !at(datetime!(2026-12-10 11:30 UTC)),
+            "under 2 hours: the 1-hour one follows"
+        );
+        let at = |t| plan(&job("reminder_1h", None), &ctx("confirmed"), t).is_some();
+        assert!(!at(datetime!(2026-12-10 12:56 UTC)));
+        assert!(
+            !at(datetime!(2026-12-10 13:00 UTC)),
+            "nothing once it started"
+        );
+    }
+
+    #[test]
+    fn a_late_cancellation_is_still_told_until_the_end() {
+        let e = Uuid::from_u128(1);
+        let during = datetime!(2026-12-10 13:10 UTC);
+        let cancelled = ctx("cancelled");
+        assert!(plan(&job("notice_cancelled", Some(e)), &cancelled, during).is_some());
+        let after = datetime!(2026-12-10 13:50 UTC);
+        assert!(plan(&job("notice_cancelled", Some(e)), &cancelled, after).is_none());
     }
 
     #[test]

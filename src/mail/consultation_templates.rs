@@ -5,6 +5,8 @@
 //! - Discreet by construction: the subject and body state a time, a length, a way to meet and
 //!   links, nothing else. No name of the other party, no specialty, no reason, nothing about
 //!   care: an employee's address is often a work mailbox that others can read.
+//! - Subjects say nothing but "Serein" and whether it is a reminder: a subject is what a
+//!   delegate, a shared inbox or a mail gateway's log shows of a message without opening it.
 //! - Times are written in the company's time zone, with its name (a person reading the mail in
 //!   another zone can tell); an unknown zone falls back to UTC.
 
@@ -32,6 +34,15 @@ pub(super) fn local_time(locale: Locale, t: OffsetDateTime, zone: &str) -> Strin
     format!("{} ({name})", z.strftime(pattern))
 }
 
+/// "in 24 hours", "in 50 minutes": hours (rounded) from 90 minutes on.
+fn within(l: Locale, m: u32) -> String {
+    if m >= 90 {
+        hours(l, (m + 30) / 60)
+    } else {
+        minutes(l, m)
+    }
+}
+
 fn way(locale: Locale, kind: &str) -> &'static str {
     match (locale, kind) {
         (Locale::En, "video") => "by video",
@@ -50,56 +61,47 @@ pub(super) fn draft(c: &ConsultationMail, l: Locale) -> (String, Vec<Block>) {
     let when = local_time(l, c.starts_at, &c.time_zone);
     let how = way(l, &c.kind);
     let length = minutes(l, c.length_minutes);
-    let (subject, lead) = match (c.event, l) {
-        (ConsultationEvent::Requested, Locale::En) => (
-            "A session awaits your confirmation".to_owned(),
-            format!(
-                "A session was booked with you for {when}, {length} {how}. Please confirm it or suggest another time in Serein."
-            ),
+    let subject = match (c.event, l) {
+        (ConsultationEvent::Reminder { .. }, Locale::En) => "Serein: a reminder",
+        (ConsultationEvent::Reminder { .. }, Locale::Fr) => "Serein : un rappel",
+        (_, Locale::En) => "Serein: an update for you",
+        (_, Locale::Fr) => "Serein : du nouveau pour vous",
+    }
+    .to_owned();
+    let lead = match (c.event, l) {
+        (ConsultationEvent::Requested, Locale::En) => format!(
+            "A session was booked with you for {when}, {length} {how}. Please confirm it or \
+             suggest another time in Serein."
         ),
-        (ConsultationEvent::Requested, Locale::Fr) => (
-            "Une séance attend votre confirmation".to_owned(),
-            format!(
-                "Une séance a été réservée avec vous le {when}, {length} {how}. Confirmez-la ou proposez un autre horaire dans Serein."
-            ),
+        (ConsultationEvent::Requested, Locale::Fr) => format!(
+            "Une séance a été réservée avec vous le {when}, {length} {how}. Confirmez-la ou \
+             proposez un autre horaire dans Serein."
         ),
-        (ConsultationEvent::Confirmed, Locale::En) => (
-            "Your session is confirmed".to_owned(),
-            format!("Your session on {when} is confirmed: {length} {how}."),
+        (ConsultationEvent::Confirmed, Locale::En) => {
+            format!("Your session on {when} is confirmed: {length} {how}.")
+        }
+        (ConsultationEvent::Confirmed, Locale::Fr) => {
+            format!("Votre séance du {when} est confirmée : {length} {how}.")
+        }
+        (ConsultationEvent::Cancelled, Locale::En) => {
+            format!("The session planned for {when} was cancelled.")
+        }
+        (ConsultationEvent::Cancelled, Locale::Fr) => {
+            format!("La séance prévue le {when} a été annulée.")
+        }
+        (ConsultationEvent::Rescheduled, Locale::En) => {
+            format!("A session was moved to {when}: {length} {how}.")
+        }
+        (ConsultationEvent::Rescheduled, Locale::Fr) => {
+            format!("Une séance a été déplacée au {when} : {length} {how}.")
+        }
+        (ConsultationEvent::Reminder { minutes: m }, Locale::En) => format!(
+            "Your session starts in {}, on {when}: {length} {how}.",
+            within(l, m)
         ),
-        (ConsultationEvent::Confirmed, Locale::Fr) => (
-            "Votre séance est confirmée".to_owned(),
-            format!("Votre séance du {when} est confirmée : {length} {how}."),
-        ),
-        (ConsultationEvent::Cancelled, Locale::En) => (
-            "A session was cancelled".to_owned(),
-            format!("The session planned for {when} was cancelled."),
-        ),
-        (ConsultationEvent::Cancelled, Locale::Fr) => (
-            "Une séance a été annulée".to_owned(),
-            format!("La séance prévue le {when} a été annulée."),
-        ),
-        (ConsultationEvent::Rescheduled, Locale::En) => (
-            "A session was moved".to_owned(),
-            format!("A session was moved to {when}: {length} {how}."),
-        ),
-        (ConsultationEvent::Rescheduled, Locale::Fr) => (
-            "Une séance a été déplacée".to_owned(),
-            format!("Une séance a été déplacée au {when} : {length} {how}."),
-        ),
-        (ConsultationEvent::Reminder { hours: h }, Locale::En) => (
-            format!("Reminder: your session in {}", hours(l, h)),
-            format!(
-                "Your session starts in {}, on {when}: {length} {how}.",
-                hours(l, h)
-            ),
-        ),
-        (ConsultationEvent::Reminder { hours: h }, Locale::Fr) => (
-            format!("Rappel : votre séance dans {}", hours(l, h)),
-            format!(
-                "Votre séance commence dans {}, le {when} : {length} {how}.",
-                hours(l, h)
-            ),
+        (ConsultationEvent::Reminder { minutes: m }, Locale::Fr) => format!(
+            "Votre séance commence dans {}, le {when} : {length} {how}.",
+            within(l, m)
         ),
     };
     let mut blocks = vec![greeting(l), Para(lead)];

@@ -77,9 +77,9 @@ pub enum ConsultationEvent {
     Confirmed,
     Cancelled,
     Rescheduled,
-    /// It starts in this many hours.
+    /// It starts in this many minutes (written in hours from 90 minutes on).
     Reminder {
-        hours: u32,
+        minutes: u32,
     },
 }
 

@@ -428,8 +428,8 @@ mod tests {
                 crate::mail::ConsultationEvent::Confirmed,
                 crate::mail::ConsultationEvent::Cancelled,
                 crate::mail::ConsultationEvent::Rescheduled,
-                crate::mail::ConsultationEvent::Reminder { hours: 24 },
-                crate::mail::ConsultationEvent::Reminder { hours: 1 },
+                crate::mail::ConsultationEvent::Reminder { minutes: 1440 },
+                crate::mail::ConsultationEvent::Reminder { minutes: 60 },
             ]
             .map(|event| {
                 Message::Consultation(crate::mail::ConsultationMail {

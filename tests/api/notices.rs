@@ -145,7 +145,9 @@ async fn a_booking_plans_notices_and_reminders_and_a_cancellation_stops_them() {
     assert_eq!(m.len(), 2, "{m:?}");
     for (to, template, subject, text) in &m {
         assert_eq!(template, "consultation_confirmed");
-        assert_eq!(subject, "Your session is confirmed");
+        // The subject says nothing a glance at an inbox should learn; the body has the facts.
+        assert_eq!(subject, "Serein: an update for you");
+        assert!(text.contains("is confirmed"), "{text}");
         // Discreet: no name, no specialty.
         assert!(
             !text.contains("Dr Book") && !text.contains("stress"),
@@ -177,7 +179,8 @@ async fn a_booking_plans_notices_and_reminders_and_a_cancellation_stops_them() {
         .filter(|x| x.1 == "consultation_reminder")
         .collect();
     assert_eq!(reminders.len(), 2);
-    assert!(reminders[0].2.contains("24 hours"), "{}", reminders[0].2);
+    assert_eq!(reminders[0].2, "Serein: a reminder");
+    assert!(reminders[0].3.contains("in 24 hours"), "{}", reminders[0].3);
 
     // The employee cancels: the practitioner is told; the 1-hour reminder is void.
     let (_, e) = mint_session(&app, app.tenant_a, &host("alpha"), emp, &[Role::Employee]).await;
@@ -317,9 +320,10 @@ async fn a_cancel_link_cancels_once_in_its_company_until_the_start() {
         (
             emp_mail.as_str(),
             "consultation_confirmed",
-            "Votre séance est confirmée"
+            "Serein : du nouveau pour vous"
         )
     );
+    assert!(text.contains("est confirmée"), "{text}");
     let token = cancel_token(&text).unwrap();
     assert_eq!(token.len(), 32 + 1 + 43, "{token}");
 
@@ -572,7 +576,140 @@ async fn the_database_keeps_the_queue_the_links_and_notifications_to_their_doors
         assert_eq!(outcome, "gone");
         conn.execute("ROLLBACK").await.unwrap();
     }
-    assert_eq!(status_of(&app, &id).await.0, "confirmed");
+    // A crafted past time does not reopen a consultation that started (the definer never goes
+    // earlier than the database's own clock).
+    let mut o = app.owner().await;
+    sqlx::query(
+        "UPDATE consultations SET starts_at = now() - interval '10 minutes',
+                                  ends_at = now() + interval '40 minutes' WHERE id = $1::uuid",
+    )
+    .bind(&id)
+    .execute(&mut o)
+    .await
+    .unwrap();
+    as_app(&mut conn, Some(app.tenant_a), None).await;
+    let outcome: String = sqlx::query_scalar(
+        "SELECT outcome FROM app_private.public_cancel($1, $2, now() - interval '2 days')",
+    )
+    .bind(link_id)
+    .bind(hash.as_slice())
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(outcome, "gone");
+    conn.execute("ROLLBACK").await.unwrap();
+    // … nor dodges the late rule: three hours before, with a claimed time ten days earlier.
+    sqlx::query(
+        "UPDATE consultations SET starts_at = now() + interval '3 hours',
+                                  ends_at = now() + interval '3 hours 50 minutes' WHERE id = $1::uuid",
+    )
+    .bind(&id)
+    .execute(&mut o)
+    .await
+    .unwrap();
+    as_app(&mut conn, Some(app.tenant_a), None).await;
+    let (outcome, counts): (String, bool) = sqlx::query_as(
+        "SELECT outcome, counts_against_allowance
+         FROM app_private.public_cancel($1, $2, now() - interval '10 days')",
+    )
+    .bind(link_id)
+    .bind(hash.as_slice())
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!((outcome.as_str(), counts), ("cancelled", true));
+    conn.execute("ROLLBACK").await.unwrap();
+
+    // Every worker definer is the worker's alone: the request role may execute none of them.
+    let definers: Vec<(String, bool, bool)> = sqlx::query_as(
+        "SELECT p.oid::regprocedure::text,
+                has_function_privilege('serein_app', p.oid, 'EXECUTE'),
+                has_function_privilege('serein_worker', p.oid, 'EXECUTE')
+         FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+         WHERE n.nspname = 'app_private' AND p.proname LIKE 'job\\_%'
+         ORDER BY 1",
+    )
+    .fetch_all(&mut o)
+    .await
+    .unwrap();
+    assert_eq!(definers.len(), 10, "{definers:?}");
+    for (f, app_may, worker_may) in definers {
+        assert!(!app_may, "{f} is executable by serein_app");
+        assert_eq!(worker_may, f != "app_private.job_door()", "{f}");
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_moved_consultation_is_reminded_at_its_new_time_and_a_link_works_once_under_a_race() {
+    let app = TestApp::spawn().await;
+    let doc = bookable(&app, &[app.tenant_a], true).await;
+    let (emp, e) = employee(&app, app.tenant_a, "alpha").await;
+    let emp_mail = email_of(&app, emp).await;
+    let p = practitioner_token(&app, doc).await;
+    let t0 = next_hour(&app) + Duration::days(2);
+    let (s, c) = book(&app, "alpha", &e, booking(doc, &at(t0)), None).await;
+    assert_eq!(s, 201);
+    let id = c["id"].as_str().unwrap().to_owned();
+    run_jobs(&app).await;
+    // The practitioner moves it three hours later: the old reminders are void, new ones are
+    // planned, and the employee is told (with a fresh link).
+    let t1 = t0 + Duration::hours(3);
+    let (s, _) = act(
+        &app,
+        &p,
+        &id,
+        "reschedule",
+        Some(serde_json::json!({"starts_at": at(t1)})),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let planned: Vec<(String, String, time::OffsetDateTime)> = sqlx::query_as(
+        "SELECT kind, status, for_starts_at FROM jobs
+         WHERE consultation_id = $1::uuid AND kind LIKE 'reminder%' ORDER BY created_at, kind",
+    )
+    .bind(&id)
+    .fetch_all(&mut app.owner().await)
+    .await
+    .unwrap();
+    assert_eq!(planned.len(), 4);
+    assert!(
+        planned[..2].iter().all(|j| j.1 == "cancelled" && j.2 == t0),
+        "{planned:?}"
+    );
+    assert!(
+        planned[2..].iter().all(|j| j.1 == "pending" && j.2 == t1),
+        "{planned:?}"
+    );
+    assert_eq!(run_jobs(&app).await.done, 1);
+    let (to, template, _, text) = mails(&app).await.last().unwrap().clone();
+    assert_eq!(
+        (to.as_str(), template.as_str()),
+        (emp_mail.as_str(), "consultation_rescheduled")
+    );
+    let token = cancel_token(&text).unwrap();
+    // At the old time's reminder nothing is sent; at the new one's, both are reminded.
+    set_clock(&app, t0 - Duration::hours(24) + Duration::minutes(1));
+    assert_eq!(run_jobs(&app).await.total(), 0);
+    set_clock(&app, t1 - Duration::hours(24) + Duration::minutes(1));
+    assert_eq!(run_jobs(&app).await.done, 1);
+    let reminders: Vec<_> = mails(&app)
+        .await
+        .into_iter()
+        .filter(|m| m.1 == "consultation_reminder")
+        .collect();
+    assert_eq!(reminders.len(), 2);
+    assert!(reminders[0].3.contains("24 hours"), "{}", reminders[0].3);
+
+    // Two clicks on the same link at once: one cancels, the other finds it gone.
+    let (a, b) = tokio::join!(
+        public_cancel(&app, "alpha", &token),
+        public_cancel(&app, "alpha", &token)
+    );
+    let mut statuses = [a.0, b.0];
+    statuses.sort_unstable();
+    assert_eq!(statuses, [200, 410]);
+    assert_eq!(status_of(&app, &id).await.0, "cancelled");
     app.stop().await;
 }
 
