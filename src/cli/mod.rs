@@ -1,10 +1,11 @@
 //! The command line: `serein serve` (default), `serein migrate`, and one file per command
 //! group: [`tenants`] (`apply DIR [--adopt]`, `list`, `export DIR`, `purge`), [`users`]
-//! (`add`), [`keys`] (`rotate [--tenant SLUG]`).
+//! (`add`), [`keys`] (`rotate [--tenant SLUG]`), [`demo`] (a bookable demo company).
 //!
 //! Operator commands run as the login role from `DATABASE_URL` (they manage the platform, not
 //! a tenant's data); `serve` is the only command that answers requests.
 
+pub mod demo;
 pub mod keys;
 pub mod tenants;
 pub mod users;
@@ -49,6 +50,15 @@ pub enum Command {
         #[command(subcommand)]
         command: keys::KeysCommand,
     },
+    /// Fill tenant `demo` with two practitioners (availability Mon-Fri) and one employee, all
+    /// with one password, ready for the README's booking walk-through. Idempotent. Without
+    /// `--password-stdin` the password is the published `demo-password-2026` (local use only;
+    /// refused when SEREIN_REQUIRE_SECRETS=true).
+    Demo {
+        /// Read the accounts' password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
 }
 
 /// Entry point of the binary.
@@ -68,6 +78,7 @@ pub async fn main() -> ExitCode {
         Command::Tenants { command } => tenants::run(config, command).await,
         Command::Users { command } => users::run(config, command).await,
         Command::Keys { command } => keys::run(config, command).await,
+        Command::Demo { password_stdin } => demo::run(config, password_stdin).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -253,7 +253,8 @@ pub async fn add_user(db: &Db, config: &AppConfig, new: NewUser<'_>) -> anyhow::
     })
 }
 
-fn describe(e: &crate::error::AppError) -> String {
+/// A refusal in words (a validation error's fields and reasons).
+pub(super) fn describe(e: &crate::error::AppError) -> String {
     match e {
         crate::error::AppError::Validation(errors) => errors
             .iter()

@@ -590,3 +590,349 @@ async fn purge_command_purges_due_tenants_only() {
     let (ok, out) = serein_keyed(&db, data.path(), &["tenants", "purge"]);
     assert!(ok && out.contains("0 tenant(s) purged"), "{out}");
 }
+
+/// `serein demo` against database `db`, from the repository's root (so `tenants/` is the
+/// shipped directory), with extra variables and `stdin`.
+fn serein_demo(db: &str, env: &[(&str, &str)], args: &[&str], stdin: &str) -> (bool, String) {
+    use std::io::Write;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let data = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_serein"));
+    cmd.arg("demo")
+        .args(args)
+        .current_dir(root)
+        .env("DATABASE_URL", db_url(db))
+        .env("SEREIN_CREATE_DATABASE", "false")
+        .env("SEREIN_TENANTS_DIR", root.join("tenants"))
+        .env("SEREIN_DATA_DIR", data.path())
+        .env("RUST_LOG", "warn")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+/// Everything `serein demo` writes, as (table, row) text: a second run must leave it identical.
+async fn demo_rows(c: &mut PgConnection) -> Vec<String> {
+    sqlx::query_scalar(
+        "SELECT 'u ' || u.email || ' ' || u.updated_at || ' ' || coalesce(u.password_hash, '-')
+         FROM users u WHERE u.email LIKE '%@demo.serein.test'
+         UNION ALL
+         SELECT 'm ' || u.email || ' ' || m.roles::text || ' ' || m.status || ' ' || m.updated_at
+         FROM memberships m JOIN users u ON u.id = m.user_id JOIN tenants t ON t.id = m.tenant_id
+         WHERE t.slug = 'demo'
+         UNION ALL
+         SELECT 'p ' || p.user_id || ' ' || p.updated_at FROM practitioner_profiles p
+         UNION ALL
+         SELECT 's ' || s.user_id || ' ' || s.time_zone || ' ' || s.auto_confirm || ' ' || s.updated_at
+         FROM practitioner_schedules s
+         UNION ALL
+         SELECT 'r ' || r.practitioner_id || ' ' || r.weekday || ' ' || r.start_time || '-' || r.end_time
+                || ' ' || r.updated_at
+         FROM availability_rules r
+         UNION ALL
+         SELECT 'd ' || d.display_name || ' ' || d.specialties::text FROM practitioner_directory_entries d
+         JOIN tenants t ON t.id = d.tenant_id WHERE t.slug = 'demo'
+         ORDER BY 1",
+    )
+    .fetch_all(c)
+    .await
+    .unwrap()
+}
+
+/// Issue 11 item 11: after `serein demo` (twice: the second run changes nothing), the README's
+/// walk-through works — the employee logs in with the demo password on `demo.localhost`, finds
+/// both practitioners, their slots, books one of each (auto-confirmed, then confirmed by hand),
+/// both participants get their call tokens in the window, and the `.ics` feed lists both.
+#[tokio::test]
+async fn demo_gives_a_company_a_newcomer_can_book_in() {
+    use crate::members::send;
+    use crate::people::post;
+    use reqwest::Method;
+    use serde_json::{Value, json};
+    use time::format_description::well_known::Rfc3339;
+
+    let app = crate::helpers::TestApp::spawn_with(|s| {
+        s.env
+            .insert("JITSI_DOMAIN".into(), "meet.example.test".into());
+        s.env.insert("JITSI_APP_ID".into(), "serein".into());
+        s.env.insert(
+            "JITSI_APP_SECRET".into(),
+            "a-jitsi-app-secret-of-at-least-32-bytes".into(),
+        );
+    })
+    .await;
+    let (ok, out) = serein_demo(&app.db_name, &[], &[], "");
+    assert!(ok, "{out}");
+    assert!(out.contains("applied") && out.contains("tenants"), "{out}");
+    assert!(
+        out.contains("demo company: http://demo.localhost:8080"),
+        "{out}"
+    );
+    assert_eq!(out.matches("[created account").count(), 3, "{out}");
+    assert!(out.contains("WARNING") && out.contains(serein::cli::demo::DEMO_PASSWORD));
+    let mut c = app.owner().await;
+    let first = demo_rows(&mut c).await;
+    // 3 identities, 3 memberships, 2 profiles, 2 schedules, 2 × 10 weekly rules, 2 entries.
+    let count = |p: &str| first.iter().filter(|r| r.starts_with(p)).count();
+    assert_eq!(
+        [
+            count("u "),
+            count("m "),
+            count("p "),
+            count("s "),
+            count("r "),
+            count("d ")
+        ],
+        [3, 3, 2, 2, 20, 2],
+        "{first:#?}"
+    );
+    // The tenant files were applied as `serve` applies them: alpha and bravo (API-managed)
+    // are untouched.
+    let statuses: Vec<(String, String)> = sqlx::query_as(
+        "SELECT slug, status FROM tenants WHERE slug IN ('alpha', 'bravo', 'demo') ORDER BY slug",
+    )
+    .fetch_all(&mut c)
+    .await
+    .unwrap();
+    assert!(statuses.iter().all(|(_, s)| s == "active"), "{statuses:?}");
+
+    let (ok, out) = serein_demo(&app.db_name, &[], &[], "");
+    assert!(ok, "{out}");
+    assert_eq!(out.matches("[unchanged]").count(), 3, "{out}");
+    assert!(
+        !out.contains("created") && !out.contains("applied"),
+        "{out}"
+    );
+    assert_eq!(
+        demo_rows(&mut c).await,
+        first,
+        "a second run wrote something"
+    );
+
+    let d = "demo.localhost";
+    let password = serein::cli::demo::DEMO_PASSWORD;
+    let login = |email: &'static str| {
+        let app = &app;
+        async move {
+            let res = post(
+                app,
+                d,
+                "/api/v1/auth/login",
+                json!({"email": email, "password": password}),
+            )
+            .await;
+            assert_eq!(res.status(), 200, "login of {email}");
+            res.json::<Value>().await.unwrap()["access_token"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    let get = |path: String, token: String| {
+        let app = &app;
+        async move {
+            let res = send(app, Method::GET, d, &path, &token, None).await;
+            let status = res.status().as_u16();
+            (status, res.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let e = login("ana@demo.serein.test").await;
+    let (s, dir) = get("/api/v1/practitioners".into(), e.clone()).await;
+    assert_eq!(s, 200, "{dir}");
+    let names: Vec<&str> = dir["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["display_name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["Dr Alice Martin", "Dr Bruno Keller"]);
+    let id_of = |i: usize| dir["items"][i]["user_id"].as_str().unwrap().to_owned();
+    let (alice, bruno) = (id_of(0), id_of(1));
+    assert!(
+        out.contains(&format!("ALICE={alice}")) && out.contains(&format!("BRUNO={bruno}")),
+        "{out}"
+    );
+
+    let now = app.clock.now();
+    let q = format!(
+        "from={}&to={}&tz=Europe/Paris",
+        now.format(&Rfc3339).unwrap(),
+        (now + time::Duration::days(14)).format(&Rfc3339).unwrap()
+    )
+    .replace('+', "%2B");
+    let slots = |who: String| {
+        let (get, e, q) = (&get, e.clone(), q.clone());
+        async move {
+            let (s, v) = get(format!("/api/v1/practitioners/{who}/slots?{q}"), e).await;
+            assert_eq!(s, 200, "{v}");
+            v["slots"].as_array().unwrap().clone()
+        }
+    };
+    let a_slots = slots(alice.clone()).await;
+    let b_slots = slots(bruno.clone()).await;
+    // Ten working days of 3 + 4 sessions each (fewer on the first, partly past, day).
+    assert!(a_slots.len() >= 60, "{}", a_slots.len());
+    let first_slot = &a_slots[0];
+    assert_eq!(first_slot["length_minutes"], 50);
+    assert_eq!(first_slot["kinds"], json!(["video", "audio", "chat"]));
+    let at = first_slot["starts_at"].as_str().unwrap().to_owned();
+    assert!(
+        at.ends_with(":00:00+01:00") || at.ends_with(":00:00+02:00"),
+        "{at}"
+    );
+
+    let book = |who: String, at: String, key: &'static str| {
+        let (app, e) = (&app, e.clone());
+        async move {
+            let res = app
+                .req(Method::POST, d, "/api/v1/consultations")
+                .bearer_auth(&e)
+                .header("idempotency-key", key)
+                .json(&json!({"practitioner_id": who, "starts_at": at, "length_minutes": 50, "kind": "video"}))
+                .send()
+                .await
+                .unwrap();
+            let status = res.status().as_u16();
+            (status, res.json::<Value>().await.unwrap())
+        }
+    };
+    let (s, with_alice) = book(alice.clone(), at.clone(), "demo-booking-1").await;
+    assert_eq!(s, 201, "{with_alice}");
+    assert_eq!(
+        with_alice["status"], "confirmed",
+        "Alice confirms automatically"
+    );
+    let (s, again) = book(alice.clone(), at.clone(), "demo-booking-1").await;
+    assert_eq!((s, &again["id"]), (201, &with_alice["id"]), "{again}");
+    let b_at = b_slots
+        .iter()
+        .map(|s| s["starts_at"].as_str().unwrap())
+        .find(|s| *s != at)
+        .unwrap()
+        .to_owned();
+    let (s, with_bruno) = book(bruno.clone(), b_at, "demo-booking-2").await;
+    assert_eq!(s, 201, "{with_bruno}");
+    assert_eq!(with_bruno["status"], "requested", "Bruno confirms by hand");
+
+    // Each practitioner logs in and sees their consultation; Bruno confirms his.
+    let p_alice = login("alice@demo.serein.test").await;
+    let (s, mine) = get("/api/v1/consultations".into(), p_alice.clone()).await;
+    assert_eq!(s, 200, "{mine}");
+    assert_eq!(mine["items"][0]["id"], with_alice["id"], "{mine}");
+    assert_eq!(mine["items"][0]["with_name"], "Ana Silva");
+    let p_bruno = login("bruno@demo.serein.test").await;
+    let b_id = with_bruno["id"].as_str().unwrap();
+    let res = send(
+        &app,
+        Method::POST,
+        d,
+        &format!("/api/v1/consultations/{b_id}/confirm"),
+        &p_bruno,
+        None,
+    )
+    .await;
+    assert_eq!(res.status(), 200);
+
+    // The call: not yet (409), then both participants get a token in the window.
+    let a_id = with_alice["id"].as_str().unwrap();
+    let video = format!("/api/v1/consultations/{a_id}/video");
+    let (s, v) = get(video.clone(), e.clone()).await;
+    assert_eq!((s, v["code"].as_str()), (409, Some("not_joinable")), "{v}");
+    let start = time::OffsetDateTime::parse(&at, &Rfc3339).unwrap();
+    app.clock
+        .advance(start - time::Duration::minutes(5) - app.clock.now());
+    // Sessions made days earlier on the test's clock have expired: log in again.
+    let (e, p_alice) = (
+        login("ana@demo.serein.test").await,
+        login("alice@demo.serein.test").await,
+    );
+    let (s, ve) = get(video.clone(), e.clone()).await;
+    assert_eq!(s, 200, "{ve}");
+    let (s, vp) = get(video.clone(), p_alice).await;
+    assert_eq!(s, 200, "{vp}");
+    assert_eq!(ve["room"], vp["room"]);
+    assert_eq!(
+        (&ve["moderator"], &vp["moderator"]),
+        (&json!(false), &json!(true))
+    );
+    assert!(
+        ve["url"]
+            .as_str()
+            .unwrap()
+            .starts_with("https://meet.example.test/")
+    );
+
+    // The employee's calendar feed lists both consultations.
+    let res = send(&app, Method::POST, d, "/api/v1/me/calendar-feed", &e, None).await;
+    assert_eq!(res.status(), 201);
+    let url = res.json::<Value>().await.unwrap()["url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        url.starts_with("http://demo.localhost:8080/api/v1/calendar/"),
+        "{url}"
+    );
+    let path = &url[url.find("/api/v1/").unwrap()..];
+    let ics = app.get(d, path).await.text().await.unwrap();
+    assert_eq!(ics.matches("BEGIN:VEVENT").count(), 2, "{ics}");
+    assert!(
+        ics.contains(&format!("UID:{a_id}@serein")) && ics.contains(&format!("UID:{b_id}@serein"))
+    );
+}
+
+async fn people(c: &mut PgConnection) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM users WHERE email LIKE '%@demo.serein.test'")
+        .fetch_one(c)
+        .await
+        .unwrap()
+}
+
+/// The published password is refused in production (`SEREIN_REQUIRE_SECRETS=true`) with
+/// nothing written; `--password-stdin` works there. Without the tenant and without a tenants
+/// directory, the command says how to make the tenant.
+#[tokio::test]
+async fn demo_refuses_the_published_password_in_production() {
+    let db = fresh_database().await;
+    let mut c = PgConnection::connect(&db_url(&db)).await.unwrap();
+    let (ok, out) = serein_demo(&db, &[("SEREIN_TENANTS_DIR", "")], &[], "");
+    assert!(!ok);
+    assert!(
+        out.contains("no tenant \"demo\"") && out.contains("tenants apply"),
+        "{out}"
+    );
+    let prod = [("SEREIN_REQUIRE_SECRETS", "true")];
+    let (ok, out) = serein_demo(&db, &prod, &[], "");
+    assert!(!ok);
+    assert!(out.contains("--password-stdin"), "{out}");
+    assert_eq!(people(&mut c).await, 0);
+    let (ok, out) = serein_demo(&db, &prod, &["--password-stdin"], "password\n");
+    assert!(!ok && out.contains("password refused"), "{out}");
+    assert_eq!(people(&mut c).await, 0);
+    let (ok, out) = serein_demo(
+        &db,
+        &prod,
+        &["--password-stdin"],
+        "a private demo passphrase\n",
+    );
+    assert!(ok, "{out}");
+    assert!(!out.contains(serein::cli::demo::DEMO_PASSWORD), "{out}");
+    assert_eq!(people(&mut c).await, 3);
+}
