@@ -11,9 +11,10 @@
 #              in the database. Target >= 1,000/s.
 #   c. contend N employees (2 companies) book the SAME slot at once, on 20 slots, for N in
 #              CONTEND_N (bench/contend.py): exactly one 201 per slot, the rest 409, no 5xx.
-#   profile    (PROFILE=1, last) a short booking run with log_min_duration_statement = 0 and
-#              track_functions = all on the bench database: time per statement and per
-#              PL/pgSQL function, in profile.txt.
+#   profile    (PROFILE=1, last) a short slots run and a short booking run with
+#              log_min_duration_statement = 0 and track_functions = all on the bench database:
+#              time per statement and per function, then bench/sched_probe.sh (EXPLAIN ANALYZE
+#              of the policy helpers and the handlers' statements), in profile.txt.
 # Data: bench/scheduling_seed.sql; tokens and session secrets minted offline by
 # bench/sched_tokens.py (HS256 with this run's JWT_SECRET; secrets from SEREIN_MASTER_KEY).
 #
@@ -376,6 +377,8 @@ if [[ -n $PROFILE ]]; then
     : > "$OUT/profile.txt"
     profile_run slots env TOKENS="$OUT/tokens_a.txt" URL_PATH="$SLOTS_PATH" PORT="$PORT" wrk -c"$SLOTS_CONNS" -t1 -d"${PROFILE_DURATION}s" --latency -s bench/me.lua "http://127.0.0.1:$PORT"
     profile_run book book_wrk "${PROFILE_DURATION}s"
+    wait_idle > /dev/null
+    { echo "bench/sched_probe.sh (loadavg $(loadavg1)):"; ANCHOR=$ANCHOR bench/sched_probe.sh "$DB"; } >> "$OUT/profile.txt" 2>&1
     cat "$OUT/profile.txt" >&2
 fi
 
