@@ -168,6 +168,9 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .merge(crate::availability::router())
         .merge(crate::consultations::router())
         .merge(crate::notifications::router())
+        .merge(crate::notes::router())
+        .merge(crate::journal::router())
+        .merge(crate::chat::router())
         .merge(crate::platform::router())
         .merge(crate::members::router())
 }

@@ -34,6 +34,14 @@ impl Clock {
         }
     }
 
+    /// [`Clock::now`] at the precision PostgreSQL stores (microseconds), for instants a
+    /// response returns before they are read back.
+    pub fn now_stored(&self) -> OffsetDateTime {
+        let t = self.now();
+        let micros = t.nanosecond() / 1_000 * 1_000;
+        t.replace_nanosecond(micros).unwrap_or(t)
+    }
+
     /// Move a manual clock forward (no effect on the system clock).
     pub fn advance(&self, by: Duration) {
         if let Some(m) = &self.manual {

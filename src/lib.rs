@@ -10,6 +10,8 @@ pub mod app;
 pub mod auth;
 /// A practitioner's availability: weekly rules, exceptions, slots.
 pub mod availability;
+/// Chat between a consultation's participants: messages, read marks (REST and socket flows).
+pub mod chat;
 /// The command line (`serein serve|migrate|tenants|users|keys …`), one file per command group.
 pub mod cli;
 /// Injected time.
@@ -30,10 +32,14 @@ pub mod health;
 pub mod http;
 /// Background jobs: the PostgreSQL queue of reminders and change notices, and its worker.
 pub mod jobs;
+/// The private journal of an employee.
+pub mod journal;
 /// Transactional e-mail: outbox, templates, worker.
 pub mod mail;
 /// Members, HR's counts, invitations, the CSV import.
 pub mod members;
+/// Clinical notes of practitioners, with their kept versions.
+pub mod notes;
 /// In-app notifications: the person's own list, read marks.
 pub mod notifications;
 /// Platform administration: tenant life cycle, practitioner assignment, the purge job.

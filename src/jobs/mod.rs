@@ -54,6 +54,9 @@ pub struct JobsConfig {
     pub retry_cap_secs: i32,
     /// `JOBS_RETENTION_DAYS` (default 30): finished jobs are deleted after this.
     pub retention_days: i64,
+    /// `CLINICAL_RETENTION_DAYS` (default 3650, ten years): superseded versions of clinical notes
+    /// and deleted notes are pruned this long after they stopped being current.
+    pub clinical_retention_days: i32,
 }
 
 fn small(v: u64) -> i32 {
@@ -70,6 +73,7 @@ impl JobsConfig {
             retry_cap_secs: small(s.int("JOBS_RETRY_CAP_SECS", 3_600, 1, 604_800)?),
             retention_days: i64::try_from(s.int("JOBS_RETENTION_DAYS", 30, 1, 3_650)?)
                 .unwrap_or(30),
+            clinical_retention_days: small(s.int("CLINICAL_RETENTION_DAYS", 3_650, 1, 36_500)?),
         })
     }
 }
@@ -227,7 +231,8 @@ impl JobWorker {
         Ok(round)
     }
 
-    /// Delete finished jobs past the retention period. Returns how many.
+    /// Delete finished jobs past the retention period, then confidential records past theirs
+    /// (superseded and deleted clinical notes, messages past their window). Returns how many.
     pub async fn prune(&self) -> Result<usize, AppError> {
         let before = self.clock.now() - time::Duration::days(self.config.retention_days);
         let mut total = 0usize;
@@ -236,6 +241,23 @@ impl JobWorker {
             let n = sqlx::query_scalar!(
                 r#"SELECT app_private.job_prune($1, $2) AS "n!""#,
                 before,
+                PRUNE_BATCH
+            )
+            .fetch_one(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            total = total.saturating_add(usize::try_from(n).unwrap_or(0));
+            if n < PRUNE_BATCH {
+                break;
+            }
+        }
+        // Confidential records past their retention (migration 20261208000001_records.sql).
+        loop {
+            let mut tx = WorkerTx::begin(&self.db).await?;
+            let n = sqlx::query_scalar!(
+                r#"SELECT app_private.records_prune($1, $2, $3) AS "n!""#,
+                self.clock.now(),
+                self.config.clinical_retention_days,
                 PRUNE_BATCH
             )
             .fetch_one(&mut *tx)

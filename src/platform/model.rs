@@ -79,6 +79,7 @@ impl CreateTenant {
             },
             privacy: PrivacyFile {
                 min_cohort: self.min_cohort.unwrap_or_else(model::default_min_cohort),
+                message_retention_days: model::default_message_retention_days(),
             },
             branding: self.branding,
         };

@@ -25,6 +25,7 @@ pub struct TenantRow {
     pub allowance: i32,
     pub late_cancel_hours: i32,
     pub min_cohort: i32,
+    pub message_retention_days: i32,
     pub allowed_email_domains: Vec<String>,
     pub web_origins: Vec<String>,
     pub branding: serde_json::Value,
@@ -54,6 +55,7 @@ impl TenantRow {
             self.late_cancel_hours,
             self.seats,
             self.min_cohort,
+            self.message_retention_days,
             self.allowed_email_domains.clone(),
             self.web_origins.clone(),
             self.branding.clone(),
@@ -99,8 +101,8 @@ pub async fn list(
     sqlx::query_as!(
         TenantRow,
         r#"SELECT id AS "id: TenantId", slug, name, plan, seats, status, locale, time_zone,
-                  allowance, late_cancel_hours, min_cohort, allowed_email_domains, web_origins,
-                  branding, managed_by,
+                  allowance, late_cancel_hours, min_cohort, message_retention_days,
+                  allowed_email_domains, web_origins, branding, managed_by,
                   created_at, updated_at, offboard_requested_at, purge_after, offboarded_at
            FROM tenants
            WHERE managed_by <> 'platform'
@@ -122,8 +124,8 @@ pub async fn get(conn: &mut PgConnection, id: TenantId) -> Result<Option<TenantR
     sqlx::query_as!(
         TenantRow,
         r#"SELECT id AS "id: TenantId", slug, name, plan, seats, status, locale, time_zone,
-                  allowance, late_cancel_hours, min_cohort, allowed_email_domains, web_origins,
-                  branding, managed_by,
+                  allowance, late_cancel_hours, min_cohort, message_retention_days,
+                  allowed_email_domains, web_origins, branding, managed_by,
                   created_at, updated_at, offboard_requested_at, purge_after, offboarded_at
            FROM tenants
            WHERE id = $1 AND managed_by <> 'platform'"#,

@@ -173,12 +173,16 @@ pub struct SignupFile {
 pub struct PrivacyFile {
     #[serde(default = "default_min_cohort")]
     pub min_cohort: i32,
+    /// Days after a consultation's end during which its chat stays open, then is deleted.
+    #[serde(default = "default_message_retention_days")]
+    pub message_retention_days: i32,
 }
 
 impl Default for PrivacyFile {
     fn default() -> Self {
         Self {
             min_cohort: default_min_cohort(),
+            message_retention_days: default_message_retention_days(),
         }
     }
 }
@@ -215,6 +219,9 @@ pub fn default_late_cancel_hours() -> i32 {
 pub fn default_min_cohort() -> i32 {
     5
 }
+pub fn default_message_retention_days() -> i32 {
+    30
+}
 
 /// A validated tenant declaration.
 #[derive(Debug, Clone, PartialEq)]
@@ -229,6 +236,7 @@ pub struct TenantSpec {
     pub late_cancel_hours: i32,
     pub seats: i32,
     pub min_cohort: i32,
+    pub message_retention_days: i32,
     pub allowed_email_domains: Vec<String>,
     pub web_origins: Vec<String>,
     pub branding: Branding,
@@ -293,6 +301,15 @@ pub mod rules {
             Ok(())
         } else {
             Err("must be an IANA time zone name")
+        }
+    }
+
+    /// Days a conversation stays open after its consultation's end.
+    pub fn message_retention_days(d: i32) -> Result<(), &'static str> {
+        if (0..=365).contains(&d) {
+            Ok(())
+        } else {
+            Err("must be between 0 and 365")
         }
     }
 
@@ -424,6 +441,9 @@ impl TenantSpec {
         if let Err(reason) = rules::min_cohort(f.privacy.min_cohort) {
             errs.push(spec_err("privacy.min_cohort", reason));
         }
+        if let Err(reason) = rules::message_retention_days(f.privacy.message_retention_days) {
+            errs.push(spec_err("privacy.message_retention_days", reason));
+        }
         let domains = rules::email_domains(&f.signup.allowed_email_domains).unwrap_or_else(|bad| {
             for (i, reason) in bad {
                 errs.push(spec_err(
@@ -461,6 +481,7 @@ impl TenantSpec {
             late_cancel_hours: f.late_cancel_hours,
             seats,
             min_cohort: f.privacy.min_cohort,
+            message_retention_days: f.privacy.message_retention_days,
             allowed_email_domains: domains,
             web_origins: origins,
             branding: f.branding,
@@ -488,6 +509,7 @@ impl TenantSpec {
             },
             privacy: PrivacyFile {
                 min_cohort: self.min_cohort,
+                message_retention_days: self.message_retention_days,
             },
             branding: self.branding.clone(),
         }

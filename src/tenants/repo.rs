@@ -169,8 +169,8 @@ pub async fn apply_with(
         let outcome: Option<bool> = sqlx::query_scalar!(
             r#"INSERT INTO tenants AS t (id, slug, name, plan, status, locale, time_zone, allowance,
                                          min_cohort, allowed_email_domains, web_origins, branding,
-                                         seats, late_cancel_hours, managed_by)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $15, 'file')
+                                         seats, late_cancel_hours, message_retention_days, managed_by)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $15, $16, 'file')
                ON CONFLICT (slug) DO UPDATE
                   SET name = EXCLUDED.name, plan = EXCLUDED.plan, status = EXCLUDED.status,
                       locale = EXCLUDED.locale, time_zone = EXCLUDED.time_zone,
@@ -178,18 +178,20 @@ pub async fn apply_with(
                       allowed_email_domains = EXCLUDED.allowed_email_domains,
                       web_origins = EXCLUDED.web_origins, branding = EXCLUDED.branding,
                       seats = EXCLUDED.seats, late_cancel_hours = EXCLUDED.late_cancel_hours,
+                      message_retention_days = EXCLUDED.message_retention_days,
                       managed_by = 'file',
                       updated_at = now()
                 WHERE (t.managed_by = 'file' OR ($14 AND t.managed_by = 'api'))
                   AND t.status IN ('active', 'suspended')
                   AND ((t.name, t.plan, t.status, t.locale, t.time_zone, t.allowance, t.min_cohort,
                         t.allowed_email_domains, t.web_origins, t.branding, t.seats,
-                        t.late_cancel_hours)
+                        t.late_cancel_hours, t.message_retention_days)
                        IS DISTINCT FROM
                        (EXCLUDED.name, EXCLUDED.plan, EXCLUDED.status, EXCLUDED.locale,
                         EXCLUDED.time_zone, EXCLUDED.allowance, EXCLUDED.min_cohort,
                         EXCLUDED.allowed_email_domains, EXCLUDED.web_origins, EXCLUDED.branding,
-                        EXCLUDED.seats, EXCLUDED.late_cancel_hours)
+                        EXCLUDED.seats, EXCLUDED.late_cancel_hours,
+                        EXCLUDED.message_retention_days)
                        OR t.managed_by <> 'file')
                RETURNING (xmax = 0) AS "inserted!""#,
             TenantId::new() as TenantId,
@@ -207,6 +209,7 @@ pub async fn apply_with(
             s.seats,
             options.adopt,
             s.late_cancel_hours,
+            s.message_retention_days,
         )
         .fetch_optional(&mut *tx)
         .await?;
@@ -267,6 +270,7 @@ pub fn spec_from_row(
     late_cancel_hours: i32,
     seats: i32,
     min_cohort: i32,
+    message_retention_days: i32,
     allowed_email_domains: Vec<String>,
     web_origins: Vec<String>,
     branding: serde_json::Value,
@@ -285,6 +289,7 @@ pub fn spec_from_row(
         late_cancel_hours,
         seats,
         min_cohort,
+        message_retention_days,
         allowed_email_domains,
         web_origins,
     })
@@ -303,7 +308,8 @@ pub struct Exported {
 pub async fn export(conn: &mut PgConnection) -> Result<Vec<Exported>, ApplyError> {
     let rows = sqlx::query!(
         r#"SELECT slug, name, plan, status, locale, time_zone, allowance, late_cancel_hours,
-                  seats, min_cohort, allowed_email_domains, web_origins, branding, managed_by
+                  seats, min_cohort, message_retention_days, allowed_email_domains, web_origins,
+                  branding, managed_by
            FROM tenants
            WHERE managed_by <> 'platform' AND status IN ('active', 'suspended')
            ORDER BY slug"#
@@ -323,6 +329,7 @@ pub async fn export(conn: &mut PgConnection) -> Result<Vec<Exported>, ApplyError
                 r.late_cancel_hours,
                 r.seats,
                 r.min_cohort,
+                r.message_retention_days,
                 r.allowed_email_domains,
                 r.web_origins,
                 r.branding,

@@ -34,6 +34,9 @@ pub struct TenantSettings {
     pub allowance: i32,
     /// Smallest cell an HR report shows.
     pub min_cohort: i32,
+    /// Days after a consultation's end during which its participants can still read and send
+    /// messages; then the conversation is deleted.
+    pub message_retention_days: i32,
     pub allowed_email_domains: Vec<String>,
     pub branding: Branding,
     /// `file` (changed by editing `tenants/<slug>.toml`) or `api`.
@@ -68,6 +71,10 @@ pub struct TenantSettingsPatch {
     #[serde(default)]
     #[schema(minimum = 3, maximum = 1000)]
     pub min_cohort: Option<i32>,
+    /// 0 to 365 days.
+    #[serde(default)]
+    #[schema(minimum = 0, maximum = 365)]
+    pub message_retention_days: Option<i32>,
 }
 
 /// A validated patch.
@@ -79,6 +86,7 @@ struct ValidPatch {
     time_zone: Option<String>,
     allowed_email_domains: Option<Vec<String>>,
     min_cohort: Option<i32>,
+    message_retention_days: Option<i32>,
 }
 
 fn field(errs: &mut Vec<FieldError>, name: &str, reason: &str) {
@@ -136,6 +144,12 @@ impl TenantSettingsPatch {
             }
             out.min_cohort = Some(k);
         }
+        if let Some(d) = self.message_retention_days {
+            if let Err(reason) = rules::message_retention_days(d) {
+                field(&mut errs, "message_retention_days", reason);
+            }
+            out.message_retention_days = Some(d);
+        }
         if errs.is_empty() {
             Ok(out)
         } else {
@@ -151,7 +165,7 @@ async fn load(
 ) -> AppResult<TenantSettings> {
     let t = sqlx::query!(
         r#"SELECT t.id, t.slug, t.name, t.plan, t.status, t.locale, t.time_zone, t.allowance,
-                  t.min_cohort, t.allowed_email_domains, t.branding, t.managed_by, t.updated_at,
+                  t.min_cohort, t.message_retention_days, t.allowed_email_domains, t.branding, t.managed_by, t.updated_at,
                   s.seats AS "seats!", s.used AS "seats_used!"
            FROM tenants t, app_private.seat_usage($2) s
            WHERE t.id = $1"#,
@@ -173,6 +187,7 @@ async fn load(
         time_zone: t.time_zone,
         allowance: t.allowance,
         min_cohort: t.min_cohort,
+        message_retention_days: t.message_retention_days,
         allowed_email_domains: t.allowed_email_domains,
         branding,
         managed_by: t.managed_by,
@@ -244,7 +259,8 @@ pub async fn update_tenant(
              time_zone = coalesce($5, time_zone),
              allowed_email_domains = coalesce($6, allowed_email_domains),
              min_cohort = coalesce($7, min_cohort),
-             updated_at = $8
+             updated_at = $8,
+             message_retention_days = coalesce($9, message_retention_days)
          WHERE id = $1",
         actor.tenant.as_uuid(),
         patch.name,
@@ -253,7 +269,8 @@ pub async fn update_tenant(
         patch.time_zone,
         patch.allowed_email_domains.as_deref(),
         patch.min_cohort,
-        now
+        now,
+        patch.message_retention_days
     )
     .execute(&mut *tx)
     .await?

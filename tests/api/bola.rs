@@ -174,7 +174,37 @@ async fn tenant_a_cannot_reach_tenant_b_objects_through_any_route_with_an_id() {
         "tenant B must own rows everywhere for the sweep to mean something: {before:?}"
     );
 
+    // B's care records (seeded above): a consultation, a clinical note, a journal entry.
+    async fn b_record(owner: &mut PgConnection, sql: &'static str, b: TenantId) -> String {
+        let id: uuid::Uuid = sqlx::query_scalar(sql)
+            .bind(b.as_uuid())
+            .fetch_one(owner)
+            .await
+            .unwrap();
+        id.to_string()
+    }
+    let b_consultation = b_record(
+        &mut owner,
+        "SELECT id FROM consultations WHERE tenant_id = $1 ORDER BY id LIMIT 1",
+        b,
+    )
+    .await;
+    let b_note = b_record(
+        &mut owner,
+        "SELECT id FROM clinical_notes WHERE tenant_id = $1 LIMIT 1",
+        b,
+    )
+    .await;
+    let b_entry = b_record(
+        &mut owner,
+        "SELECT id FROM journal_entries WHERE tenant_id = $1 LIMIT 1",
+        b,
+    )
+    .await;
     let foreign_ids: Vec<(&str, String)> = vec![
+        ("B consultation", b_consultation),
+        ("B clinical note", b_note),
+        ("B journal entry", b_entry),
         ("B member (user id)", b_member.to_string()),
         ("B membership id", b_membership.to_string()),
         ("B practitioner", b_practitioner.to_string()),
@@ -199,6 +229,11 @@ async fn tenant_a_cannot_reach_tenant_b_objects_through_any_route_with_an_id() {
         json!({"roles": ["tenant_admin"], "status": "disabled"}),
         json!({"password": "a brand new long passphrase", "display_name": "Mallory"}),
         json!({}),
+        // Notes, journal, messages, read marks.
+        json!({"text": "Taken over"}),
+        json!({"version": 1, "text": "Taken over"}),
+        json!({"body": "Taken over"}),
+        json!({"seq": 1}),
     ];
     let admin_may = crate::rbac::policy()
         .remove("tenant_admin")

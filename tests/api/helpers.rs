@@ -520,6 +520,65 @@ pub async fn seed_world(owner: &mut PgConnection, tenant: TenantId, tag: &str) -
     .execute(&mut *owner)
     .await
     .unwrap();
+    // Confidential records (opaque blobs, as sealed ones would be): the practitioner's note on
+    // the confirmed consultation with its first version, the employee's journal entry, a
+    // message of the employee's in that consultation and their read mark.
+    let note = uuid::Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO clinical_notes (id, tenant_id, consultation_id, author_id, employee_id,
+                                     current_version, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, 1, now(), now())",
+    )
+    .bind(note)
+    .bind(tenant.as_uuid())
+    .bind(consultation)
+    .bind(practitioner)
+    .bind(user.as_uuid())
+    .execute(&mut *owner)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO clinical_note_versions (id, tenant_id, note_id, version, author_id, content, created_at)
+         VALUES ($1, $2, $3, 1, $4, sha256($1::text::bytea) || sha256($3::text::bytea), now())",
+    )
+    .bind(uuid::Uuid::now_v7())
+    .bind(tenant.as_uuid())
+    .bind(note)
+    .bind(practitioner)
+    .execute(&mut *owner)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO journal_entries (id, tenant_id, owner_id, content, created_at, updated_at)
+         VALUES ($1, $2, $3, sha256($1::text::bytea) || sha256($3::text::bytea), now(), now())",
+    )
+    .bind(uuid::Uuid::now_v7())
+    .bind(tenant.as_uuid())
+    .bind(user.as_uuid())
+    .execute(&mut *owner)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO messages (id, tenant_id, consultation_id, seq, sender_id, body, created_at)
+         VALUES ($1, $2, $3, 1, $4, sha256($1::text::bytea) || sha256($3::text::bytea), now())",
+    )
+    .bind(uuid::Uuid::now_v7())
+    .bind(tenant.as_uuid())
+    .bind(consultation)
+    .bind(user.as_uuid())
+    .execute(&mut *owner)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO message_reads (tenant_id, consultation_id, user_id, last_read_seq, read_at)
+         VALUES ($1, $2, $3, 1, now())",
+    )
+    .bind(tenant.as_uuid())
+    .bind(consultation)
+    .bind(user.as_uuid())
+    .execute(&mut *owner)
+    .await
+    .unwrap();
     // The employee's calendar feed.
     sqlx::query(
         "INSERT INTO calendar_feeds (id, tenant_id, user_id, token_hash, created_at)
