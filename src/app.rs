@@ -6,6 +6,7 @@
 //!
 //! Start-up order (each step refuses to continue on failure): connect (creating the database
 //! if configured) → migrate (or, with `SEREIN_MIGRATE_ON_START=false`, verify) → self-check (RLS would hold) → apply `tenants/` if configured →
+//! master key check (the configured master key is the database's: `crypto::keycheck`) →
 //! bind → serve (with the mail worker beside it unless `MAIL_WORKER=false`, and the offboarding
 //! purge job unless `PURGE_WORKER=false`).
 
@@ -244,7 +245,7 @@ impl App {
         let passwords =
             Passwords::new(config.auth.password_cost, config.auth.password_concurrency)?;
         let throttle = Throttle::new(&config.auth);
-        let keyring = Keyring::from_config_with_clock(&config.crypto, clock.clone())?;
+        let keyring = Keyring::connect(&config.crypto, clock.clone(), &db).await?;
         let mail = crate::mail::Mailer::from_config(&config.mail, &config.core.data_dir)?;
         let core = &config.core;
         let limits = Limits {

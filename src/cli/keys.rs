@@ -1,10 +1,15 @@
 //! `serein keys …`: envelope-encryption keys, as the owner (the login role of `DATABASE_URL`).
 //! The rotation itself is [`Keyring::rotate_tenant`]; this file picks the tenants, runs one
-//! transaction per tenant and prints what happened.
+//! transaction per tenant, then keeps the master key check current (records the current
+//! master's, removes those of masters nothing is wrapped under any more) and prints what
+//! happened. Like every process that builds the keyring, it first refuses a master key that is
+//! not the database's ([`Keyring::connect`]).
 
 use sqlx::Connection;
 
 use crate::app::AppConfig;
+use crate::clock::Clock;
+use crate::crypto::keycheck;
 use crate::crypto::keyring::Keyring;
 use crate::db::{Db, TenantId};
 
@@ -13,7 +18,7 @@ use crate::db::{Db, TenantId};
 pub enum KeysCommand {
     /// New tenant key versions (and fresh subject keys) for every tenant, or one: new writes
     /// use them, old records stay readable. Also re-wraps keys still under
-    /// SEREIN_PREVIOUS_MASTER_KEY.
+    /// SEREIN_PREVIOUS_MASTER_KEY, and keeps the master key check current.
     Rotate {
         /// Only this tenant (its slug).
         #[arg(long)]
@@ -37,11 +42,11 @@ async fn rotate(config: AppConfig, slug: Option<&str>) -> anyhow::Result<()> {
              SEREIN_DATA_DIR holds the development master.key"
         );
     }
-    let keyring = Keyring::from_config(&config.crypto)?;
     let db = Db::connect(&config.core).await?;
     if let Err(reason) = db.readiness().await {
         anyhow::bail!("database schema is not current ({reason}); run `serein migrate` first");
     }
+    let keyring = Keyring::connect(&config.crypto, Clock::system(), &db).await?;
     let tenants: Vec<(TenantId, String)> = {
         let mut conn = db.admin_conn().await?;
         sqlx::query!(
@@ -86,6 +91,22 @@ async fn rotate(config: AppConfig, slug: Option<&str>) -> anyhow::Result<()> {
             }
         }
     }
+    // The current master's check (also when no tenant had keys to rotate), and none left for
+    // a master under which nothing is wrapped any more.
+    let mut tx = conn.begin().await?;
+    keycheck::record_current(&keyring, &mut tx).await?;
+    let removed = keycheck::prune(&keyring, &mut tx).await?;
+    tx.commit().await?;
     println!("{rotated} tenant(s) rotated, {skipped} skipped");
+    let removed: Vec<String> = removed.iter().map(|i| format!("{i:08x}")).collect();
+    println!(
+        "master key check current for id {:08x}{}",
+        keyring.master_key_id(),
+        if removed.is_empty() {
+            String::new()
+        } else {
+            format!("; removed the check of id {}", removed.join(", "))
+        }
+    );
     Ok(())
 }

@@ -99,7 +99,9 @@ pub async fn run(config: AppConfig, command: TenantsCommand) -> anyhow::Result<(
         TenantsCommand::Purge => {
             let db = Db::connect(&config.core).await?;
             db.migrate().await?;
-            let keyring = crate::crypto::keyring::Keyring::from_config(&config.crypto)?;
+            let keyring =
+                crate::crypto::keyring::Keyring::connect(&config.crypto, Clock::system(), &db)
+                    .await?;
             let purged =
                 crate::platform::purge::purge_due(&db, &keyring, Clock::system().now()).await?;
             for p in &purged {

@@ -11,6 +11,8 @@
 //!   master with HKDF-SHA256 (info `serein identity v1`): no database access.
 //!
 //! Invariants:
+//! - A process builds its keyring with [`Keyring::connect`], which refuses a master key that is
+//!   not the database's ([`super::keycheck`]) before anything is sealed, opened or wrapped.
 //! - Requests reach key rows only through the `app_private` key definers ([`super::keystore`]):
 //!   the request role has no privilege on the key tables. The definers take the tenant and the
 //!   person from the transaction's context and demand a session checked by `session_guard` in
@@ -49,11 +51,12 @@ use sqlx::PgConnection;
 use zeroize::Zeroizing;
 
 use super::cache::{KeyCache, KeyId, Purpose};
+use super::keycheck;
 use super::keystore;
 use super::master::{CryptoConfig, MasterKey, dev_master_key};
 use super::sealed::{self, DataKey, KEY_LEN};
 use crate::clock::Clock;
-use crate::db::{SessionId, TenantId, UserId};
+use crate::db::{Db, SessionId, TenantId, UserId};
 use crate::error::AppError;
 
 pub use super::sealed::{Aad, CryptoError};
@@ -134,13 +137,30 @@ fn v_db(v: u32) -> Result<i32, CryptoError> {
 
 impl Keyring {
     /// The keyring of the configured master key (see [`super::master`] for the development
-    /// fallback), on the system clock.
-    pub fn from_config(cfg: &CryptoConfig) -> anyhow::Result<Self> {
+    /// fallback), checked against the database's master key check ([`super::keycheck`])
+    /// before anything uses it: the one way a process builds its keyring. A master key that
+    /// is not the database's is refused with one line naming the variable and the key ids.
+    pub async fn connect(cfg: &CryptoConfig, clock: Clock, db: &Db) -> anyhow::Result<Self> {
+        let keyring = Self::from_config_with_clock(cfg, clock)?;
+        let var = match &cfg.master_key {
+            Some(_) => "SEREIN_MASTER_KEY".to_owned(),
+            None => format!(
+                "SEREIN_MASTER_KEY (unset: the development key {})",
+                cfg.data_dir.join("master.key").display()
+            ),
+        };
+        keycheck::verify(&keyring, db, &var).await?;
+        Ok(keyring)
+    }
+
+    /// The keyring of the configured master key, unchecked (see [`Keyring::connect`]).
+    #[cfg(test)]
+    fn from_config(cfg: &CryptoConfig) -> anyhow::Result<Self> {
         Self::from_config_with_clock(cfg, Clock::system())
     }
 
     /// [`Keyring::from_config`] on an injected clock (cache expiry, key timestamps).
-    pub fn from_config_with_clock(c: &CryptoConfig, clock: Clock) -> anyhow::Result<Self> {
+    fn from_config_with_clock(c: &CryptoConfig, clock: Clock) -> anyhow::Result<Self> {
         let master = match &c.master_key {
             Some(k) => MasterKey::from_secret(k)?,
             None if c.require_master_key => anyhow::bail!(
@@ -212,6 +232,16 @@ impl Keyring {
     /// The id of the current master key (what new wrapped tenant keys and identity blobs name).
     pub fn master_key_id(&self) -> u32 {
         self.inner.master.id
+    }
+
+    /// The current master key (the key check seals with it).
+    pub(crate) fn master(&self) -> &MasterKey {
+        &self.inner.master
+    }
+
+    /// The previous master key, during a master rotation.
+    pub(crate) fn previous_master(&self) -> Option<&MasterKey> {
+        self.inner.previous.as_ref()
     }
 
     /// Unwrapped keys currently cached.

@@ -10,7 +10,10 @@
 //!    under the current one (master rotation);
 //! 3. every live subject key version is re-wrapped under the new `data` key (so old tenant key
 //!    versions could later be destroyed without losing subject data), and every person whose
-//!    newest subject key is live gets a fresh subject key version for new writes.
+//!    newest subject key is live gets a fresh subject key version for new writes;
+//! 4. the current master's key check is recorded unless it exists ([`super::keycheck`]), so a
+//!    new master's check commits with the first keys wrapped under it. (`serein keys rotate`
+//!    then removes the checks of master ids no live tenant key names any more.)
 //!
 //! Invariants: nothing is ever decrypted but keys; no record is rewritten (records name their
 //! key version; re-encrypting records is a per-table job, `Keyring::blob_key_version` tells
@@ -112,6 +115,8 @@ impl Keyring {
             self.rotate_subject_keys(conn, tenant, &all, data_version, &data_key, &mut report)
                 .await?;
         }
+        // Keys are now wrapped under the current master: its check commits with them.
+        super::keycheck::record_current(self, conn).await?;
         Ok(report)
     }
 

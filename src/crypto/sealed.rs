@@ -20,7 +20,9 @@
 //!   tenant fails to open.
 //! - Wrapped keys use the same format with associated data naming the key's identity
 //!   (`serein-key v1|…`, see the keyring), so a wrapped key cannot be swapped between tenants,
-//!   purposes, subjects or versions. The two AAD families cannot collide (different prefixes).
+//!   purposes, subjects or versions. The master key check seals a known constant under the
+//!   master with `serein-key-check v1|{id}` ([`crate::crypto::keycheck`]). The three AAD
+//!   families cannot collide (different prefixes).
 //!
 //! Invariants: every failure to open (wrong key, any flipped byte, truncation, moved record,
 //! unknown format version) is the one opaque [`CryptoError::Unreadable`]; nothing here logs or

@@ -26,6 +26,7 @@ mod helpers;
 mod import;
 mod invitations;
 mod isolation;
+mod keycheck;
 mod keys;
 mod lifecycle;
 mod lists;
