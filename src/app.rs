@@ -66,6 +66,8 @@ pub struct AppConfig {
     pub consultations: crate::consultations::config::ConsultationsConfig,
     /// Background jobs: reminders and change notices.
     pub jobs: crate::jobs::JobsConfig,
+    /// The realtime gateway: socket limits, pings, the listener.
+    pub realtime: crate::realtime::RealtimeConfig,
 }
 
 impl AppConfig {
@@ -89,6 +91,7 @@ impl AppConfig {
             platform: PlatformConfig::load(&s)?,
             consultations: crate::consultations::config::ConsultationsConfig::load(&s)?,
             jobs: crate::jobs::JobsConfig::load(&s)?,
+            realtime: crate::realtime::RealtimeConfig::load(&s)?,
             core,
         };
         s.finish()?;
@@ -113,6 +116,8 @@ pub struct AppState {
     /// Envelope encryption (sealing and opening confidential records).
     pub keyring: Keyring,
     pub mail: crate::mail::Mailer,
+    /// This server's live sockets and the fan-out to them.
+    pub realtime: crate::realtime::Hub,
 }
 
 /// The OpenAPI document's frame; paths are added by each feature's router.
@@ -172,6 +177,7 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .merge(crate::notes::router())
         .merge(crate::journal::router())
         .merge(crate::chat::router())
+        .merge(crate::realtime::router())
         .merge(crate::platform::router())
         .merge(crate::members::router())
 }
@@ -255,7 +261,10 @@ impl App {
             routes: Arc::from(vec![crate::members::import::route_limits(&config.import)]),
             imports: Arc::new(Semaphore::new(crate::members::import::concurrency(core))),
         };
+        let realtime =
+            crate::realtime::Hub::new(config.realtime.queue, config.realtime.max_connections);
         let state = AppState {
+            realtime,
             tenants: TenantDirectory::new(db.clone(), clock.clone(), config.tenants.cache_ttl),
             config: Arc::new(config),
             db,
@@ -351,7 +360,12 @@ impl App {
         let cfg = &config.core;
         let opts = ServerOptions {
             header_read_timeout: cfg.header_read_timeout,
-            max_connections: cfg.max_in_flight.saturating_mul(4).max(256),
+            // Sockets are connections too (they hold no request slot once upgraded).
+            max_connections: cfg
+                .max_in_flight
+                .saturating_mul(4)
+                .max(256)
+                .saturating_add(config.realtime.max_connections),
             shutdown_grace: cfg.shutdown_grace,
         };
         let addr: Option<SocketAddr> = listener.local_addr().ok();
@@ -396,11 +410,26 @@ impl App {
                 },
             ))
         });
+        // The realtime listener (fan-out from other servers), stopped with the server.
+        let listen_stop = stop_mail.subscribe();
+        let listener_task = config.realtime.listener.then(|| {
+            tokio::spawn(crate::realtime::listen(
+                self.state.realtime.clone(),
+                self.state.db.clone(),
+                listen_stop,
+            ))
+        });
+        let hub = self.state.realtime.clone();
         let shutdown = async move {
             shutdown.await;
+            // Open sockets close (going away) so the graceful shutdown does not wait on them.
+            hub.close_all();
             let _ = stop_mail.send(true);
         };
         server::serve(listener, self.router, opts, shutdown).await;
+        if let Some(task) = listener_task {
+            task.abort();
+        }
         if let Some(mut worker) = mail_worker
             && tokio::time::timeout(cfg.shutdown_grace, &mut worker)
                 .await

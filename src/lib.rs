@@ -48,6 +48,8 @@ pub mod platform;
 pub mod practitioners;
 /// Roles shared by RBAC and row-level security.
 pub mod rbac;
+/// The realtime gateway: WebSocket events and their fan-out across servers.
+pub mod realtime;
 /// Logs and metrics set-up.
 pub mod telemetry;
 /// The tenant: model, resolution, profile, company settings, declarative tenant files.

@@ -154,6 +154,24 @@ pub fn bearer(headers: &HeaderMap) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
+/// The access token a WebSocket client offers as the subprotocol `bearer.<token>` (a browser
+/// cannot set `Authorization` on a WebSocket, and a token in the URL would reach logs). Only on
+/// an upgrade request.
+pub fn ws_bearer(headers: &HeaderMap) -> Option<&str> {
+    let upgrade = headers.get(header::UPGRADE)?.to_str().ok()?;
+    if !upgrade.eq_ignore_ascii_case("websocket") {
+        return None;
+    }
+    headers
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .find_map(|p| p.strip_prefix("bearer."))
+        .filter(|t| !t.is_empty())
+}
+
 /// The gate (see the module header).
 pub async fn authorize(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     match gate(&state, &mut req) {
@@ -179,7 +197,9 @@ fn gate(state: &AppState, req: &mut Request) -> Result<(), AppError> {
     }
     // Host-independent routes are public; everything else needs a host scope.
     let (tenant, host) = scope(state, req.extensions()).ok_or(AppError::TenantRequired)?;
-    let token = bearer(req.headers()).ok_or(AppError::Unauthorized("unauthorized"))?;
+    let token = bearer(req.headers())
+        .or_else(|| ws_bearer(req.headers()))
+        .ok_or(AppError::Unauthorized("unauthorized"))?;
     let now = state.clock.now();
     let claims: Claims = match state
         .tokens

@@ -67,6 +67,20 @@ pub struct PoolStats {
 }
 
 impl Db {
+    /// A `LISTEN` connection of its own (the realtime fan-out): outside the pool, one per
+    /// server, as the login role (listening needs no privilege; payloads carry ids only).
+    pub async fn listener(&self) -> Result<sqlx::postgres::PgListener, sqlx::Error> {
+        let opts = self
+            .pool
+            .connect_options()
+            .application_name("serein-realtime");
+        let pool = PgPoolOptions::new()
+            .max_connections(1)
+            .min_connections(0)
+            .connect_lazy_with(opts);
+        sqlx::postgres::PgListener::connect_with(&pool).await
+    }
+
     /// Connect (creating the database first when configured and missing).
     pub async fn connect(cfg: &Config) -> anyhow::Result<Self> {
         let url = cfg.database_url();

@@ -108,6 +108,11 @@ impl Pool {
         Ok(pool)
     }
 
+    /// The options connections are opened with (for a dedicated connection outside the pool).
+    pub fn connect_options(&self) -> PgConnectOptions {
+        self.inner.connect.clone()
+    }
+
     /// A connection, waiting at most `acquire_timeout` for one (`PoolTimedOut`).
     pub async fn acquire(&self) -> Result<PooledConn, sqlx::Error> {
         if self.inner.closed.load(Ordering::Acquire) {

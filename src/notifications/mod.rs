@@ -158,6 +158,24 @@ pub async fn list(
     }))
 }
 
+/// One of `me`'s notifications in the transaction's company (the socket's push re-reads it).
+pub async fn one(
+    conn: &mut sqlx::PgConnection,
+    me: crate::db::UserId,
+    id: Uuid,
+) -> Result<Option<Notification>, sqlx::Error> {
+    sqlx::query_as!(
+        Notification,
+        r#"SELECT id, kind, consultation_id, starts_at, created_at, read_at
+           FROM notifications
+           WHERE tenant_id = app.current_tenant() AND user_id = $1 AND id = $2"#,
+        me.as_uuid(),
+        id
+    )
+    .fetch_optional(conn)
+    .await
+}
+
 /// Mark one of the caller's notifications read (idempotent: the first time is kept).
 #[utoipa::path(post, path = "/api/v1/notifications/{id}/read", tag = "notifications",
     extensions(("x-authz" = json!({"resource": "notifications", "action": "mark"}))),

@@ -266,6 +266,54 @@ impl TestApp {
         }
     }
 
+    /// A second server on this app's database (same tenants, same manual clock): what two
+    /// pods behind one ingress are. `f` adjusts its environment like [`TestApp::spawn_with`].
+    pub async fn spawn_peer(&self, f: impl FnOnce(&mut Spawn)) -> Self {
+        let mut s = Spawn {
+            env: test_env(&self.db_name),
+            extra: None,
+        };
+        let data_dir = tempfile::tempdir().unwrap();
+        s.env.insert(
+            "SEREIN_DATA_DIR".into(),
+            data_dir.path().to_string_lossy().into_owned(),
+        );
+        f(&mut s);
+        let config = AppConfig::load(&s.env).unwrap();
+        let app = App::build_with(config, self.clock.clone(), s.extra)
+            .await
+            .unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = oneshot::channel::<()>();
+        let state = app.state.clone();
+        let server = tokio::spawn(async move {
+            app.run(listener, async {
+                let _ = rx.await;
+            })
+            .await
+            .unwrap();
+        });
+        Self {
+            addr,
+            db: state.db.clone(),
+            db_name: self.db_name.clone(),
+            clock: self.clock.clone(),
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .pool_idle_timeout(std::time::Duration::from_secs(5))
+                .build()
+                .unwrap(),
+            tenant_a: self.tenant_a,
+            tenant_b: self.tenant_b,
+            state,
+            data_dir: data_dir.path().to_owned(),
+            _data_dir: data_dir,
+            shutdown: Some(tx),
+            server: Some(server),
+        }
+    }
+
     /// A request to `path` with `Host: {host}` (port appended like a browser would).
     pub fn req(&self, method: reqwest::Method, host: &str, path: &str) -> reqwest::RequestBuilder {
         self.client

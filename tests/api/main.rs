@@ -39,6 +39,7 @@ mod pipeline;
 mod platform;
 mod practitioners;
 mod rbac;
+mod realtime;
 mod records;
 mod request_path;
 mod reviews;
