@@ -36,6 +36,19 @@
 -- (`app_private.records_prune`, serein_worker only). Messages past their window are pruned there
 -- too. Journal entries are the owner's to delete outright.
 --
+-- Chosen: a conversation is open from booking, whatever the consultation's status (a requested
+-- one lets the employee introduce themself; a cancelled one lets the two rearrange), until the
+-- window after its planned end. Sequence numbers come from `consultations.message_seq` under the
+-- consultation's row lock: gap-free, in commit order, never reused.
+--
+-- Residual trust, stated: (1) the practitioner's door to the employee's subject key opens the
+-- one key that also seals the employee's journal; what keeps the journal from the practitioner
+-- is the journal's owner-only policy (their requests never read its rows), not a separate key.
+-- (2) A subject key's first version is created by whoever first needs it (the subject, or their
+-- practitioner's first message); a proven practitioner running SQL as the request role could
+-- plant a garbage version 1 for a patient who has none yet, which denies (never discloses)
+-- that patient's journal and messages until an operator replaces it.
+--
 -- Live delivery: `message_send` issues `pg_notify('serein_realtime', …)` carrying ids only
 -- (tenant, consultation, sequence number); a receiving server re-reads the row under its own
 -- client's context and policies. Notifications are delivered at COMMIT only.
@@ -46,6 +59,50 @@ ALTER TABLE tenants
     ADD COLUMN message_retention_days integer NOT NULL DEFAULT 30
         CONSTRAINT tenants_message_retention_days_range CHECK (message_retention_days BETWEEN 0 AND 365);
 GRANT INSERT (message_retention_days), UPDATE (message_retention_days) ON tenants TO serein_app;
+
+-- Does the PROVEN person hold p_role in an active membership of the context company? (Not
+-- `app.roles`, which the request role can set to anything after the guard.)
+CREATE FUNCTION app_private.proven_holds(p_role text) RETURNS boolean
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path = ''
+    AS $$
+BEGIN
+    RETURN EXISTS (
+        SELECT 1 FROM public.memberships m
+        WHERE m.tenant_id = app.current_tenant() AND m.user_id = app_private.proven_person()
+          AND m.status = 'active' AND p_role = ANY (m.roles));
+END
+$$;
+REVOKE ALL ON FUNCTION app_private.proven_holds(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION app_private.proven_holds(text) TO serein_app;
+
+-- Company settings are changed by a PROVEN tenant admin of that company. The policy of
+-- migration 20261121000008 read the role from `app.roles` (claimable without a session); with
+-- the message window among the settings (lowering it deletes conversations at the next prune),
+-- the role now comes from the membership of the person the session guard proved.
+DROP POLICY tenants_admin_update ON tenants;
+CREATE POLICY tenants_admin_update ON tenants
+    FOR UPDATE TO serein_app
+    USING (id = (SELECT app.current_tenant()) AND managed_by = 'api'
+           AND (SELECT app_private.proven_holds('tenant_admin')))
+    WITH CHECK (id = (SELECT app.current_tenant()) AND managed_by = 'api');
+
+-- The last message sequence number issued in a consultation: numbers are never reused, even
+-- after the messages are pruned (a client's cursor and the read marks stay meaningful).
+ALTER TABLE consultations ADD COLUMN message_seq bigint NOT NULL DEFAULT 0
+    CONSTRAINT consultations_message_seq_check CHECK (message_seq >= 0);
+
+-- The time a definer records: the application's clock (tests move it), but never before the
+-- database's (a back-dated version or deletion would be pruned before its retention ends) and
+-- at most a day after it.
+CREATE FUNCTION app_private.record_time(p_now timestamptz) RETURNS timestamptz
+    LANGUAGE sql STABLE
+    SET search_path = ''
+    AS $$
+    SELECT LEAST(GREATEST(COALESCE(p_now, pg_catalog.now()), pg_catalog.now()),
+                 pg_catalog.now() + interval '1 day')
+$$;
+REVOKE ALL ON FUNCTION app_private.record_time(timestamptz) FROM PUBLIC;
 
 -- ---------------------------------------------------------------------------------------------
 -- Clinical notes.
@@ -106,32 +163,36 @@ GRANT SELECT ON clinical_notes, clinical_note_versions TO serein_app;
 -- 'not_confirmed'. The content was sealed by the caller with the AAD of p_version_row.
 CREATE FUNCTION app_private.note_create(p_note uuid, p_consultation uuid, p_version_row uuid,
                                         p_content bytea, p_now timestamptz)
-    RETURNS text
+    RETURNS TABLE (outcome text, at timestamptz)
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER
     SET search_path = ''
     AS $$
 DECLARE
     v_me uuid := app_private.proven_person();
     v_tenant uuid := app.current_tenant();
+    v_at timestamptz := app_private.record_time(p_now);
     v_c record;
 BEGIN
     IF v_me IS NULL OR v_tenant IS NULL THEN
-        RETURN 'not_found';
+        RETURN QUERY SELECT 'not_found'::text, NULL::timestamptz;
+        RETURN;
     END IF;
     SELECT c.employee_id, c.status INTO v_c FROM public.consultations c
     WHERE c.tenant_id = v_tenant AND c.id = p_consultation AND c.practitioner_id = v_me;
     IF NOT FOUND THEN
-        RETURN 'not_found';
+        RETURN QUERY SELECT 'not_found'::text, NULL::timestamptz;
+        RETURN;
     END IF;
     IF v_c.status NOT IN ('confirmed', 'started', 'ended', 'no_show') THEN
-        RETURN 'not_confirmed';
+        RETURN QUERY SELECT 'not_confirmed'::text, NULL::timestamptz;
+        RETURN;
     END IF;
     INSERT INTO public.clinical_notes (id, tenant_id, consultation_id, author_id, employee_id,
                                        current_version, created_at, updated_at)
-    VALUES (p_note, v_tenant, p_consultation, v_me, v_c.employee_id, 1, p_now, p_now);
+    VALUES (p_note, v_tenant, p_consultation, v_me, v_c.employee_id, 1, v_at, v_at);
     INSERT INTO public.clinical_note_versions (id, tenant_id, note_id, version, author_id, content, created_at)
-    VALUES (p_version_row, v_tenant, p_note, 1, v_me, p_content, p_now);
-    RETURN 'created';
+    VALUES (p_version_row, v_tenant, p_note, 1, v_me, p_content, v_at);
+    RETURN QUERY SELECT 'created'::text, v_at;
 END
 $$;
 
@@ -139,32 +200,36 @@ $$;
 -- becomes current. Outcomes: 'edited', 'not_found', 'conflict' (not at p_from any more).
 CREATE FUNCTION app_private.note_edit(p_note uuid, p_from integer, p_version_row uuid,
                                       p_content bytea, p_now timestamptz)
-    RETURNS text
+    RETURNS TABLE (outcome text, at timestamptz)
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER
     SET search_path = ''
     AS $$
 DECLARE
     v_me uuid := app_private.proven_person();
     v_tenant uuid := app.current_tenant();
+    v_at timestamptz := app_private.record_time(p_now);
     v_current integer;
 BEGIN
     IF v_me IS NULL OR v_tenant IS NULL THEN
-        RETURN 'not_found';
+        RETURN QUERY SELECT 'not_found'::text, NULL::timestamptz;
+        RETURN;
     END IF;
     SELECT n.current_version INTO v_current FROM public.clinical_notes n
     WHERE n.tenant_id = v_tenant AND n.id = p_note AND n.author_id = v_me AND n.deleted_at IS NULL
     FOR UPDATE;
     IF NOT FOUND THEN
-        RETURN 'not_found';
+        RETURN QUERY SELECT 'not_found'::text, NULL::timestamptz;
+        RETURN;
     END IF;
     IF v_current <> p_from THEN
-        RETURN 'conflict';
+        RETURN QUERY SELECT 'conflict'::text, NULL::timestamptz;
+        RETURN;
     END IF;
     INSERT INTO public.clinical_note_versions (id, tenant_id, note_id, version, author_id, content, created_at)
-    VALUES (p_version_row, v_tenant, p_note, p_from + 1, v_me, p_content, p_now);
-    UPDATE public.clinical_notes SET current_version = p_from + 1, updated_at = p_now
+    VALUES (p_version_row, v_tenant, p_note, p_from + 1, v_me, p_content, v_at);
+    UPDATE public.clinical_notes SET current_version = p_from + 1, updated_at = v_at
     WHERE tenant_id = v_tenant AND id = p_note;
-    RETURN 'edited';
+    RETURN QUERY SELECT 'edited'::text, v_at;
 END
 $$;
 
@@ -180,7 +245,8 @@ BEGIN
     IF v_me IS NULL THEN
         RETURN false;
     END IF;
-    UPDATE public.clinical_notes SET deleted_at = p_now, updated_at = p_now
+    UPDATE public.clinical_notes SET deleted_at = app_private.record_time(p_now),
+                                     updated_at = app_private.record_time(p_now)
     WHERE tenant_id = app.current_tenant() AND id = p_note AND author_id = v_me
       AND deleted_at IS NULL;
     RETURN FOUND;
@@ -215,21 +281,23 @@ CREATE POLICY journal_entries_owner ON journal_entries
 GRANT SELECT, DELETE ON journal_entries TO serein_app;
 GRANT UPDATE (content, updated_at) ON journal_entries TO serein_app;
 
--- Write an entry of the PROVEN person's own (a member of the context company).
+-- Write an entry of the PROVEN person's own (a member of the context company); the time it
+-- recorded, or NULL when nobody is proven.
 CREATE FUNCTION app_private.journal_create(p_id uuid, p_content bytea, p_now timestamptz)
-    RETURNS boolean
+    RETURNS timestamptz
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER
     SET search_path = ''
     AS $$
 DECLARE
     v_me uuid := app_private.proven_person();
+    v_at timestamptz := app_private.record_time(p_now);
 BEGIN
     IF v_me IS NULL THEN
-        RETURN false;
+        RETURN NULL;
     END IF;
     INSERT INTO public.journal_entries (id, tenant_id, owner_id, content, created_at, updated_at)
-    VALUES (p_id, app.current_tenant(), v_me, p_content, p_now, p_now);
-    RETURN true;
+    VALUES (p_id, app.current_tenant(), v_me, p_content, v_at, v_at);
+    RETURN v_at;
 END
 $$;
 
@@ -308,11 +376,16 @@ CREATE FUNCTION app_private.message_send(p_id uuid, p_consultation uuid, p_body 
 DECLARE
     v_me uuid := app_private.proven_person();
     v_tenant uuid := app.current_tenant();
-    v_at timestamptz := GREATEST(p_now, pg_catalog.now());
+    v_at timestamptz := app_private.record_time(p_now);
     v_c record;
     v_seq bigint;
     v_other uuid;
 BEGIN
+    -- Attachments arrive with files (issue 13); until this door checks the file, none.
+    IF p_attachment IS NOT NULL THEN
+        RETURN QUERY SELECT 'invalid'::text, NULL::uuid, NULL::bigint, NULL::uuid, NULL::timestamptz;
+        RETURN;
+    END IF;
     IF v_me IS NULL OR v_tenant IS NULL THEN
         RETURN QUERY SELECT 'not_found'::text, NULL::uuid, NULL::bigint, NULL::uuid, NULL::timestamptz;
         RETURN;
@@ -342,9 +415,9 @@ BEGIN
         RETURN QUERY SELECT 'closed'::text, NULL::uuid, NULL::bigint, NULL::uuid, NULL::timestamptz;
         RETURN;
     END IF;
-    SELECT COALESCE(max(m.seq), 0) + 1 INTO v_seq
-    FROM public.messages m
-    WHERE m.tenant_id = v_tenant AND m.consultation_id = p_consultation;
+    UPDATE public.consultations c SET message_seq = c.message_seq + 1
+    WHERE c.tenant_id = v_tenant AND c.id = p_consultation
+    RETURNING c.message_seq INTO v_seq;
     INSERT INTO public.messages (id, tenant_id, consultation_id, seq, sender_id, body,
                                  attachment_id, client_ref, created_at)
     VALUES (p_id, v_tenant, p_consultation, v_seq, v_me, p_body, p_attachment, p_client_ref, v_at);
@@ -387,7 +460,7 @@ CREATE FUNCTION app_private.message_read_mark(p_consultation uuid, p_seq bigint,
 DECLARE
     v_me uuid := app_private.proven_person();
     v_tenant uuid := app.current_tenant();
-    v_at timestamptz := GREATEST(p_now, pg_catalog.now());
+    v_at timestamptz := app_private.record_time(p_now);
     v_newest bigint;
     v_mark bigint;
 BEGIN
@@ -402,8 +475,8 @@ BEGIN
     IF NOT FOUND THEN
         RETURN;
     END IF;
-    SELECT COALESCE(max(m.seq), 0) INTO v_newest FROM public.messages m
-    WHERE m.tenant_id = v_tenant AND m.consultation_id = p_consultation;
+    SELECT c.message_seq INTO v_newest FROM public.consultations c
+    WHERE c.tenant_id = v_tenant AND c.id = p_consultation;
     INSERT INTO public.message_reads AS r (tenant_id, consultation_id, user_id, last_read_seq, read_at)
     VALUES (v_tenant, p_consultation, v_me, LEAST(p_seq, v_newest), v_at)
     ON CONFLICT (tenant_id, consultation_id, user_id)
@@ -533,6 +606,35 @@ BEGIN
     )
     DELETE FROM public.messages m USING old
     WHERE m.tenant_id = old.tenant_id AND m.id = old.id;
+    GET DIAGNOSTICS v_n = ROW_COUNT;
+    v_total := v_total + v_n;
+    -- Their read marks and "new message" notifications (no content, but who talked with whom).
+    WITH old AS (
+        SELECT r.tenant_id, r.consultation_id, r.user_id FROM public.message_reads r
+        JOIN public.consultations c ON c.tenant_id = r.tenant_id AND c.id = r.consultation_id
+        JOIN public.tenants t ON t.id = r.tenant_id
+        WHERE c.ends_at + pg_catalog.make_interval(days => t.message_retention_days)
+              <= LEAST(p_now, pg_catalog.now())
+        LIMIT p_limit
+        FOR UPDATE OF r SKIP LOCKED
+    )
+    DELETE FROM public.message_reads r USING old
+    WHERE r.tenant_id = old.tenant_id AND r.consultation_id = old.consultation_id
+      AND r.user_id = old.user_id;
+    GET DIAGNOSTICS v_n = ROW_COUNT;
+    v_total := v_total + v_n;
+    WITH old AS (
+        SELECT n.tenant_id, n.id FROM public.notifications n
+        JOIN public.consultations c ON c.tenant_id = n.tenant_id AND c.id = n.consultation_id
+        JOIN public.tenants t ON t.id = n.tenant_id
+        WHERE n.kind = 'message_received'
+          AND c.ends_at + pg_catalog.make_interval(days => t.message_retention_days)
+              <= LEAST(p_now, pg_catalog.now())
+        LIMIT p_limit
+        FOR UPDATE OF n SKIP LOCKED
+    )
+    DELETE FROM public.notifications n USING old
+    WHERE n.tenant_id = old.tenant_id AND n.id = old.id;
     GET DIAGNOSTICS v_n = ROW_COUNT;
     RETURN v_total + v_n;
 END

@@ -261,8 +261,12 @@ impl App {
             routes: Arc::from(vec![crate::members::import::route_limits(&config.import)]),
             imports: Arc::new(Semaphore::new(crate::members::import::concurrency(core))),
         };
-        let realtime =
-            crate::realtime::Hub::new(config.realtime.queue, config.realtime.max_connections);
+        let realtime = crate::realtime::Hub::new(
+            config.realtime.queue,
+            config.realtime.max_connections,
+            config.realtime.max_per_person,
+            keyring.realtime_key(),
+        );
         let state = AppState {
             realtime,
             tenants: TenantDirectory::new(db.clone(), clock.clone(), config.tenants.cache_ttl),
@@ -416,6 +420,7 @@ impl App {
             tokio::spawn(crate::realtime::listen(
                 self.state.realtime.clone(),
                 self.state.db.clone(),
+                config.realtime.database_url.clone(),
                 listen_stop,
             ))
         });

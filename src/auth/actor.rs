@@ -197,8 +197,13 @@ fn gate(state: &AppState, req: &mut Request) -> Result<(), AppError> {
     }
     // Host-independent routes are public; everything else needs a host scope.
     let (tenant, host) = scope(state, req.extensions()).ok_or(AppError::TenantRequired)?;
+    // The subprotocol form is read on the socket route only.
     let token = bearer(req.headers())
-        .or_else(|| ws_bearer(req.headers()))
+        .or_else(|| {
+            (decision.resource == "realtime")
+                .then(|| ws_bearer(req.headers()))
+                .flatten()
+        })
         .ok_or(AppError::Unauthorized("unauthorized"))?;
     let now = state.clock.now();
     let claims: Claims = match state

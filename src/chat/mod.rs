@@ -90,8 +90,15 @@ pub async fn history(
     let room = service::open_room(&mut tx, id, now).await?;
     let (items, next_cursor) = match after {
         Some(seq) => {
-            let rows =
-                service::after(&state, &mut tx, actor.tenant, &room, seq, limit.fetch()).await?;
+            let rows = service::after(
+                &state,
+                &mut tx,
+                actor.tenant,
+                &room,
+                (seq, limit.fetch()),
+                actor.user,
+            )
+            .await?;
             page(rows, limit, |m| m.seq)
         }
         None => {
@@ -100,8 +107,8 @@ pub async fn history(
                 &mut tx,
                 actor.tenant,
                 &room,
-                before.unwrap_or(i64::MAX),
-                limit.fetch(),
+                (before.unwrap_or(i64::MAX), limit.fetch()),
+                actor.user,
             )
             .await?;
             page(rows, limit, |m| m.seq)

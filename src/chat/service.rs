@@ -133,10 +133,16 @@ async fn open_rows(
     tenant: TenantId,
     room: &Room,
     rows: Vec<Row>,
+    viewer: UserId,
 ) -> AppResult<Vec<Message>> {
     let mut out = Vec::with_capacity(rows.len());
     for row in rows {
-        out.push(to_message(&state.keyring, conn, tenant, room, row).await?);
+        let mut m = to_message(&state.keyring, conn, tenant, room, row).await?;
+        // The sender's own id for a message is theirs to see.
+        if m.sender_id != viewer {
+            m.client_ref = None;
+        }
+        out.push(m);
     }
     Ok(out)
 }
@@ -208,8 +214,8 @@ pub async fn send(
                 &mut tx,
                 actor.tenant,
                 &room,
-                seq.saturating_sub(1),
-                1,
+                (seq.saturating_sub(1), 1),
+                actor.user,
             )
             .await?
             .into_iter()
@@ -223,14 +229,14 @@ pub async fn send(
     }
 }
 
-/// Messages after `seq`, oldest first, at most `limit`.
+/// Messages after `seq`, oldest first, at most `limit`, as `viewer` sees them.
 pub async fn after(
     state: &AppState,
     conn: &mut PgConnection,
     tenant: TenantId,
     room: &Room,
-    seq: i64,
-    limit: i64,
+    (seq, limit): (i64, i64),
+    viewer: UserId,
 ) -> AppResult<Vec<Message>> {
     let rows = sqlx::query_as!(
         Row,
@@ -245,17 +251,17 @@ pub async fn after(
     )
     .fetch_all(&mut *conn)
     .await?;
-    open_rows(state, conn, tenant, room, rows).await
+    open_rows(state, conn, tenant, room, rows, viewer).await
 }
 
-/// Messages before `seq`, newest first, at most `limit`.
+/// Messages before `seq`, newest first, at most `limit`, as `viewer` sees them.
 pub async fn before(
     state: &AppState,
     conn: &mut PgConnection,
     tenant: TenantId,
     room: &Room,
-    seq: i64,
-    limit: i64,
+    (seq, limit): (i64, i64),
+    viewer: UserId,
 ) -> AppResult<Vec<Message>> {
     let rows = sqlx::query_as!(
         Row,
@@ -270,7 +276,7 @@ pub async fn before(
     )
     .fetch_all(&mut *conn)
     .await?;
-    open_rows(state, conn, tenant, room, rows).await
+    open_rows(state, conn, tenant, room, rows, viewer).await
 }
 
 /// Both participants' read marks.

@@ -71,6 +71,16 @@ struct Claims<'a> {
     context: JitsiContext<'a>,
 }
 
+/// Whether the call of consultation `c` is open at `now`: a video or audio consultation,
+/// confirmed or started, from [`JOIN_BEFORE`] its start until [`STAY_AFTER`] its end (the Jitsi
+/// token's window, and the realtime signaling's).
+pub fn call_open(c: &super::model::Consultation, now: time::OffsetDateTime) -> bool {
+    matches!(c.kind, Kind::Video | Kind::Audio)
+        && matches!(c.status, Status::Confirmed | Status::Started)
+        && now >= c.starts_at - JOIN_BEFORE
+        && now < c.ends_at + STAY_AFTER
+}
+
 /// The call of one of the caller's consultations.
 #[utoipa::path(get, path = "/api/v1/consultations/{id}/video", tag = "consultations",
     extensions(("x-authz" = json!({"resource": "consultations", "action": "join"}))),
@@ -100,11 +110,7 @@ pub async fn video(
     };
     let not_before = c.starts_at - JOIN_BEFORE;
     let expires_at = c.ends_at + STAY_AFTER;
-    let joinable = matches!(c.kind, Kind::Video | Kind::Audio)
-        && matches!(c.status, Status::Confirmed | Status::Started)
-        && now >= not_before
-        && now < expires_at;
-    if !joinable {
+    if !call_open(&c, now) {
         return Err(AppError::Conflict {
             code: "not_joinable",
             detail: "This consultation's call opens 10 minutes before its start.".into(),

@@ -645,6 +645,17 @@ impl Keyring {
         )
     }
 
+    /// The key that signs the realtime events servers publish without a database row behind
+    /// them (typing, presence): HKDF-SHA256 of the master key, info `serein realtime v1`, so
+    /// every server of a deployment derives the same one and nothing else can sign.
+    pub fn realtime_key(&self) -> [u8; KEY_LEN] {
+        let hk = Hkdf::<Sha256>::new(None, self.inner.master.key.expose());
+        let mut okm = [0u8; KEY_LEN];
+        // 32 bytes is always a valid HKDF-SHA256 output length.
+        let _ = hk.expand(b"serein realtime v1", &mut okm);
+        okm
+    }
+
     pub(crate) fn clock_now(&self) -> time::OffsetDateTime {
         self.now()
     }

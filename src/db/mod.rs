@@ -68,12 +68,20 @@ pub struct PoolStats {
 
 impl Db {
     /// A `LISTEN` connection of its own (the realtime fan-out): outside the pool, one per
-    /// server, as the login role (listening needs no privilege; payloads carry ids only).
-    pub async fn listener(&self) -> Result<sqlx::postgres::PgListener, sqlx::Error> {
-        let opts = self
-            .pool
-            .connect_options()
-            .application_name("serein-realtime");
+    /// server, on `url` (direct to the primary) or else the pool's own URL (listening needs no
+    /// privilege; payloads carry ids only).
+    pub async fn listener(
+        &self,
+        url: Option<&secrecy::SecretString>,
+    ) -> Result<sqlx::postgres::PgListener, sqlx::Error> {
+        let opts = match url {
+            Some(u) => u
+                .expose_secret()
+                .parse::<PgConnectOptions>()?
+                .disable_statement_logging(),
+            None => self.pool.connect_options(),
+        }
+        .application_name("serein-realtime");
         let pool = PgPoolOptions::new()
             .max_connections(1)
             .min_connections(0)

@@ -251,6 +251,22 @@ impl JobWorker {
                 break;
             }
         }
+        // Call signals (migration 20261208000003_call_signals.sql): an hour after they were sent.
+        loop {
+            let mut tx = WorkerTx::begin(&self.db).await?;
+            let n = sqlx::query_scalar!(
+                r#"SELECT app_private.call_signals_prune($1, $2) AS "n!""#,
+                self.clock.now(),
+                PRUNE_BATCH
+            )
+            .fetch_one(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            total = total.saturating_add(usize::try_from(n).unwrap_or(0));
+            if n < PRUNE_BATCH {
+                break;
+            }
+        }
         // Confidential records past their retention (migration 20261208000001_records.sql).
         loop {
             let mut tx = WorkerTx::begin(&self.db).await?;

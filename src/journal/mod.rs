@@ -162,17 +162,15 @@ pub async fn create(
     let mut tx = actor.begin(&state).await?;
     let sealed = seal(&state.keyring, &mut tx, &actor, id, &content).await?;
     // The definer writes it as the proven person's own.
-    let written = sqlx::query_scalar!(
-        r#"SELECT app_private.journal_create($1, $2, $3) AS "written!""#,
+    let now = sqlx::query_scalar!(
+        r#"SELECT app_private.journal_create($1, $2, $3) AS "at""#,
         id,
         sealed,
         now
     )
     .fetch_one(&mut *tx)
-    .await?;
-    if !written {
-        return Err(AppError::Unauthorized("unauthorized"));
-    }
+    .await?
+    .ok_or(AppError::Unauthorized("unauthorized"))?;
     tx.commit().await?;
     tracing::info!(entry = %id, "journal entry written");
     Ok((

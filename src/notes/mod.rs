@@ -175,7 +175,8 @@ pub async fn create(
     let version_row = Uuid::now_v7();
     let sealed = seal(&state.keyring, &mut tx, actor.tenant, version_row, &content).await?;
     // The definer proves the same again for the proven person.
-    match repo::create(&mut tx, note_id, id, version_row, &sealed, now).await? {
+    let (written, now) = repo::create(&mut tx, note_id, id, version_row, &sealed, now).await?;
+    match written {
         Written::Done => {}
         Written::NotConfirmed => return Err(not_confirmed()),
         Written::NotFound | Written::Conflict => return Err(AppError::NotFound),
@@ -371,7 +372,8 @@ pub async fn edit(
     let next = from.checked_add(1).ok_or_else(version_conflict)?;
     let version_row = Uuid::now_v7();
     let sealed = seal(&state.keyring, &mut tx, actor.tenant, version_row, &content).await?;
-    match repo::edit(&mut tx, id, from, version_row, &sealed, now).await? {
+    let (written, now) = repo::edit(&mut tx, id, from, version_row, &sealed, now).await?;
+    match written {
         Written::Done => {}
         Written::Conflict => return Err(version_conflict()),
         Written::NotFound | Written::NotConfirmed => return Err(AppError::NotFound),

@@ -50,7 +50,8 @@ fn written(outcome: &str) -> Written {
 }
 
 /// Write a note and its first version as the proven person (the caller sealed `content` for
-/// `version_row`); the definer checks they are the consultation's practitioner.
+/// `version_row`); the definer checks they are the consultation's practitioner. With the time
+/// it recorded (never before the database's clock).
 pub async fn create(
     conn: &mut PgConnection,
     id: Uuid,
@@ -58,9 +59,9 @@ pub async fn create(
     version_row: Uuid,
     content: &[u8],
     now: OffsetDateTime,
-) -> Result<Written, sqlx::Error> {
-    let outcome = sqlx::query_scalar!(
-        r#"SELECT app_private.note_create($1, $2, $3, $4, $5) AS "outcome!""#,
+) -> Result<(Written, OffsetDateTime), sqlx::Error> {
+    let row = sqlx::query!(
+        r#"SELECT outcome AS "outcome!", at FROM app_private.note_create($1, $2, $3, $4, $5)"#,
         id,
         consultation,
         version_row,
@@ -69,7 +70,7 @@ pub async fn create(
     )
     .fetch_one(conn)
     .await?;
-    Ok(written(&outcome))
+    Ok((written(&row.outcome), row.at.unwrap_or(now)))
 }
 
 /// Add version `from + 1` of a live note of the proven person's, if it is still at `from`.
@@ -80,9 +81,9 @@ pub async fn edit(
     version_row: Uuid,
     content: &[u8],
     now: OffsetDateTime,
-) -> Result<Written, sqlx::Error> {
-    let outcome = sqlx::query_scalar!(
-        r#"SELECT app_private.note_edit($1, $2, $3, $4, $5) AS "outcome!""#,
+) -> Result<(Written, OffsetDateTime), sqlx::Error> {
+    let row = sqlx::query!(
+        r#"SELECT outcome AS "outcome!", at FROM app_private.note_edit($1, $2, $3, $4, $5)"#,
         id,
         from,
         version_row,
@@ -91,7 +92,7 @@ pub async fn edit(
     )
     .fetch_one(conn)
     .await?;
-    Ok(written(&outcome))
+    Ok((written(&row.outcome), row.at.unwrap_or(now)))
 }
 
 /// Mark a live note of the proven person's deleted; false when there is none.

@@ -24,6 +24,7 @@ use time::OffsetDateTime;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
+use super::calls::{self, SignalKind};
 use super::hub::{CHANNEL, Registration, Signal};
 use super::protocol::{ClientEvent, ServerEvent, clean_ref, close};
 use crate::app::AppState;
@@ -40,6 +41,9 @@ const OUT_QUEUE: usize = 64;
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Messages read per round when catching up a room.
 const CATCH_UP: i64 = 100;
+/// How long a backlog waits for room in the outgoing queue before the client counts as slow
+/// (shorter than [`WRITE_TIMEOUT`], so the writer is still there to send the Close).
+const BACKLOG_WAIT: Duration = Duration::from_secs(5);
 /// How long a closing connection waits for the client's Close.
 const CLOSE_GRACE: Duration = Duration::from_secs(5);
 /// Rooms one connection may join.
@@ -67,6 +71,10 @@ struct Conn {
     reg: Registration,
     out: mpsc::Sender<WsMessage>,
     rooms: HashMap<Uuid, RoomState>,
+    /// Client events per second (twice that in a burst).
+    limiter: governor::DefaultDirectRateLimiter,
+    /// When the session guard last ran for this socket.
+    checked_at: tokio::time::Instant,
 }
 
 /// Serve one upgraded connection until it closes.
@@ -78,11 +86,13 @@ pub async fn run(
     socket: WebSocket,
 ) {
     let ping_every = state.config.realtime.ping_interval;
+    let events_per_sec = state.config.realtime.events_per_sec;
     let (mut sink, mut stream) = socket.split();
     let (out, mut out_rx) = mpsc::channel::<WsMessage>(OUT_QUEUE);
     // The Close of a connection whose queue is full cannot wait behind it: it comes through
     // `urgent` and skips what is queued (a slow client gets it once it reads again).
     let (urgent, mut urgent_rx) = tokio::sync::oneshot::channel::<WsMessage>();
+    let mut urgent = Some(urgent);
     let writer = tokio::spawn(async move {
         loop {
             let frame = tokio::select! {
@@ -120,6 +130,8 @@ pub async fn run(
         reg,
         out,
         rooms: HashMap::new(),
+        limiter: governor::RateLimiter::direct(events_quota(events_per_sec)),
+        checked_at: tokio::time::Instant::now(),
     };
     tracing::debug!(conn = conn.reg.id, user = %conn.actor.user, "socket open");
     let mut tick = tokio::time::interval(ping_every);
@@ -155,7 +167,7 @@ pub async fn run(
                 if last_seen.elapsed() > ping_every * 2 {
                     Err(Closing(close::DEAD_PEER, "no answer to pings"))
                 } else {
-                    conn.on_tick()
+                    conn.on_tick().await
                 }
             }
         };
@@ -175,11 +187,15 @@ pub async fn run(
             code,
             reason: Utf8Bytes::from_static(reason),
         }));
-        if let Err(mpsc::error::TrySendError::Full(frame)) = conn.out.try_send(frame) {
+        if let Err(mpsc::error::TrySendError::Full(frame)) = conn.out.try_send(frame)
+            && let Some(urgent) = urgent.take()
+        {
             let _ = urgent.send(frame);
         }
     }
     drop(conn);
+    // Nothing more is urgent: the writer ends once the queue is drained.
+    drop(urgent);
     // The closing handshake (RFC 6455 §7.1.1): read until the client's Close (bounded), so
     // the close frame reaches it before the connection is dropped.
     let _ = tokio::time::timeout(CLOSE_GRACE, async {
@@ -197,6 +213,13 @@ pub async fn run(
     {
         writer.abort();
     }
+}
+
+fn events_quota(per_sec: u32) -> governor::Quota {
+    let rate = std::num::NonZeroU32::new(per_sec.max(1)).unwrap_or(std::num::NonZeroU32::MIN);
+    let burst = std::num::NonZeroU32::new(per_sec.max(1).saturating_mul(2))
+        .unwrap_or(std::num::NonZeroU32::MIN);
+    governor::Quota::per_second(rate).allow_burst(burst)
 }
 
 fn problem_event(e: &AppError, reference: Option<String>) -> ServerEvent {
@@ -219,6 +242,18 @@ fn problem_event(e: &AppError, reference: Option<String>) -> ServerEvent {
 
 impl Conn {
     /// Queue one event for the writer; a full queue is a slow consumer.
+    /// Queue one event, waiting (at most [`BACKLOG_WAIT`]) for room; false when the client
+    /// stayed slow.
+    async fn emit_waiting(&self, event: &ServerEvent) -> bool {
+        let Ok(text) = serde_json::to_string(event) else {
+            return false;
+        };
+        matches!(
+            tokio::time::timeout(BACKLOG_WAIT, self.out.send(WsMessage::Text(text.into()))).await,
+            Ok(Ok(()))
+        )
+    }
+
     fn emit(&self, event: &ServerEvent) -> Result<(), Closing> {
         let text = serde_json::to_string(event)
             .map_err(|_| Closing(close::UNSUPPORTED, "unencodable event"))?;
@@ -236,10 +271,28 @@ impl Conn {
         self.emit(&problem_event(&e, reference))
     }
 
-    fn on_tick(&mut self) -> Result<(), Closing> {
+    async fn on_tick(&mut self) -> Result<(), Closing> {
         let now = self.state.clock.now();
         if now >= self.expires_at {
             return Err(Closing(close::TOKEN_EXPIRED, "token expired"));
+        }
+        // The session guard, now and then, even on a socket that only listens: an ended session
+        // or a disabled member stops receiving typing, presence and read marks too.
+        if self.checked_at.elapsed() >= self.state.config.realtime.session_check {
+            self.checked_at = tokio::time::Instant::now();
+            let checked = match self.actor.begin(&self.state).await {
+                Ok(tx) => tx.commit().await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = checked {
+                return match e {
+                    AppError::Unauthorized(_) | AppError::Forbidden { .. } => {
+                        Err(Closing(close::SESSION_ENDED, "session ended"))
+                    }
+                    // The database is unavailable: the next check decides.
+                    _ => Ok(()),
+                };
+            }
         }
         if !self.warned && now + EXPIRY_WARNING >= self.expires_at {
             self.warned = true;
@@ -255,6 +308,13 @@ impl Conn {
     async fn on_text(&mut self, text: &str) -> Result<(), Closing> {
         if self.state.clock.now() >= self.expires_at {
             return Err(Closing(close::TOKEN_EXPIRED, "token expired"));
+        }
+        if self.limiter.check().is_err() {
+            return self.emit(&ServerEvent::Error {
+                code: "rate_limited",
+                detail: "Too many events; slow down.".into(),
+                reference: None,
+            });
         }
         let event: ClientEvent = match serde_json::from_str(text) {
             Ok(e) => e,
@@ -331,12 +391,66 @@ impl Conn {
                     return Ok(());
                 }
                 room.last_typing = Some(tokio::time::Instant::now());
-                let payload = serde_json::json!({"k": "typing", "t": self.actor.tenant,
-                    "c": consultation_id, "u": self.actor.user});
+                let payload = self.state.realtime.sign(
+                    "typing",
+                    self.actor.tenant,
+                    consultation_id,
+                    self.actor.user,
+                    None,
+                    None,
+                );
                 match self.publish(&payload).await {
                     Ok(()) => Ok(()),
                     Err(e) => self.failed(e, reference),
                 }
+            }
+            ClientEvent::CallOffer {
+                consultation_id,
+                sdp,
+                ..
+            } => {
+                self.signal(
+                    consultation_id,
+                    SignalKind::Offer,
+                    Some(sdp),
+                    None,
+                    reference,
+                )
+                .await
+            }
+            ClientEvent::CallAnswer {
+                consultation_id,
+                sdp,
+                ..
+            } => {
+                self.signal(
+                    consultation_id,
+                    SignalKind::Answer,
+                    Some(sdp),
+                    None,
+                    reference,
+                )
+                .await
+            }
+            ClientEvent::CallIce {
+                consultation_id,
+                candidate,
+                ..
+            } => {
+                self.signal(
+                    consultation_id,
+                    SignalKind::Ice,
+                    None,
+                    Some(candidate),
+                    reference,
+                )
+                .await
+            }
+            ClientEvent::CallHangup {
+                consultation_id, ..
+            } => {
+                self.signal(consultation_id, SignalKind::Hangup, None, None, reference)
+                    .await
             }
             ClientEvent::ChatRead {
                 consultation_id,
@@ -459,14 +573,19 @@ impl Conn {
                 &mut tx,
                 self.actor.tenant,
                 &room,
-                sent,
-                CATCH_UP,
+                (sent, CATCH_UP),
+                self.actor.user,
             )
             .await?;
             let full = i64::try_from(batch.len()).unwrap_or(0) >= CATCH_UP;
             for m in batch {
                 sent = m.seq;
-                if self.emit(&ServerEvent::ChatMessage { message: m }).is_err() {
+                // A backlog waits for room in the queue (bounded): only a client that reads
+                // nothing for BACKLOG_WAIT counts as slow.
+                if !self
+                    .emit_waiting(&ServerEvent::ChatMessage { message: m })
+                    .await
+                {
                     return Err(AppError::Unavailable {
                         code: "slow_consumer",
                         retry_after_secs: 0,
@@ -504,18 +623,31 @@ impl Conn {
                 Ok(())
             }
             Signal::Read {
-                consultation,
-                user,
-                seq,
+                consultation, user, ..
             } => {
                 if !self.is_participant(consultation, user) {
                     return Ok(());
                 }
-                self.emit(&ServerEvent::ChatRead {
-                    consultation_id: consultation,
-                    user_id: user,
-                    seq,
-                })
+                // The mark as stored, read under this person's policies (the payload's number
+                // is never believed).
+                let marks = async {
+                    let mut tx = self.actor.begin(&self.state).await?;
+                    let marks = service::reads(&mut tx, consultation).await?;
+                    tx.commit().await?;
+                    Ok::<_, AppError>(marks)
+                }
+                .await;
+                match marks {
+                    Ok(marks) => match marks.into_iter().find(|m| m.user_id == user) {
+                        Some(m) => self.emit(&ServerEvent::ChatRead {
+                            consultation_id: consultation,
+                            user_id: user,
+                            seq: m.last_read_seq,
+                        }),
+                        None => Ok(()),
+                    },
+                    Err(e) => self.failed(e, None),
+                }
             }
             Signal::Typing { consultation, user } => {
                 if user == self.actor.user || !self.is_participant(consultation, user) {
@@ -546,6 +678,36 @@ impl Conn {
                 }
                 Ok(())
             }
+            Signal::Call { id } => match calls::receive(&self.state, &self.actor, id).await {
+                Ok(Some(r)) => {
+                    let body = r.body.unwrap_or(serde_json::Value::Null);
+                    let field = |name: &str| body.get(name).cloned().unwrap_or_default();
+                    let c = r.consultation;
+                    self.emit(&match r.kind {
+                        SignalKind::Offer => ServerEvent::CallOffer {
+                            consultation_id: c,
+                            from: r.from,
+                            sdp: field("sdp"),
+                        },
+                        SignalKind::Answer => ServerEvent::CallAnswer {
+                            consultation_id: c,
+                            from: r.from,
+                            sdp: field("sdp"),
+                        },
+                        SignalKind::Ice => ServerEvent::CallIce {
+                            consultation_id: c,
+                            from: r.from,
+                            candidate: field("candidate"),
+                        },
+                        SignalKind::Hangup => ServerEvent::CallHangup {
+                            consultation_id: c,
+                            from: r.from,
+                        },
+                    })
+                }
+                Ok(None) => Ok(()),
+                Err(e) => self.failed(e, None),
+            },
             Signal::Notification { id } => {
                 let found = async {
                     let mut tx = self.actor.begin(&self.state).await?;
@@ -562,6 +724,28 @@ impl Conn {
                     Err(e) => self.failed(e, None),
                 }
             }
+        }
+    }
+
+    async fn signal(
+        &self,
+        consultation: Uuid,
+        kind: SignalKind,
+        sdp: Option<String>,
+        candidate: Option<serde_json::Value>,
+        reference: Option<String>,
+    ) -> Result<(), Closing> {
+        let sent = match calls::payload(kind, sdp, candidate) {
+            Ok(body) => calls::send(&self.state, &self.actor, consultation, kind, body).await,
+            Err(e) => Err(e),
+        };
+        match sent {
+            Ok(()) => self.emit(&ServerEvent::CallSent {
+                consultation_id: consultation,
+                kind: kind.as_str(),
+                reference,
+            }),
+            Err(e) => self.failed(e, reference),
         }
     }
 
@@ -586,17 +770,23 @@ impl Conn {
     /// Tell the room this person joined or left (best effort: a connection closing because its
     /// session ended announces nothing).
     async fn announce(&self, consultation: Uuid, online: bool, hello: bool) {
-        let payload = serde_json::json!({"k": "presence", "t": self.actor.tenant,
-            "c": consultation, "u": self.actor.user, "on": online, "hello": hello});
+        let payload = self.state.realtime.sign(
+            "presence",
+            self.actor.tenant,
+            consultation,
+            self.actor.user,
+            Some(online),
+            Some(hello),
+        );
         if let Err(e) = self.publish(&payload).await {
             tracing::debug!(conn = self.reg.id, error = %e, "presence not announced");
         }
     }
 
     /// `pg_notify` in this person's own transaction (ids only; delivered at commit).
-    async fn publish(&self, payload: &serde_json::Value) -> Result<(), AppError> {
+    async fn publish(&self, payload: &str) -> Result<(), AppError> {
         let mut tx = self.actor.begin(&self.state).await?;
-        sqlx::query!("SELECT pg_notify($1, $2)", CHANNEL, payload.to_string())
+        sqlx::query!("SELECT pg_notify($1, $2)", CHANNEL, payload)
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;

@@ -8,8 +8,12 @@
 //!   person's context and policies. Nothing content-bearing passes through here.
 //! - Every connection has a bounded queue of signals; when it is full the connection is told
 //!   to close (slow consumer) instead of the hub buffering without bound or waiting.
-//! - Payloads that do not parse are ignored (and counted): a forged NOTIFY from the request
-//!   role can at worst make a connection re-read what its own policies already allow.
+//! - Payloads that do not parse are ignored (and counted). Any database role can NOTIFY, so a
+//!   payload is never believed: message, read-mark, notification and call payloads only make a
+//!   connection re-read what its own policies allow; typing and presence, which have no row to
+//!   re-read, carry an HMAC (key derived from the master key, [`Hub::sign`]) and are dropped
+//!   without a valid one.
+//! - A person holds at most `REALTIME_MAX_PER_PERSON` sockets on one server.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -53,12 +57,16 @@ pub enum Signal {
     Notification {
         id: Uuid,
     },
+    /// A call signal addressed to this connection's person.
+    Call {
+        id: Uuid,
+    },
     /// Notifications may have been missed (the listener reconnected): re-read every room.
     Resync,
 }
 
 /// The notification payload (ids only).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, serde::Serialize)]
 struct Payload {
     k: String,
     t: Uuid,
@@ -74,6 +82,31 @@ struct Payload {
     on: Option<bool>,
     #[serde(default)]
     hello: Option<bool>,
+    /// The signature of typing and presence payloads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    m: Option<String>,
+}
+
+type Mac = hmac::Hmac<sha2::Sha256>;
+
+/// The signed fields of a payload, unambiguous (ids have a fixed form).
+fn signed_text(p: &Payload) -> String {
+    format!(
+        "serein realtime v1|{}|{}|{}|{}|{}|{}",
+        p.k,
+        p.t,
+        p.c.map(|c| c.to_string()).unwrap_or_default(),
+        p.u.map(|u| u.to_string()).unwrap_or_default(),
+        p.on.map(|b| b.to_string()).unwrap_or_default(),
+        p.hello.map(|b| b.to_string()).unwrap_or_default(),
+    )
+}
+
+fn mac(key: &[u8], p: &Payload) -> Option<Mac> {
+    use hmac::{KeyInit, Mac as _};
+    let mut m = <Mac as KeyInit>::new_from_slice(key).ok()?;
+    m.update(signed_text(p).as_bytes());
+    Some(m)
 }
 
 /// Where a parsed payload goes.
@@ -83,8 +116,13 @@ enum Route {
     Person(TenantId, UserId),
 }
 
-fn route(payload: &str) -> Option<(Route, Signal)> {
+fn route(payload: &str, key: &[u8]) -> Option<(Route, Signal)> {
     let p: Payload = serde_json::from_str(payload).ok()?;
+    if matches!(p.k.as_str(), "typing" | "presence") {
+        use hmac::Mac as _;
+        let sig = hex_decode(p.m.as_deref()?)?;
+        mac(key, &p)?.verify_slice(&sig).ok()?;
+    }
     let tenant = TenantId::from(p.t);
     match p.k.as_str() {
         "message" => {
@@ -134,8 +172,31 @@ fn route(payload: &str) -> Option<(Route, Signal)> {
             Route::Person(tenant, UserId::from(p.u?)),
             Signal::Notification { id: p.id? },
         )),
+        "call" => Some((
+            Route::Person(tenant, UserId::from(p.u?)),
+            Signal::Call { id: p.id? },
+        )),
         _ => None,
     }
+}
+
+fn hex_decode(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| s.get(i..i + 2).and_then(|b| u8::from_str_radix(b, 16).ok()))
+        .collect()
+}
+
+/// Why a connection was not registered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Full {
+    /// This server holds its maximum of sockets.
+    Server,
+    /// This person holds their maximum of sockets here.
+    Person,
 }
 
 /// One connection as the hub sees it.
@@ -166,6 +227,8 @@ struct Inner {
     next: AtomicU64,
     queue: usize,
     max_connections: usize,
+    max_per_person: usize,
+    key: zeroize::Zeroizing<[u8; 32]>,
     count: AtomicUsize,
     closing: watch::Sender<bool>,
 }
@@ -194,7 +257,7 @@ impl Drop for Registration {
 }
 
 impl Hub {
-    pub fn new(queue: usize, max_connections: usize) -> Self {
+    pub fn new(queue: usize, max_connections: usize, max_per_person: usize, key: [u8; 32]) -> Self {
         let (closing, _) = watch::channel(false);
         Self {
             inner: Arc::new(Inner {
@@ -202,6 +265,8 @@ impl Hub {
                 next: AtomicU64::new(1),
                 queue: queue.max(1),
                 max_connections,
+                max_per_person: max_per_person.max(1),
+                key: zeroize::Zeroizing::new(key),
                 count: AtomicUsize::new(0),
                 closing,
             }),
@@ -226,15 +291,21 @@ impl Hub {
         self.connections() < self.inner.max_connections
     }
 
-    /// Register a connection of `user` in `tenant`; `None` when the server is full.
-    pub fn register(&self, tenant: TenantId, user: UserId) -> Option<Registration> {
+    /// Register a connection of `user` in `tenant`, unless the server or the person is full.
+    pub fn register(&self, tenant: TenantId, user: UserId) -> Result<Registration, Full> {
         let (tx, signals) = mpsc::channel(self.inner.queue);
         let overflow = Arc::new(Notify::new());
         let id = self.inner.next.fetch_add(1, Ordering::Relaxed);
         {
             let mut m = self.write();
             if m.conns.len() >= self.inner.max_connections {
-                return None;
+                return Err(Full::Server);
+            }
+            if m.people
+                .get(&(tenant, user))
+                .is_some_and(|set| set.len() >= self.inner.max_per_person)
+            {
+                return Err(Full::Person);
             }
             m.conns.insert(
                 id,
@@ -249,7 +320,7 @@ impl Hub {
             m.people.entry((tenant, user)).or_default().insert(id);
             self.inner.count.store(m.conns.len(), Ordering::Relaxed);
         }
-        Some(Registration {
+        Ok(Registration {
             hub: self.clone(),
             id,
             signals,
@@ -317,7 +388,7 @@ impl Hub {
 
     /// Fan one notification payload out to this server's connections.
     pub fn dispatch(&self, payload: &str) {
-        let Some((route, signal)) = route(payload) else {
+        let Some((route, signal)) = route(payload, self.inner.key.as_slice()) else {
             metrics::counter!("serein_realtime_payloads_ignored_total").increment(1);
             return;
         };
@@ -331,6 +402,38 @@ impl Hub {
                 Self::deliver(h, signal.clone());
             }
         }
+    }
+
+    /// The payload of a typing or presence event, signed (see the module header).
+    pub fn sign(
+        &self,
+        event: &str,
+        tenant: TenantId,
+        consultation: Uuid,
+        user: UserId,
+        online: Option<bool>,
+        hello: Option<bool>,
+    ) -> String {
+        use hmac::Mac as _;
+        let mut p = Payload {
+            k: event.to_owned(),
+            t: tenant.as_uuid(),
+            c: Some(consultation),
+            u: Some(user.as_uuid()),
+            s: None,
+            id: None,
+            on: online,
+            hello,
+            m: None,
+        };
+        p.m = mac(self.inner.key.as_slice(), &p).map(|m| {
+            m.finalize()
+                .into_bytes()
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect()
+        });
+        serde_json::to_string(&p).unwrap_or_default()
     }
 
     /// Tell every connection to re-read its rooms (notifications may have been lost).
@@ -360,7 +463,12 @@ mod tests {
     #[test]
     fn payloads_route_by_tenant_and_room_or_person() {
         let (t, c, u) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
-        let (r, s) = route(&format!(r#"{{"k":"message","t":"{t}","c":"{c}","s":7}}"#)).unwrap();
+        let key = [7u8; 32];
+        let (r, s) = route(
+            &format!(r#"{{"k":"message","t":"{t}","c":"{c}","s":7}}"#),
+            &key,
+        )
+        .unwrap();
         assert_eq!(r, Route::Room(TenantId::from(t), c));
         assert_eq!(
             s,
@@ -369,19 +477,33 @@ mod tests {
                 seq: 7
             }
         );
-        let (r, _) = route(&format!(
-            r#"{{"k":"notification","t":"{t}","u":"{u}","id":"{c}"}}"#
-        ))
+        let (r, _) = route(
+            &format!(r#"{{"k":"notification","t":"{t}","u":"{u}","id":"{c}"}}"#),
+            &key,
+        )
         .unwrap();
         assert_eq!(r, Route::Person(TenantId::from(t), UserId::from(u)));
-        assert!(route("not json").is_none());
-        assert!(route(&format!(r#"{{"k":"message","t":"{t}"}}"#)).is_none());
-        assert!(route(&format!(r#"{{"k":"other","t":"{t}"}}"#)).is_none());
+        assert!(route("not json", &key).is_none());
+        assert!(route(&format!(r#"{{"k":"message","t":"{t}"}}"#), &key).is_none());
+        assert!(route(&format!(r#"{{"k":"other","t":"{t}"}}"#), &key).is_none());
+        // Typing and presence need the signature of this deployment's key.
+        let hub = Hub::new(2, 10, 10, key);
+        let (tenant, user) = (TenantId::from(t), UserId::from(u));
+        let signed = hub.sign("typing", tenant, c, user, None, None);
+        assert!(route(&signed, &key).is_some());
+        assert!(route(&signed, &[8u8; 32]).is_none(), "another key");
+        let unsigned = format!(r#"{{"k":"typing","t":"{t}","c":"{c}","u":"{u}"}}"#);
+        assert!(route(&unsigned, &key).is_none());
+        let forged = signed.replace(&u.to_string(), &Uuid::now_v7().to_string());
+        assert!(
+            route(&forged, &key).is_none(),
+            "another person under the same signature"
+        );
     }
 
     #[tokio::test]
     async fn a_full_queue_raises_the_overflow_alarm_and_rooms_are_per_tenant() {
-        let hub = Hub::new(2, 10);
+        let hub = Hub::new(2, 10, 1, [0u8; 32]);
         let (t, other, c) = (TenantId::new(), TenantId::new(), Uuid::now_v7());
         let mut a = hub.register(t, UserId::new()).unwrap();
         let mut b = hub.register(other, UserId::new()).unwrap();
@@ -414,8 +536,13 @@ mod tests {
         assert_eq!(hub.connections(), 2);
         drop(a);
         assert_eq!(hub.connections(), 1);
-        let full = Hub::new(2, 1);
+        let full = Hub::new(2, 1, 1, [0u8; 32]);
         let _one = full.register(t, UserId::new()).unwrap();
-        assert!(full.register(t, UserId::new()).is_none());
+        assert_eq!(full.register(t, UserId::new()).err(), Some(Full::Server));
+        let roomy = Hub::new(2, 10, 1, [0u8; 32]);
+        let person = UserId::new();
+        let _first = roomy.register(t, person).unwrap();
+        assert_eq!(roomy.register(t, person).err(), Some(Full::Person));
+        assert!(roomy.register(other, person).is_ok(), "per company");
     }
 }

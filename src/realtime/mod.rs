@@ -18,6 +18,7 @@
 //! Invariants: nothing here reads or writes a table directly: rooms, messages and
 //! notifications are reached through the same flows and policies as the REST routes.
 
+pub mod calls;
 pub mod connection;
 pub mod hub;
 pub mod protocol;
@@ -58,21 +59,58 @@ pub struct RealtimeConfig {
     pub ping_interval: Duration,
     /// `REALTIME_LISTENER` (default true): listen for other servers' events.
     pub listener: bool,
+    /// ICE servers handed to call participants ([`calls`]).
+    pub ice: calls::IceConfig,
+    /// `REALTIME_MAX_PER_PERSON` (default 10): sockets one person holds on one server.
+    pub max_per_person: usize,
+    /// `REALTIME_EVENTS_PER_SEC` (default 20, bursts of twice that): client events per socket.
+    pub events_per_sec: u32,
+    /// `REALTIME_SESSION_CHECK_SECS` (default 60): how often an idle socket re-runs the session
+    /// guard (an ended session or disabled member is closed with 4003 by then at the latest).
+    pub session_check: Duration,
+    /// `REALTIME_DATABASE_URL`: the `LISTEN` connection's own URL, DIRECT to the primary.
+    /// `LISTEN` does not work through a transaction-mode pooler (PgBouncer), which is what
+    /// `DATABASE_URL` points at in the Helm deployment; unset, `DATABASE_URL` is used (fine for
+    /// a direct connection). Required when `SEREIN_REQUIRE_SECRETS=true` and the listener runs.
+    pub database_url: Option<secrecy::SecretString>,
 }
 
 impl RealtimeConfig {
     pub fn load(s: &Settings<'_>) -> Result<Self, ConfigError> {
+        let listener = s.flag("REALTIME_LISTENER", true)?;
+        let database_url = s.secret("REALTIME_DATABASE_URL");
+        if listener && database_url.is_none() && s.flag("SEREIN_REQUIRE_SECRETS", false)? {
+            return Err(ConfigError {
+                name: "REALTIME_DATABASE_URL".into(),
+                reason: "is required when SEREIN_REQUIRE_SECRETS=true: the LISTEN connection \
+                         must reach PostgreSQL directly (not through a transaction pooler)"
+                    .into(),
+            });
+        }
         Ok(Self {
             max_connections: s.size("REALTIME_MAX_CONNECTIONS", 20_000, 1, 1_000_000)?,
             queue: s.size("REALTIME_QUEUE", 256, 2, 65_536)?,
             ping_interval: Duration::from_secs(s.int("REALTIME_PING_SECS", 20, 1, 3_600)?),
-            listener: s.flag("REALTIME_LISTENER", true)?,
+            listener,
+            ice: calls::IceConfig::load(s)?,
+            max_per_person: s.size("REALTIME_MAX_PER_PERSON", 10, 1, 1_000)?,
+            events_per_sec: u32::try_from(s.int("REALTIME_EVENTS_PER_SEC", 20, 1, 10_000)?)
+                .unwrap_or(20),
+            session_check: Duration::from_secs(s.int(
+                "REALTIME_SESSION_CHECK_SECS",
+                60,
+                1,
+                3_600,
+            )?),
+            database_url,
         })
     }
 }
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(socket))
+    OpenApiRouter::new()
+        .routes(routes!(socket))
+        .routes(routes!(calls::ice_servers))
 }
 
 /// Open the realtime socket. Send `Sec-WebSocket-Protocol: serein.v1, bearer.<access token>`;
@@ -125,11 +163,20 @@ pub async fn socket(
     // The session guard, before any socket exists.
     let tx = actor.begin(&state).await?;
     tx.commit().await?;
-    let Some(reg) = state.realtime.register(actor.tenant, actor.user) else {
-        return Err(AppError::Unavailable {
-            code: "realtime_full",
-            retry_after_secs: 5,
-        });
+    let reg = match state.realtime.register(actor.tenant, actor.user) {
+        Ok(reg) => reg,
+        Err(hub::Full::Server) => {
+            return Err(AppError::Unavailable {
+                code: "realtime_full",
+                retry_after_secs: 5,
+            });
+        }
+        Err(hub::Full::Person) => {
+            return Err(AppError::TooManyRequests {
+                code: "too_many_sockets",
+                retry_after_secs: 5,
+            });
+        }
     };
     Ok(upgrade
         .protocols([SUBPROTOCOL])
@@ -142,7 +189,12 @@ pub async fn socket(
 /// Keep this server's `LISTEN` connection, re-establishing it with back-off (1 s doubling to
 /// 30 s) when it drops, and telling every connection to re-read its rooms once it listens
 /// again. Stops when `stop` turns true.
-pub async fn listen(hub: Hub, db: Db, mut stop: watch::Receiver<bool>) {
+pub async fn listen(
+    hub: Hub,
+    db: Db,
+    url: Option<secrecy::SecretString>,
+    mut stop: watch::Receiver<bool>,
+) {
     let mut backoff = Duration::from_secs(1);
     let mut first = true;
     loop {
@@ -150,7 +202,7 @@ pub async fn listen(hub: Hub, db: Db, mut stop: watch::Receiver<bool>) {
             return;
         }
         let listener = async {
-            let mut l = db.listener().await?;
+            let mut l = db.listener(url.as_ref()).await?;
             l.listen(hub::CHANNEL).await?;
             Ok::<_, sqlx::Error>(l)
         }

@@ -1,9 +1,10 @@
 //! The socket's events: JSON text frames, one object each, named by `type` (DESIGN §5).
 //!
 //! Client → server: `auth`, `subscribe`, `unsubscribe`, `chat.send`, `chat.typing`,
-//! `chat.read`, `ping`. Server → client: `ready`, `auth.ok`, `auth.expiring`, `subscribed`,
-//! `unsubscribed`, `chat.message`, `chat.sent`, `chat.typing`, `chat.read`, `presence`,
-//! `notification`, `pong`, `error`.
+//! `chat.read`, `call.offer|answer|ice|hangup`, `ping`. Server → client: `ready`, `auth.ok`,
+//! `auth.expiring`, `subscribed`, `unsubscribed`, `chat.message`, `chat.sent`, `chat.typing`,
+//! `chat.read`, `presence`, `notification`, `call.sent`, `call.offer|answer|ice|hangup`,
+//! `pong`, `error`.
 //!
 //! Unknown types and unknown fields are refused with an `error` event (`invalid_event`); the
 //! connection stays open. Every client event may carry `ref` (≤ 64 characters), echoed in its
@@ -72,6 +73,34 @@ pub enum ClientEvent {
         #[serde(default, rename = "ref")]
         reference: Option<String>,
     },
+    /// Call signaling, relayed to the other participant while the call is open.
+    #[serde(rename = "call.offer")]
+    CallOffer {
+        consultation_id: Uuid,
+        sdp: String,
+        #[serde(default, rename = "ref")]
+        reference: Option<String>,
+    },
+    #[serde(rename = "call.answer")]
+    CallAnswer {
+        consultation_id: Uuid,
+        sdp: String,
+        #[serde(default, rename = "ref")]
+        reference: Option<String>,
+    },
+    #[serde(rename = "call.ice")]
+    CallIce {
+        consultation_id: Uuid,
+        candidate: serde_json::Value,
+        #[serde(default, rename = "ref")]
+        reference: Option<String>,
+    },
+    #[serde(rename = "call.hangup")]
+    CallHangup {
+        consultation_id: Uuid,
+        #[serde(default, rename = "ref")]
+        reference: Option<String>,
+    },
 }
 
 impl ClientEvent {
@@ -84,6 +113,10 @@ impl ClientEvent {
             | Self::ChatSend { reference, .. }
             | Self::ChatTyping { reference, .. }
             | Self::ChatRead { reference, .. }
+            | Self::CallOffer { reference, .. }
+            | Self::CallAnswer { reference, .. }
+            | Self::CallIce { reference, .. }
+            | Self::CallHangup { reference, .. }
             | Self::Ping { reference } => reference.as_deref(),
         }
     }
@@ -167,6 +200,34 @@ pub enum ServerEvent {
     },
     #[serde(rename = "notification")]
     Notification { notification: Notification },
+    /// A call signal was relayed.
+    #[serde(rename = "call.sent")]
+    CallSent {
+        consultation_id: Uuid,
+        kind: &'static str,
+        #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
+        reference: Option<String>,
+    },
+    #[serde(rename = "call.offer")]
+    CallOffer {
+        consultation_id: Uuid,
+        from: UserId,
+        sdp: serde_json::Value,
+    },
+    #[serde(rename = "call.answer")]
+    CallAnswer {
+        consultation_id: Uuid,
+        from: UserId,
+        sdp: serde_json::Value,
+    },
+    #[serde(rename = "call.ice")]
+    CallIce {
+        consultation_id: Uuid,
+        from: UserId,
+        candidate: serde_json::Value,
+    },
+    #[serde(rename = "call.hangup")]
+    CallHangup { consultation_id: Uuid, from: UserId },
     #[serde(rename = "pong")]
     Pong {
         #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]

@@ -155,6 +155,8 @@ async fn rest_send(app: &TestApp, c: &str, token: &str, body: &str) -> Value {
 
 fn fast(s: &mut crate::helpers::Spawn) {
     s.env.insert("REALTIME_PING_SECS".into(), "1".into());
+    s.env
+        .insert("REALTIME_SESSION_CHECK_SECS".into(), "1".into());
 }
 
 #[tokio::test]
@@ -469,6 +471,18 @@ async fn silent_peers_and_expired_tokens_are_closed_with_their_codes() {
     let (doc, emp, _) = care(&app).await;
     let et = tok(&app, app.tenant_a, "alpha", emp, Role::Employee).await;
 
+    // A socket whose session ends is closed at the next session check (4003), even if it only
+    // listens. (Real time again: the check rides on the ping timer.)
+    let (sid, ended) =
+        mint_session(&app, app.tenant_a, &host("alpha"), emp, &[Role::Employee]).await;
+    let mut revoked = connect(&app, "alpha", &ended).await;
+    sqlx::query("UPDATE sessions SET revoked_at = now() WHERE id = $1")
+        .bind(sid.as_uuid())
+        .execute(&mut app.owner().await)
+        .await
+        .unwrap();
+    assert_eq!(closed(&mut revoked).await, Some(CloseCode::Library(4003)));
+
     // A silent peer (reads nothing, so answers no ping) is dropped after two intervals. This
     // waits in real time: pings are a transport timer (REALTIME_PING_SECS=1 here), not the
     // injected clock, and reading would answer them.
@@ -593,4 +607,256 @@ async fn a_client_that_stops_reading_is_dropped_as_a_slow_consumer() {
     }
     assert!(dropped, "the slow socket was never dropped");
     assert_eq!(closed(&mut slow).await, Some(CloseCode::Library(4008)));
+}
+
+#[tokio::test]
+async fn call_signals_pass_between_the_two_participants_only_while_the_call_is_open() {
+    let app = TestApp::spawn_with(|s| {
+        s.env.insert(
+            "REALTIME_STUN_URLS".into(),
+            "stun:stun.example.test:3478".into(),
+        );
+        s.env.insert(
+            "REALTIME_TURN_URLS".into(),
+            "turn:turn.example.test:3478?transport=udp, turns:turn.example.test:5349".into(),
+        );
+        s.env
+            .insert("REALTIME_TURN_SECRET".into(), "shared-turn-secret".into());
+    })
+    .await;
+    let (doc, emp, c) = care(&app).await;
+    let et = tok(&app, app.tenant_a, "alpha", emp, Role::Employee).await;
+    let ice = format!("/api/v1/consultations/{c}/ice");
+    // Hours before the start: the call is not open, neither for ICE servers nor for signals.
+    let res = send(&app, Method::GET, &host("alpha"), &ice, &et, None).await;
+    assert_eq!(res.status(), 409);
+    let mut e = connect(&app, "alpha", &et).await;
+    emit(
+        &mut e,
+        json!({"type": "call.offer", "consultation_id": c, "sdp": "v=0 early", "ref": "o"}),
+    )
+    .await;
+    let err = next(&mut e).await;
+    assert_eq!(
+        (err["code"].as_str(), err["ref"].as_str()),
+        (Some("call_closed"), Some("o"))
+    );
+
+    // Five minutes before the start (the database's clock decides too: move the consultation).
+    sqlx::query(
+        "UPDATE consultations SET starts_at = now() + interval '5 minutes',
+                                  ends_at = now() + interval '65 minutes' WHERE id = $1::uuid",
+    )
+    .bind(&c)
+    .execute(&mut app.owner().await)
+    .await
+    .unwrap();
+    app.clock.advance(
+        sqlx::query_scalar::<_, time::OffsetDateTime>("SELECT now() + interval '5 minutes'")
+            .fetch_one(&mut app.owner().await)
+            .await
+            .unwrap()
+            - time::Duration::minutes(5)
+            - app.clock.now(),
+    );
+    let (et, pt) = (
+        tok(&app, app.tenant_a, "alpha", emp, Role::Employee).await,
+        tok(&app, app.tenant_a, "alpha", doc, Role::Practitioner).await,
+    );
+    let servers: Value = send(&app, Method::GET, &host("alpha"), &ice, &et, None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        servers["ice_servers"][0]["urls"],
+        json!(["stun:stun.example.test:3478"])
+    );
+    let turn = &servers["ice_servers"][1];
+    let username = turn["username"].as_str().unwrap();
+    let (expiry, user) = username.split_once(':').unwrap();
+    assert_eq!(user, emp.to_string());
+    assert!(expiry.parse::<i64>().unwrap() > app.clock.now().unix_timestamp());
+    use base64::Engine as _;
+    use hmac::{KeyInit, Mac};
+    let mut mac = hmac::Hmac::<sha1::Sha1>::new_from_slice(b"shared-turn-secret").unwrap();
+    mac.update(username.as_bytes());
+    let expect = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+    assert_eq!(turn["credential"], expect.as_str());
+
+    let mut e = connect(&app, "alpha", &et).await;
+    let mut p = connect(&app, "alpha", &pt).await;
+    let sdp = "v=0\r\no=- 4611731400430051336 2 IN IP4 192.0.2.10\r\ns=-\r\n";
+    emit(
+        &mut p,
+        json!({"type": "call.offer", "consultation_id": c, "sdp": sdp, "ref": "o1"}),
+    )
+    .await;
+    let (sent, _) = until(&mut p, "call.sent").await;
+    assert_eq!(
+        (sent["kind"].as_str(), sent["ref"].as_str()),
+        (Some("offer"), Some("o1"))
+    );
+    let (offer, _) = until(&mut e, "call.offer").await;
+    assert_eq!(
+        (offer["from"].as_str(), offer["sdp"].as_str()),
+        (Some(doc.to_string().as_str()), Some(sdp))
+    );
+    emit(
+        &mut e,
+        json!({"type": "call.answer", "consultation_id": c, "sdp": "v=0 answer"}),
+    )
+    .await;
+    let (answer, _) = until(&mut p, "call.answer").await;
+    assert_eq!(answer["sdp"], "v=0 answer");
+    let candidate = json!({"candidate": "candidate:1 1 udp 2122260223 192.0.2.10 54400 typ host", "sdpMid": "0", "sdpMLineIndex": 0});
+    emit(
+        &mut e,
+        json!({"type": "call.ice", "consultation_id": c, "candidate": candidate}),
+    )
+    .await;
+    let (ice_event, _) = until(&mut p, "call.ice").await;
+    assert_eq!(ice_event["candidate"], candidate);
+    emit(&mut p, json!({"type": "call.hangup", "consultation_id": c})).await;
+    let (hangup, _) = until(&mut e, "call.hangup").await;
+    assert_eq!(hangup["from"], doc.to_string());
+    // Bad payloads are refused.
+    emit(
+        &mut p,
+        json!({"type": "call.ice", "consultation_id": c, "candidate": "not an object"}),
+    )
+    .await;
+    assert_eq!(until(&mut p, "error").await.0["code"], "validation_failed");
+
+    // Nobody else relays into this call, and the sender never hears its own signal.
+    let (colleague, _) = employee(&app, app.tenant_a, "alpha").await;
+    let mut other = connect(
+        &app,
+        "alpha",
+        &tok(&app, app.tenant_a, "alpha", colleague, Role::Employee).await,
+    )
+    .await;
+    emit(
+        &mut other,
+        json!({"type": "call.offer", "consultation_id": c, "sdp": "v=0 intruder"}),
+    )
+    .await;
+    assert_eq!(next(&mut other).await["code"], "not_found");
+    assert_eq!(
+        send(
+            &app,
+            Method::GET,
+            &host("alpha"),
+            &ice,
+            &tok(&app, app.tenant_a, "alpha", colleague, Role::Employee).await,
+            None
+        )
+        .await
+        .status(),
+        404
+    );
+    emit(&mut e, json!({"type": "ping"})).await;
+    let (_, skipped) = until(&mut e, "pong").await;
+    assert!(
+        skipped
+            .iter()
+            .all(|s| !s["type"].as_str().unwrap().starts_with("call.")),
+        "{skipped:?}"
+    );
+    // At rest the signals are sealed.
+    let stored: Vec<Vec<u8>> =
+        sqlx::query_scalar("SELECT payload FROM call_signals WHERE payload IS NOT NULL")
+            .fetch_all(&mut app.owner().await)
+            .await
+            .unwrap();
+    assert_eq!(stored.len(), 3);
+    assert!(
+        stored
+            .iter()
+            .all(|b| !b.windows(9).any(|w| w == b"192.0.2.1"))
+    );
+}
+
+#[tokio::test]
+async fn a_long_backlog_resumes_whole_and_abuse_is_bounded() {
+    let app = TestApp::spawn().await;
+    let (doc, emp, c) = care(&app).await;
+    let (et, pt) = (
+        tok(&app, app.tenant_a, "alpha", emp, Role::Employee).await,
+        tok(&app, app.tenant_a, "alpha", doc, Role::Practitioner).await,
+    );
+    // 150 messages (more than twice the socket's outgoing queue) while the employee is away.
+    for i in 1..=150 {
+        rest_send(&app, &c, &pt, &format!("message {i} {}", "x".repeat(500))).await;
+    }
+    let mut e = connect(&app, "alpha", &et).await;
+    emit(
+        &mut e,
+        json!({"type": "subscribe", "consultation_id": c, "after_seq": 0}),
+    )
+    .await;
+    let (sub, backlog) = until(&mut e, "subscribed").await;
+    let seqs: Vec<i64> = backlog
+        .iter()
+        .filter(|e| e["type"] == "chat.message")
+        .map(|m| m["message"]["seq"].as_i64().unwrap())
+        .collect();
+    assert_eq!(seqs, (1..=150).collect::<Vec<i64>>());
+    assert_eq!(sub["last_seq"], 150);
+
+    // Forged NOTIFYs (any database role can send one) change nothing a client sees: an unsigned
+    // typing event is dropped, a read mark is re-read from the database.
+    let tenant = app.tenant_a.to_string();
+    for forged in [
+        json!({"k": "typing", "t": tenant, "c": c, "u": doc}),
+        json!({"k": "presence", "t": tenant, "c": c, "u": doc, "on": true, "m": "00"}),
+        json!({"k": "read", "t": tenant, "c": c, "u": doc, "s": 999}),
+    ] {
+        sqlx::query("SELECT pg_notify('serein_realtime', $1)")
+            .bind(forged.to_string())
+            .execute(&mut app.owner().await)
+            .await
+            .unwrap();
+    }
+    emit(&mut e, json!({"type": "ping"})).await;
+    let (_, seen) = until(&mut e, "pong").await;
+    for ev in &seen {
+        assert_ne!(ev["type"], "chat.typing", "{seen:?}");
+        assert_ne!(ev["type"], "presence", "{seen:?}");
+        if ev["type"] == "chat.read" {
+            assert_eq!(
+                ev["seq"], 150,
+                "the practitioner's stored mark, not the forged one"
+            );
+        }
+    }
+
+    // Events are rate limited per socket; sockets per person are capped.
+    // (60 at once: above the burst of 40, within the 64 answers a socket queues.)
+    for _ in 0..60 {
+        emit(&mut e, json!({"type": "ping"})).await;
+    }
+    let mut limited = 0;
+    for _ in 0..60 {
+        let ev = next(&mut e).await;
+        if ev["code"] == "rate_limited" {
+            limited += 1;
+        }
+    }
+    assert!(limited > 0, "no event was refused");
+    let mut held = Vec::new();
+    for _ in 0..9 {
+        held.push(connect(&app, "alpha", &et).await);
+    }
+    let over = connect_with(
+        &app,
+        "alpha",
+        Some(format!("serein.v1, bearer.{et}")),
+        "/api/v1/ws",
+    )
+    .await;
+    match over {
+        Err(tungstenite::Error::Http(res)) => assert_eq!(res.status().as_u16(), 429),
+        other => panic!("an 11th socket of one person: {:?}", other.map(|_| "open")),
+    }
 }

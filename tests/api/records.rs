@@ -757,8 +757,8 @@ async fn the_database_alone_keeps_records_from_everyone_but_their_people() {
         .unwrap();
     assert!(as_member_with_session_roles(&mut conn, app.tenant_a, other, "practitioner").await);
     let row = sqlx::query(
-        "SELECT app_private.note_create(gen_random_uuid(), $1::uuid, gen_random_uuid(), '\\x00', now()),
-                app_private.note_edit($2, 1, gen_random_uuid(), '\\x00', now()),
+        "SELECT (app_private.note_create(gen_random_uuid(), $1::uuid, gen_random_uuid(), '\\x00', now())).outcome,
+                (app_private.note_edit($2, 1, gen_random_uuid(), '\\x00', now())).outcome,
                 app_private.note_delete($2, now()),
                 (SELECT count(*) FROM app_private.message_read_mark($1::uuid, 1, now()))",
     )
@@ -773,11 +773,12 @@ async fn the_database_alone_keeps_records_from_everyone_but_their_people() {
     assert_eq!(row.get::<i64, _>(3), 0);
     conn.execute("ROLLBACK").await.unwrap();
     as_app_with_roles(&mut conn, Some(app.tenant_a), Some(emp), "employee").await;
-    let wrote: bool =
-        sqlx::query_scalar("SELECT app_private.journal_create(gen_random_uuid(), '\\x00', now())")
-            .fetch_one(&mut conn)
-            .await
-            .unwrap();
+    let wrote: bool = sqlx::query_scalar(
+        "SELECT app_private.journal_create(gen_random_uuid(), '\\x00', now()) IS NOT NULL",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
     assert!(!wrote, "a crafted context writes no journal entry");
     conn.execute("ROLLBACK").await.unwrap();
     let versions: i64 = count(
@@ -1038,4 +1039,250 @@ async fn records_are_ciphertext_at_rest_tamper_evident_rotatable_and_shredded_wi
     .await
     .unwrap();
     assert_eq!(row.get::<i64, _>(0), 0);
+}
+
+#[tokio::test]
+async fn retention_prunes_superseded_versions_deleted_notes_and_closed_conversations_only() {
+    let app = TestApp::spawn_with(|s| {
+        s.env.insert("CLINICAL_RETENTION_DAYS".into(), "1".into());
+    })
+    .await;
+    let (doc, emp, c) = care(&app).await;
+    let p = tok(&app, doc, Role::Practitioner).await;
+    let e = tok(&app, emp, Role::Employee).await;
+    let notes = format!("/api/v1/consultations/{c}/notes");
+    // A note edited once, a note deleted, a note left alone.
+    let (_, edited) = api(&app, Method::POST, &notes, &p, Some(json!({"text": "v1"}))).await;
+    let edited = edited["id"].as_str().unwrap().to_owned();
+    let one = format!("/api/v1/notes/{edited}");
+    assert_eq!(
+        api(
+            &app,
+            Method::PUT,
+            &one,
+            &p,
+            Some(json!({"version": 1, "text": "v2"}))
+        )
+        .await
+        .0,
+        200
+    );
+    let (_, gone) = api(
+        &app,
+        Method::POST,
+        &notes,
+        &p,
+        Some(json!({"text": "to delete"})),
+    )
+    .await;
+    let gone = gone["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        api(
+            &app,
+            Method::DELETE,
+            &format!("/api/v1/notes/{gone}"),
+            &p,
+            None
+        )
+        .await
+        .0,
+        204
+    );
+    let (_, kept) = api(
+        &app,
+        Method::POST,
+        &notes,
+        &p,
+        Some(json!({"text": "kept"})),
+    )
+    .await;
+    let kept = kept["id"].as_str().unwrap().to_owned();
+    // A conversation on this consultation, and one on an older consultation whose window closed.
+    let msgs = format!("/api/v1/consultations/{c}/messages");
+    assert_eq!(
+        api(
+            &app,
+            Method::POST,
+            &msgs,
+            &e,
+            Some(json!({"body": "open window"}))
+        )
+        .await
+        .0,
+        201
+    );
+    let t = (next_hour(&app) + time::Duration::hours(6))
+        .format(&Rfc3339)
+        .unwrap();
+    let (_, old) = book(&app, "alpha", &e, booking(doc, &t), None).await;
+    let old = old["id"].as_str().unwrap().to_owned();
+    let old_msgs = format!("/api/v1/consultations/{old}/messages");
+    for body in ["one", "two"] {
+        assert_eq!(
+            api(
+                &app,
+                Method::POST,
+                &old_msgs,
+                &p,
+                Some(json!({"body": body}))
+            )
+            .await
+            .0,
+            201
+        );
+    }
+    let mut owner = app.owner().await;
+    // Time passes (as the owner: the database's clock cannot be moved): version 2 was written
+    // two days ago, the deletion too, and the older consultation ended 40 days ago.
+    sqlx::query(
+        "UPDATE clinical_note_versions SET created_at = now() - interval '2 days'
+                 WHERE note_id = $1::uuid AND version = 2",
+    )
+    .bind(&edited)
+    .execute(&mut owner)
+    .await
+    .unwrap();
+    sqlx::query(
+        "UPDATE clinical_notes SET deleted_at = now() - interval '2 days' WHERE id = $1::uuid",
+    )
+    .bind(&gone)
+    .execute(&mut owner)
+    .await
+    .unwrap();
+    sqlx::query("UPDATE consultations SET created_at = now() - interval '50 days',
+                        starts_at = now() - interval '41 days', ends_at = now() - interval '41 days' + interval '1 hour'
+                 WHERE id = $1::uuid")
+        .bind(&old).execute(&mut owner).await.unwrap();
+
+    let pruned = serein::jobs::JobWorker::from_state(&app.state)
+        .prune()
+        .await
+        .unwrap();
+    assert!(pruned >= 5, "pruned {pruned}");
+    let versions = |note: &str| {
+        let note = note.to_owned();
+        let app = &app;
+        async move {
+            sqlx::query_scalar::<_, i32>("SELECT version FROM clinical_note_versions WHERE note_id = $1::uuid ORDER BY version")
+                .bind(note)
+                .fetch_all(&mut app.owner().await)
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(
+        versions(&edited).await,
+        vec![2],
+        "the superseded version went, the current stayed"
+    );
+    assert!(versions(&gone).await.is_empty());
+    assert_eq!(
+        count(
+            &mut owner,
+            &format!("SELECT count(*) FROM clinical_notes WHERE id = '{gone}'")
+        )
+        .await,
+        0
+    );
+    assert_eq!(
+        versions(&kept).await,
+        vec![1],
+        "a live note's only version stays"
+    );
+    assert_eq!(api(&app, Method::GET, &one, &p, None).await.1["text"], "v2");
+    // The closed conversation, its read marks and its notifications are gone; the open one stays.
+    for (sql, expect) in [
+        (
+            format!("SELECT count(*) FROM messages WHERE consultation_id = '{old}'"),
+            0,
+        ),
+        (
+            format!("SELECT count(*) FROM message_reads WHERE consultation_id = '{old}'"),
+            0,
+        ),
+        (
+            format!(
+                "SELECT count(*) FROM notifications WHERE consultation_id = '{old}' AND kind = 'message_received'"
+            ),
+            0,
+        ),
+        (
+            format!("SELECT count(*) FROM messages WHERE consultation_id = '{c}'"),
+            1,
+        ),
+        (
+            format!("SELECT message_seq FROM consultations WHERE id = '{old}'"),
+            2,
+        ),
+    ] {
+        let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql.clone()))
+            .fetch_one(&mut owner)
+            .await
+            .unwrap();
+        assert_eq!(n, expect, "{sql}");
+    }
+}
+
+#[tokio::test]
+async fn only_a_proven_tenant_admin_changes_the_company_message_window() {
+    let app = TestApp::spawn().await;
+    sqlx::query("UPDATE tenants SET managed_by = 'api' WHERE id = $1")
+        .bind(app.tenant_a.as_uuid())
+        .execute(&mut app.owner().await)
+        .await
+        .unwrap();
+    let (admin, t) = person(&app, app.tenant_a, "alpha", &[Role::TenantAdmin]).await;
+    let mut conn = app.owner().await;
+    // A claimed role without the session's proof changes nothing.
+    as_app_with_roles(&mut conn, Some(app.tenant_a), Some(admin), "tenant_admin").await;
+    let done = sqlx::query("UPDATE tenants SET message_retention_days = 0 WHERE id = $1")
+        .bind(app.tenant_a.as_uuid())
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(done.rows_affected(), 0);
+    conn.execute("ROLLBACK").await.unwrap();
+    // An employee's proven session claiming the role changes nothing either.
+    let (emp, _) = employee(&app, app.tenant_a, "alpha").await;
+    assert!(as_member_with_session_roles(&mut conn, app.tenant_a, emp, "employee").await);
+    sqlx::query("SELECT set_config('app.roles', 'tenant_admin', true)")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let done = sqlx::query("UPDATE tenants SET message_retention_days = 0 WHERE id = $1")
+        .bind(app.tenant_a.as_uuid())
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(done.rows_affected(), 0);
+    conn.execute("ROLLBACK").await.unwrap();
+    // Through the API, the proven tenant admin sets it; bad values are refused.
+    let t = {
+        let _ = t;
+        tok(&app, admin, Role::TenantAdmin).await
+    };
+    for bad in [json!(-1), json!(366), json!("30")] {
+        let (s, _) = api(
+            &app,
+            Method::PATCH,
+            "/api/v1/tenant",
+            &t,
+            Some(json!({"message_retention_days": bad})),
+        )
+        .await;
+        assert_eq!(s, 422, "{bad}");
+    }
+    let (s, settings) = api(
+        &app,
+        Method::PATCH,
+        "/api/v1/tenant",
+        &t,
+        Some(json!({"message_retention_days": 7})),
+    )
+    .await;
+    assert_eq!(
+        (s, settings["message_retention_days"].as_i64()),
+        (200, Some(7)),
+        "{settings}"
+    );
 }
