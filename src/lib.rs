@@ -42,6 +42,8 @@ pub mod platform;
 pub mod practitioners;
 /// Roles shared by RBAC and row-level security.
 pub mod rbac;
+/// Usage reports and CSV exports: HR's and the platform's, closed months only, never a person.
+pub mod reports;
 /// Logs and metrics set-up.
 pub mod telemetry;
 /// The tenant: model, resolution, profile, company settings, declarative tenant files.

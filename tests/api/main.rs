@@ -38,6 +38,7 @@ mod pipeline;
 mod platform;
 mod practitioners;
 mod rbac;
+mod reports;
 mod request_path;
 mod reviews;
 mod selfcheck;
