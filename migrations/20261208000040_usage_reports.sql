@@ -69,9 +69,9 @@
 -- 8. The platform (platform admins, platform host): the same release rules over the sum of the
 --    companies' frozen cells (total, specialty, kind; departments are per company), with the
 --    STRICTEST `min_cohort` of the companies that had consultations that month (at least 5),
---    frozen once per month in `platform_usage_months` / `platform_usage_cells` (global tables,
---    no grant, RLS forced without a policy: a later purge of a company does not change a
---    released platform month). The per-company overview shows each company's frozen month
+--    frozen once per month as the months of the platform's own tenant (tenant zero) in the same
+--    tables (the purge never touches tenant zero, so a later purge of a company does not change
+--    a released platform month). The per-company overview shows each company's frozen month
 --    total, hidden where HR's is; the platform total of a measure is hidden when, together
 --    with the companies' hidden totals, it would pin one of them.
 -- 9. Practitioner activity (platform admins): per practitioner, month and company, consultations
@@ -91,7 +91,8 @@
 -- The month of a company's consultations, by start (the freeze reads one month per company).
 CREATE INDEX consultations_tenant_start_idx ON consultations (tenant_id, starts_at);
 
--- A company's frozen month: the cohort it was released under, the enrolment figures.
+-- A company's frozen month: the cohort it was released under, the enrolment figures. The
+-- platform's months are those of tenant zero (sums over the companies).
 CREATE TABLE usage_months (
     tenant_id   uuid NOT NULL REFERENCES tenants (id),
     month       date NOT NULL CHECK (extract(day FROM month) = 1),
@@ -155,38 +156,6 @@ CREATE POLICY usage_cells_tenant ON usage_cells TO serein_app
 CREATE POLICY usage_practitioner_months_tenant ON usage_practitioner_months TO serein_app
     USING (tenant_id = (SELECT app.current_tenant())) WITH CHECK (false);
 REVOKE ALL ON usage_months, usage_cells, usage_practitioner_months FROM PUBLIC, serein_app;
-
--- The platform's frozen months (global: no tenant). RLS forced, no policy, no grant.
-CREATE TABLE platform_usage_months (
-    month       date NOT NULL CHECK (extract(day FROM month) = 1),
-    min_cohort  integer NOT NULL CHECK (min_cohort >= 3),
-    tenants     integer NOT NULL,
-    frozen_at   timestamptz NOT NULL,
-    CONSTRAINT platform_usage_months_pkey PRIMARY KEY (month)
-);
-CREATE TABLE platform_usage_cells (
-    month            date NOT NULL REFERENCES platform_usage_months (month) ON DELETE CASCADE,
-    grouping         text NOT NULL CHECK (grouping IN ('total', 'specialty', 'kind')),
-    group_key        text NOT NULL CHECK (grouping <> 'total' OR group_key = ''),
-    booked           integer NOT NULL,
-    held             integer NOT NULL,
-    cancelled        integer NOT NULL,
-    minutes          bigint NOT NULL,
-    users            integer NOT NULL,
-    held_users       integer NOT NULL,
-    cancelled_users  integer NOT NULL,
-    population       integer NOT NULL,
-    booked_hidden    text CHECK (booked_hidden IN ('below_min_cohort', 'complementary')),
-    held_hidden      text CHECK (held_hidden IN ('below_min_cohort', 'complementary')),
-    cancelled_hidden text CHECK (cancelled_hidden IN ('below_min_cohort', 'complementary')),
-    users_hidden     text CHECK (users_hidden IN ('below_min_cohort', 'complementary')),
-    CONSTRAINT platform_usage_cells_pkey PRIMARY KEY (month, grouping, group_key)
-);
-ALTER TABLE platform_usage_months ENABLE ROW LEVEL SECURITY;
-ALTER TABLE platform_usage_months FORCE ROW LEVEL SECURITY;
-ALTER TABLE platform_usage_cells ENABLE ROW LEVEL SECURITY;
-ALTER TABLE platform_usage_cells FORCE ROW LEVEL SECURITY;
-REVOKE ALL ON platform_usage_months, platform_usage_cells FROM PUBLIC, serein_app;
 
 -- ---------------------------------------------------------------------------------------------
 -- Release arithmetic (internal, not granted).
@@ -460,6 +429,45 @@ REVOKE ALL ON FUNCTION app_private.usage_suppress(text[], integer[], integer[], 
 -- ---------------------------------------------------------------------------------------------
 -- Freezing (internal, not granted).
 
+-- Decide the release of one frozen month (a company's, or tenant zero's: the platform's) from
+-- its cells, and record it on them. Internal.
+CREATE FUNCTION app_private.usage_release(p_tenant uuid, p_month date, p_min integer, p_force boolean[])
+    RETURNS void
+    LANGUAGE plpgsql VOLATILE
+    SET search_path = ''
+    AS $$
+DECLARE
+    r record;
+BEGIN
+    FOR r IN
+        WITH cells AS (
+            SELECT c.*, row_number() OVER (ORDER BY c.grouping, c.group_key)::integer AS ord
+            FROM public.usage_cells c WHERE c.tenant_id = p_tenant AND c.month = p_month
+        ),
+        arrays AS (
+            SELECT array_agg(c.grouping ORDER BY c.ord) AS g, array_agg(c.booked ORDER BY c.ord) AS b,
+                   array_agg(c.held ORDER BY c.ord) AS h, array_agg(c.cancelled ORDER BY c.ord) AS ca,
+                   array_agg(c.users ORDER BY c.ord) AS u, array_agg(c.held_users ORDER BY c.ord) AS hu,
+                   array_agg(c.cancelled_users ORDER BY c.ord) AS cu,
+                   array_agg(c.population ORDER BY c.ord) AS pop, array_agg(c.group_key ORDER BY c.ord) AS k
+            FROM cells c
+        )
+        SELECT c.grouping, c.group_key, s.booked_hidden, s.held_hidden, s.cancelled_hidden, s.users_hidden
+        FROM arrays a
+        CROSS JOIN LATERAL app_private.usage_suppress(a.g, a.b, a.h, a.ca, a.u, a.hu, a.cu, a.pop, a.k,
+                                                      p_min, p_force) s
+        JOIN cells c ON c.ord = s.ord
+    LOOP
+        UPDATE public.usage_cells c
+        SET booked_hidden = r.booked_hidden, held_hidden = r.held_hidden,
+            cancelled_hidden = r.cancelled_hidden, users_hidden = r.users_hidden
+        WHERE c.tenant_id = p_tenant AND c.month = p_month
+          AND c.grouping = r.grouping AND c.group_key = r.group_key;
+    END LOOP;
+END
+$$;
+REVOKE ALL ON FUNCTION app_private.usage_release(uuid, date, integer, boolean[]) FROM PUBLIC;
+
 -- The consultations of one company whose start falls in [p_start, p_end), one row each, with
 -- the keys of their cells (rule 4) and, for a held one, its minutes from its start and end
 -- events. Internal. (No temporary table: the request role shares the session's temporary
@@ -500,7 +508,6 @@ DECLARE
     v_end     timestamptz;
     v_members integer;
     v_band    integer;
-    r         record;
 BEGIN
     PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('serein usage freeze'),
                                              pg_catalog.hashtext(p_tenant::text || p_month::text));
@@ -573,31 +580,7 @@ BEGIN
     LEFT JOIN population pop ON k.grouping = 'department' AND pop.department = k.group_key;
 
     -- The release decision, jointly for the month.
-    FOR r IN
-        WITH cells AS (
-            SELECT c.*, row_number() OVER (ORDER BY c.grouping, c.group_key)::integer AS ord
-            FROM public.usage_cells c WHERE c.tenant_id = p_tenant AND c.month = p_month
-        ),
-        arrays AS (
-            SELECT array_agg(c.grouping ORDER BY c.ord) AS g, array_agg(c.booked ORDER BY c.ord) AS b,
-                   array_agg(c.held ORDER BY c.ord) AS h, array_agg(c.cancelled ORDER BY c.ord) AS ca,
-                   array_agg(c.users ORDER BY c.ord) AS u, array_agg(c.held_users ORDER BY c.ord) AS hu,
-                   array_agg(c.cancelled_users ORDER BY c.ord) AS cu,
-                   array_agg(c.population ORDER BY c.ord) AS pop, array_agg(c.group_key ORDER BY c.ord) AS k
-            FROM cells c
-        )
-        SELECT c.grouping, c.group_key, s.booked_hidden, s.held_hidden, s.cancelled_hidden, s.users_hidden
-        FROM arrays a
-        CROSS JOIN LATERAL app_private.usage_suppress(a.g, a.b, a.h, a.ca, a.u, a.hu, a.cu, a.pop, a.k,
-                                                      v_min, ARRAY[false, false, false, false]) s
-        JOIN cells c ON c.ord = s.ord
-    LOOP
-        UPDATE public.usage_cells c
-        SET booked_hidden = r.booked_hidden, held_hidden = r.held_hidden,
-            cancelled_hidden = r.cancelled_hidden, users_hidden = r.users_hidden
-        WHERE c.tenant_id = p_tenant AND c.month = p_month
-          AND c.grouping = r.grouping AND c.group_key = r.group_key;
-    END LOOP;
+    PERFORM app_private.usage_release(p_tenant, p_month, v_min, ARRAY[false, false, false, false]);
 
     -- The practitioners' months (rule 9).
     INSERT INTO public.usage_practitioner_months (tenant_id, month, practitioner_id, held, minutes)
@@ -610,24 +593,24 @@ END
 $$;
 REVOKE ALL ON FUNCTION app_private.usage_freeze(uuid, date, timestamptz) FROM PUBLIC;
 
--- Freeze the platform's month once: every company's month first, then the sums (rule 8).
+-- Freeze the platform's month once, as tenant zero's: every company's month first, then the
+-- sums (rule 8). Every read of the companies' cells below excludes tenant zero.
 CREATE FUNCTION app_private.platform_usage_freeze(p_month date, p_now timestamptz)
     RETURNS void
     LANGUAGE plpgsql VOLATILE
     SET search_path = ''
     AS $$
 DECLARE
+    v_zero   constant uuid := '00000000-0000-0000-0000-000000000000';
     v_min    integer;
     v_force  boolean[] := ARRAY[false, false, false, false];
     v_tenant uuid;
-    v_n      integer := 0;
     v_unsafe boolean;
-    r        record;
     mi       integer;
 BEGIN
-    PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('serein platform usage freeze'),
-                                             pg_catalog.hashtext(p_month::text));
-    IF EXISTS (SELECT 1 FROM public.platform_usage_months u WHERE u.month = p_month) THEN
+    PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('serein usage freeze'),
+                                             pg_catalog.hashtext(v_zero::text || p_month::text));
+    IF EXISTS (SELECT 1 FROM public.usage_months u WHERE u.tenant_id = v_zero AND u.month = p_month) THEN
         RETURN;
     END IF;
     IF p_month <> pg_catalog.date_trunc('month', p_month)::date
@@ -636,19 +619,18 @@ BEGIN
     END IF;
     FOR v_tenant IN
         SELECT t.id FROM public.tenants t
-        WHERE t.managed_by <> 'platform' AND t.status <> 'offboarded'
+        WHERE t.id <> v_zero AND t.managed_by <> 'platform' AND t.status <> 'offboarded'
           AND pg_catalog.date_trunc('month', t.created_at AT TIME ZONE t.time_zone)::date <= p_month
         ORDER BY t.id
     LOOP
         PERFORM app_private.usage_freeze(v_tenant, p_month, p_now);
-        v_n := v_n + 1;
     END LOOP;
     -- The strictest cohort of the companies that had consultations that month, at least 5.
     SELECT greatest(5, coalesce(max(u.min_cohort), 5)) INTO v_min
     FROM public.usage_months u
     JOIN public.usage_cells c ON c.tenant_id = u.tenant_id AND c.month = u.month
                              AND c.grouping = 'total' AND c.booked > 0
-    WHERE u.month = p_month;
+    WHERE u.month = p_month AND u.tenant_id <> v_zero;
     -- A platform total that would pin a company's hidden total (overview) is hidden.
     FOR mi IN 1 .. 4 LOOP
         SELECT NOT app_private.usage_hidden_safe(
@@ -671,15 +653,17 @@ BEGIN
                 u.min_cohort, c.booked, c.booked_hidden,
                 CASE mi WHEN 2 THEN c.cancelled WHEN 3 THEN c.held END,
                 CASE mi WHEN 2 THEN c.cancelled_hidden WHEN 3 THEN c.held_hidden END) b
-            WHERE c.month = p_month AND c.grouping = 'total'
+            WHERE c.month = p_month AND c.grouping = 'total' AND c.tenant_id <> v_zero
         ) x;
         v_force[mi] := v_unsafe;
     END LOOP;
-    INSERT INTO public.platform_usage_months (month, min_cohort, tenants, frozen_at)
-    VALUES (p_month, v_min, v_n, pg_catalog.statement_timestamp());
-    INSERT INTO public.platform_usage_cells (month, grouping, group_key, booked, held, cancelled,
-                                             minutes, users, held_users, cancelled_users, population)
-    SELECT p_month, k.grouping, k.group_key,
+    INSERT INTO public.usage_months (tenant_id, month, min_cohort, members, band, seats, frozen_at)
+    SELECT v_zero, p_month, v_min, coalesce(sum(u.members), 0), greatest(v_min, 10),
+           coalesce(sum(u.seats), 0), pg_catalog.statement_timestamp()
+    FROM public.usage_months u WHERE u.month = p_month AND u.tenant_id <> v_zero;
+    INSERT INTO public.usage_cells (tenant_id, month, grouping, group_key, booked, held, cancelled,
+                                    minutes, users, held_users, cancelled_users, population)
+    SELECT v_zero, p_month, k.grouping, k.group_key,
            coalesce(sum(c.booked), 0), coalesce(sum(c.held), 0), coalesce(sum(c.cancelled), 0),
            coalesce(sum(c.minutes), 0), coalesce(sum(c.users), 0), coalesce(sum(c.held_users), 0),
            coalesce(sum(c.cancelled_users), 0), coalesce(sum(c.population), 0)
@@ -688,34 +672,12 @@ BEGIN
         UNION SELECT 'kind', k FROM unnest(ARRAY['video', 'audio', 'chat', 'in_person']) AS k
         UNION SELECT 'specialty', s FROM unnest(array_append(app.practitioner_specialties(), '')) AS s
         UNION SELECT c.grouping, c.group_key FROM public.usage_cells c
-              WHERE c.month = p_month AND c.grouping = 'specialty'
+              WHERE c.month = p_month AND c.grouping = 'specialty' AND c.tenant_id <> v_zero
     ) k
-    LEFT JOIN public.usage_cells c ON c.month = p_month AND c.grouping = k.grouping AND c.group_key = k.group_key
+    LEFT JOIN public.usage_cells c ON c.month = p_month AND c.tenant_id <> v_zero
+                                  AND c.grouping = k.grouping AND c.group_key = k.group_key
     GROUP BY k.grouping, k.group_key;
-    FOR r IN
-        WITH cells AS (
-            SELECT c.*, row_number() OVER (ORDER BY c.grouping, c.group_key)::integer AS ord
-            FROM public.platform_usage_cells c WHERE c.month = p_month
-        ),
-        arrays AS (
-            SELECT array_agg(c.grouping ORDER BY c.ord) AS g, array_agg(c.booked ORDER BY c.ord) AS b,
-                   array_agg(c.held ORDER BY c.ord) AS h, array_agg(c.cancelled ORDER BY c.ord) AS ca,
-                   array_agg(c.users ORDER BY c.ord) AS u, array_agg(c.held_users ORDER BY c.ord) AS hu,
-                   array_agg(c.cancelled_users ORDER BY c.ord) AS cu,
-                   array_agg(c.population ORDER BY c.ord) AS pop, array_agg(c.group_key ORDER BY c.ord) AS k
-            FROM cells c
-        )
-        SELECT c.grouping, c.group_key, s.booked_hidden, s.held_hidden, s.cancelled_hidden, s.users_hidden
-        FROM arrays a
-        CROSS JOIN LATERAL app_private.usage_suppress(a.g, a.b, a.h, a.ca, a.u, a.hu, a.cu, a.pop, a.k,
-                                                      v_min, v_force) s
-        JOIN cells c ON c.ord = s.ord
-    LOOP
-        UPDATE public.platform_usage_cells c
-        SET booked_hidden = r.booked_hidden, held_hidden = r.held_hidden,
-            cancelled_hidden = r.cancelled_hidden, users_hidden = r.users_hidden
-        WHERE c.month = p_month AND c.grouping = r.grouping AND c.group_key = r.group_key;
-    END LOOP;
+    PERFORM app_private.usage_release(v_zero, p_month, v_min, v_force);
 END
 $$;
 REVOKE ALL ON FUNCTION app_private.platform_usage_freeze(date, timestamptz) FROM PUBLIC;
@@ -931,9 +893,10 @@ BEGIN
                CASE WHEN c.held_hidden IS NULL THEN c.minutes END,
                CASE WHEN c.users_hidden IS NULL THEN c.users END,
                c.booked_hidden, c.held_hidden, c.cancelled_hidden, c.users_hidden
-        FROM public.platform_usage_cells c
-        JOIN public.platform_usage_months u ON u.month = c.month
-        WHERE c.month BETWEEN p_from AND p_to AND c.grouping = p_grouping
+        FROM public.usage_cells c
+        JOIN public.usage_months u ON u.tenant_id = c.tenant_id AND u.month = c.month
+        WHERE c.tenant_id = '00000000-0000-0000-0000-000000000000'::uuid
+          AND c.month BETWEEN p_from AND p_to AND c.grouping = p_grouping
         ORDER BY c.month, c.group_key;
 END
 $$;
@@ -965,6 +928,7 @@ BEGIN
         JOIN public.tenants t ON t.id = u.tenant_id
         JOIN public.usage_cells c ON c.tenant_id = u.tenant_id AND c.month = u.month AND c.grouping = 'total'
         WHERE u.month BETWEEN p_from AND p_to
+          AND u.tenant_id <> '00000000-0000-0000-0000-000000000000'::uuid
         ORDER BY u.month, t.slug;
 END
 $$;

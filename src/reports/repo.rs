@@ -5,6 +5,25 @@ use sqlx::PgConnection;
 use time::{Date, OffsetDateTime};
 
 use super::model::{CellRow, Month, Range};
+
+/// A [`CellRow`] from a definer's record with the same column names.
+macro_rules! cell_row {
+    ($r:expr, $key:expr) => {
+        CellRow {
+            month: $r.month,
+            group_key: $key,
+            booked: $r.booked,
+            held: $r.held,
+            cancelled: $r.cancelled,
+            minutes: $r.minutes,
+            users: $r.users,
+            booked_hidden: $r.booked_hidden,
+            held_hidden: $r.held_hidden,
+            cancelled_hidden: $r.cancelled_hidden,
+            users_hidden: $r.users_hidden,
+        }
+    };
+}
 use crate::db::TenantId;
 
 /// HR's reportable months: the company's first month and its last closed one.
@@ -123,19 +142,7 @@ pub async fn platform_cells(
         .into_iter()
         .map(|r| PlatformCellRow {
             min_cohort: r.min_cohort,
-            cell: CellRow {
-                month: r.month,
-                group_key: r.group_key,
-                booked: r.booked,
-                held: r.held,
-                cancelled: r.cancelled,
-                minutes: r.minutes,
-                users: r.users,
-                booked_hidden: r.booked_hidden,
-                held_hidden: r.held_hidden,
-                cancelled_hidden: r.cancelled_hidden,
-                users_hidden: r.users_hidden,
-            },
+            cell: cell_row!(r, r.group_key),
         })
         .collect())
 }
@@ -177,19 +184,7 @@ pub async fn overview(
             min_cohort: r.min_cohort,
             seats: r.seats,
             members: r.members,
-            cell: CellRow {
-                month: r.month,
-                group_key: String::new(),
-                booked: r.booked,
-                held: r.held,
-                cancelled: r.cancelled,
-                minutes: r.minutes,
-                users: r.users,
-                booked_hidden: r.booked_hidden,
-                held_hidden: r.held_hidden,
-                cancelled_hidden: r.cancelled_hidden,
-                users_hidden: r.users_hidden,
-            },
+            cell: cell_row!(r, String::new()),
         })
         .collect())
 }

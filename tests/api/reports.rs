@@ -662,13 +662,7 @@ async fn the_report_definers_hold_alone() {
     .await
     .unwrap();
     assert!(keys.contains(&"Sales".to_owned()) && keys.contains(&"People".to_owned()));
-    for table in [
-        "usage_months",
-        "usage_cells",
-        "usage_practitioner_months",
-        "platform_usage_months",
-        "platform_usage_cells",
-    ] {
+    for table in ["usage_months", "usage_cells", "usage_practitioner_months"] {
         for sql in [
             format!("SELECT * FROM {table}"),
             format!("DELETE FROM {table}"),
@@ -1170,6 +1164,53 @@ async fn the_platform_sees_sums_overviews_and_practitioner_activity_never_an_emp
     .await
     .unwrap();
     assert_eq!(alice[5], expected.to_string());
+    // A company purged later leaves the released platform months as they were (and its
+    // frozen months go with the rest of its rows).
+    sqlx::query(
+        "UPDATE tenants SET status = 'offboarding', offboard_requested_at = now(),
+                            purge_after = now() - interval '1 minute' WHERE id = $1",
+    )
+    .bind(globex.tenant.as_uuid())
+    .execute(&mut owner)
+    .await
+    .unwrap();
+    let purged = serein::platform::purge::purge_due(&app.db, &app.state.keyring, app.clock.now())
+        .await
+        .unwrap();
+    assert_eq!(purged.len(), 1);
+    let left: i64 = sqlx::query_scalar(
+        "SELECT (SELECT count(*) FROM usage_months WHERE tenant_id = $1)
+              + (SELECT count(*) FROM usage_cells WHERE tenant_id = $1)
+              + (SELECT count(*) FROM usage_practitioner_months WHERE tenant_id = $1)",
+    )
+    .bind(globex.tenant.as_uuid())
+    .fetch_one(&mut owner)
+    .await
+    .unwrap();
+    assert_eq!(left, 0);
+    let (_, admin) = platform_admin(&app).await;
+    let (_, after) = get_json(
+        &app,
+        "localhost",
+        &format!("/api/v1/platform/reports/usage?{range}"),
+        &admin,
+    )
+    .await;
+    assert_eq!(after, totals, "a purge moved a released platform month");
+    let (_, overview) = get_json(
+        &app,
+        "localhost",
+        &format!("/api/v1/platform/reports/tenants?{range}"),
+        &admin,
+    )
+    .await;
+    assert!(
+        overview["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|i| i["slug"] != "globex")
+    );
     // Nothing of the month under way, for the platform either.
     let res = call(
         &app,
