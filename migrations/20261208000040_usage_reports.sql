@@ -754,6 +754,32 @@ END
 $$;
 REVOKE ALL ON FUNCTION app_private.usage_freeze_range(uuid, date, date, timestamptz) FROM PUBLIC;
 
+-- The released cells of frozen months (a hidden figure is NULL; minutes follow held), of one
+-- tenant (a company, or tenant zero: the platform), or of every company when p_tenant is NULL.
+-- Internal: the one place where a frozen cell becomes what a reader gets.
+CREATE FUNCTION app_private.usage_released(p_tenant uuid, p_from date, p_to date, p_grouping text)
+    RETURNS TABLE (tenant_id uuid, month date, min_cohort integer, seats integer, members integer,
+                   group_key text, booked integer, held integer, cancelled integer, minutes bigint,
+                   users integer, booked_hidden text, held_hidden text, cancelled_hidden text,
+                   users_hidden text)
+    LANGUAGE sql STABLE
+    SET search_path = ''
+    AS $$
+    SELECT c.tenant_id, c.month, u.min_cohort, u.seats, u.members, c.group_key,
+           CASE WHEN c.booked_hidden IS NULL THEN c.booked END,
+           CASE WHEN c.held_hidden IS NULL THEN c.held END,
+           CASE WHEN c.cancelled_hidden IS NULL THEN c.cancelled END,
+           CASE WHEN c.held_hidden IS NULL THEN c.minutes END,
+           CASE WHEN c.users_hidden IS NULL THEN c.users END,
+           c.booked_hidden, c.held_hidden, c.cancelled_hidden, c.users_hidden
+    FROM public.usage_cells c
+    JOIN public.usage_months u ON u.tenant_id = c.tenant_id AND u.month = c.month
+    WHERE (c.tenant_id = p_tenant
+           OR (p_tenant IS NULL AND c.tenant_id <> '00000000-0000-0000-0000-000000000000'::uuid))
+      AND c.month BETWEEN p_from AND p_to AND c.grouping = p_grouping
+$$;
+REVOKE ALL ON FUNCTION app_private.usage_released(uuid, date, date, text) FROM PUBLIC;
+
 -- HR's report: the released cells of the months p_from … p_to of one grouping ('total',
 -- 'department', 'specialty', 'kind'), frozen first where needed. A hidden figure is NULL with
 -- its reason; minutes follow held.
@@ -772,16 +798,10 @@ BEGIN
     END IF;
     PERFORM app_private.usage_freeze_range(v_tenant, p_from, p_to, p_now);
     RETURN QUERY
-        SELECT c.month, c.group_key,
-               CASE WHEN c.booked_hidden IS NULL THEN c.booked END,
-               CASE WHEN c.held_hidden IS NULL THEN c.held END,
-               CASE WHEN c.cancelled_hidden IS NULL THEN c.cancelled END,
-               CASE WHEN c.held_hidden IS NULL THEN c.minutes END,
-               CASE WHEN c.users_hidden IS NULL THEN c.users END,
-               c.booked_hidden, c.held_hidden, c.cancelled_hidden, c.users_hidden
-        FROM public.usage_cells c
-        WHERE c.tenant_id = v_tenant AND c.month BETWEEN p_from AND p_to AND c.grouping = p_grouping
-        ORDER BY c.month, c.group_key;
+        SELECT r.month, r.group_key, r.booked, r.held, r.cancelled, r.minutes, r.users,
+               r.booked_hidden, r.held_hidden, r.cancelled_hidden, r.users_hidden
+        FROM app_private.usage_released(v_tenant, p_from, p_to, p_grouping) r
+        ORDER BY r.month, r.group_key;
 END
 $$;
 REVOKE ALL ON FUNCTION app_private.usage_report(date, date, text, timestamptz) FROM PUBLIC;
@@ -886,18 +906,11 @@ BEGIN
         RAISE EXCEPTION 'unknown grouping' USING ERRCODE = '22023';
     END IF;
     RETURN QUERY
-        SELECT c.month, u.min_cohort, c.group_key,
-               CASE WHEN c.booked_hidden IS NULL THEN c.booked END,
-               CASE WHEN c.held_hidden IS NULL THEN c.held END,
-               CASE WHEN c.cancelled_hidden IS NULL THEN c.cancelled END,
-               CASE WHEN c.held_hidden IS NULL THEN c.minutes END,
-               CASE WHEN c.users_hidden IS NULL THEN c.users END,
-               c.booked_hidden, c.held_hidden, c.cancelled_hidden, c.users_hidden
-        FROM public.usage_cells c
-        JOIN public.usage_months u ON u.tenant_id = c.tenant_id AND u.month = c.month
-        WHERE c.tenant_id = '00000000-0000-0000-0000-000000000000'::uuid
-          AND c.month BETWEEN p_from AND p_to AND c.grouping = p_grouping
-        ORDER BY c.month, c.group_key;
+        SELECT r.month, r.min_cohort, r.group_key, r.booked, r.held, r.cancelled, r.minutes,
+               r.users, r.booked_hidden, r.held_hidden, r.cancelled_hidden, r.users_hidden
+        FROM app_private.usage_released('00000000-0000-0000-0000-000000000000'::uuid, p_from, p_to,
+                                        p_grouping) r
+        ORDER BY r.month, r.group_key;
 END
 $$;
 REVOKE ALL ON FUNCTION app_private.platform_usage_report(date, date, text, timestamptz) FROM PUBLIC;
@@ -917,19 +930,12 @@ CREATE FUNCTION app_private.platform_tenant_overview(p_from date, p_to date, p_n
 BEGIN
     PERFORM app_private.platform_usage_range(p_from, p_to, p_now);
     RETURN QUERY
-        SELECT u.month, t.id, t.slug, t.name, u.min_cohort, u.seats, u.members,
-               CASE WHEN c.booked_hidden IS NULL THEN c.booked END,
-               CASE WHEN c.held_hidden IS NULL THEN c.held END,
-               CASE WHEN c.cancelled_hidden IS NULL THEN c.cancelled END,
-               CASE WHEN c.held_hidden IS NULL THEN c.minutes END,
-               CASE WHEN c.users_hidden IS NULL THEN c.users END,
-               c.booked_hidden, c.held_hidden, c.cancelled_hidden, c.users_hidden
-        FROM public.usage_months u
-        JOIN public.tenants t ON t.id = u.tenant_id
-        JOIN public.usage_cells c ON c.tenant_id = u.tenant_id AND c.month = u.month AND c.grouping = 'total'
-        WHERE u.month BETWEEN p_from AND p_to
-          AND u.tenant_id <> '00000000-0000-0000-0000-000000000000'::uuid
-        ORDER BY u.month, t.slug;
+        SELECT r.month, t.id, t.slug, t.name, r.min_cohort, r.seats, r.members, r.booked, r.held,
+               r.cancelled, r.minutes, r.users, r.booked_hidden, r.held_hidden,
+               r.cancelled_hidden, r.users_hidden
+        FROM app_private.usage_released(NULL, p_from, p_to, 'total') r
+        JOIN public.tenants t ON t.id = r.tenant_id
+        ORDER BY r.month, t.slug;
 END
 $$;
 REVOKE ALL ON FUNCTION app_private.platform_tenant_overview(date, date, timestamptz) FROM PUBLIC;

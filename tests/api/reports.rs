@@ -155,6 +155,25 @@ pub async fn book(owner: &mut PgConnection, tenant: TenantId, bookings: &[Bookin
     .unwrap();
 }
 
+/// One booking (see [`book`]).
+pub async fn book_one(
+    owner: &mut PgConnection,
+    tenant: TenantId,
+    (employee, practitioner): (UserId, UserId),
+    kind: &'static str,
+    status: &'static str,
+    months_ago: i32,
+) {
+    let b = Booking {
+        employee,
+        practitioner,
+        kind,
+        status,
+        months_ago,
+    };
+    book(owner, tenant, &[b]).await;
+}
+
 /// `YYYY-MM` of `months_ago` months before the current one (UTC, the test companies' zone).
 pub fn month_label(app: &TestApp, months_ago: i32) -> String {
     let now = app.clock.now();
@@ -491,16 +510,13 @@ async fn a_released_month_never_moves() {
     // One booking entered late for a Legal employee (Legal had none), a sign-up into a new
     // department, Ops people moving to Legal, an erasure (membership and its consultations
     // gone), a new practitioner's specialty, and a new min_cohort.
-    book(
+    book_one(
         &mut owner,
         s.tenant,
-        &[Booking {
-            employee: s.legal[0],
-            practitioner: s.drs[0],
-            kind: "chat",
-            status: "ended",
-            months_ago: 3,
-        }],
+        (s.legal[0], s.drs[0]),
+        "chat",
+        "ended",
+        3,
     )
     .await;
     people(&mut owner, s.tenant, Some("Finance"), &["employee"], 1).await;
@@ -535,16 +551,13 @@ async fn a_released_month_never_moves() {
     }
     // The month under way: a booking now changes nothing HR can see, today or "tomorrow".
     let (_, default_before) = get_json(&app, &h, "/api/v1/reports/usage", &hr).await;
-    book(
+    book_one(
         &mut owner,
         s.tenant,
-        &[Booking {
-            employee: s.legal[1],
-            practitioner: s.drs[1],
-            kind: "video",
-            status: "cancelled",
-            months_ago: 0,
-        }],
+        (s.legal[1], s.drs[1]),
+        "video",
+        "cancelled",
+        0,
     )
     .await;
     app.clock.advance(time::Duration::days(1));
@@ -691,6 +704,8 @@ async fn the_report_definers_hold_alone() {
         ),
         "SELECT * FROM app_private.usage_suppress('{total}', '{1}', '{1}', '{1}', '{1}', '{1}', '{1}', '{1}', '{\"\"}', 5, '{f,f,f,f}')".to_owned(),
         "SELECT app_private.usage_hidden_safe('{1}', '{0}', '{4}')".to_owned(),
+        format!("SELECT * FROM app_private.usage_released('{}', {month}, {month}, 'total')", s.tenant),
+        format!("SELECT app_private.usage_release('{}', {month}, 5, '{{f,f,f,f}}')", s.tenant),
         format!("SELECT app_private.platform_usage_prepare({month}, {month}, now())"),
         format!("SELECT * FROM app_private.platform_usage_report({month}, {month}, 'total', now())"),
         format!("SELECT * FROM app_private.platform_tenant_overview({month}, {month}, now())"),
@@ -1018,18 +1033,7 @@ async fn the_platform_sees_sums_overviews_and_practitioner_activity_never_an_emp
     .await
     .unwrap();
     for (t, e) in [(acme.tenant, acme.ops[10]), (globex.tenant, globex.ops[10])] {
-        book(
-            &mut owner,
-            t,
-            &[Booking {
-                employee: e,
-                practitioner: shared,
-                kind: "in_person",
-                status: "ended",
-                months_ago: 3,
-            }],
-        )
-        .await;
+        book_one(&mut owner, t, (e, shared), "in_person", "ended", 3).await;
     }
     let (_, admin) = platform_admin(&app).await;
     let (m3, m2) = (month_label(&app, 3), month_label(&app, 2));
