@@ -39,6 +39,7 @@ mod platform;
 mod practitioners;
 mod rbac;
 mod reports;
+mod reports_exports;
 mod reports_property;
 mod request_path;
 mod reviews;
