@@ -60,7 +60,7 @@
 --    total released the only linear relations are the three partition sums, each left with
 --    two or more unknowns; unpublished "other" outcomes (no-shows, never confirmed) keep
 --    `held` and `cancelled` from being differences of each other. The property test in
---    tests/api/reports.rs checks it by rank over the finest cells.
+--    tests/api/reports_property.rs checks it by rank over the finest cells.
 -- 7. Enrolment, company level only (DESIGN §7: membership counts per department are not a
 --    report): enrolled members at the month's end, rounded DOWN to a band of
 --    max(min_cohort, 10) exactly as `member_summary` does, and that banded figure divided by

@@ -9,7 +9,7 @@ use serde_json::Value;
 use sqlx::{Executor, PgConnection};
 
 use crate::helpers::{TestApp, as_app_with_roles, as_member_with_session_roles, create_tenant};
-use crate::people::{call, host, make_platform_admin, mint_session};
+use crate::people::{call, host, mint_session};
 use serein::db::{TenantId, UserId};
 use serein::rbac::Role;
 
@@ -796,7 +796,7 @@ async fn only_hr_and_tenant_admins_read_the_report_and_only_platform_admins_the_
         }
     }
     // A platform admin reads the platform's reports on the platform host, never a company's.
-    let (_, admin) = platform_admin(&app).await;
+    let admin = crate::platform::platform_admin(&app).await;
     for path in platform_routes {
         let res = call(&app, Method::GET, "localhost", path, &admin).await;
         assert_eq!(res.status(), 200, "{path}");
@@ -805,26 +805,4 @@ async fn only_hr_and_tenant_admins_read_the_report_and_only_platform_admins_the_
         let res = call(&app, Method::GET, "localhost", path, &admin).await;
         assert_eq!(res.status(), 403, "{path}");
     }
-}
-
-pub async fn platform_admin(app: &TestApp) -> (UserId, String) {
-    let mut owner = app.owner().await;
-    let id = uuid::Uuid::now_v7();
-    sqlx::query("INSERT INTO users (id, email, display_name) VALUES ($1, $2, 'Platform admin')")
-        .bind(id)
-        .bind(format!("{id}@platform.test"))
-        .execute(&mut owner)
-        .await
-        .unwrap();
-    let user = UserId::from(id);
-    make_platform_admin(app, user).await;
-    let (_, t) = mint_session(
-        app,
-        TenantId::PLATFORM,
-        "localhost",
-        user,
-        &[Role::PlatformAdmin],
-    )
-    .await;
-    (user, t)
 }

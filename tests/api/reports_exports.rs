@@ -8,9 +8,9 @@ use reqwest::Method;
 
 use crate::helpers::TestApp;
 use crate::people::{call, host};
+use crate::platform::platform_admin;
 use crate::reports::{
-    assert_released_safely, book_one, get_json, hr_token, month_label, people, platform_admin,
-    practitioner, scene,
+    assert_released_safely, book_one, get_json, hr_token, month_label, people, practitioner, scene,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -225,7 +225,7 @@ async fn the_platform_sees_sums_overviews_and_practitioner_activity_never_an_emp
     for (t, e) in [(acme.tenant, acme.ops[10]), (globex.tenant, globex.ops[10])] {
         book_one(&mut owner, t, (e, shared), "in_person", "ended", 3).await;
     }
-    let (_, admin) = platform_admin(&app).await;
+    let admin = platform_admin(&app).await;
     let (m3, m2) = (month_label(&app, 3), month_label(&app, 2));
     let range = format!("from={m3}&to={m2}");
 
@@ -382,7 +382,7 @@ async fn the_platform_sees_sums_overviews_and_practitioner_activity_never_an_emp
     .await
     .unwrap();
     assert_eq!(left, 0);
-    let (_, admin) = platform_admin(&app).await;
+    let admin = platform_admin(&app).await;
     let (_, after) = get_json(
         &app,
         "localhost",
