@@ -141,6 +141,7 @@ pub struct AppState {
         (name = "availability", description = "A practitioner's schedule: settings, weekly rules, exceptions"),
         (name = "platform", description = "Platform admins (platform host): tenants, practitioner assignment"),
         (name = "members", description = "Company settings, members, HR counts, invitations, CSV import"),
+        (name = "reports", description = "HR's usage report and CSV export: closed months, released cells only"),
     )
 )]
 pub struct ApiDoc;
@@ -180,6 +181,7 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .merge(crate::realtime::router())
         .merge(crate::platform::router())
         .merge(crate::members::router())
+        .merge(crate::reports::router())
 }
 
 /// A built application: state plus router, ready to serve.

@@ -50,6 +50,8 @@ pub mod practitioners;
 pub mod rbac;
 /// The realtime gateway: WebSocket events and their fan-out across servers.
 pub mod realtime;
+/// Usage reports and CSV exports: HR's and the platform's, closed months only, never a person.
+pub mod reports;
 /// Logs and metrics set-up.
 pub mod telemetry;
 /// The tenant: model, resolution, profile, company settings, declarative tenant files.

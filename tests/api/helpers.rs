@@ -661,6 +661,40 @@ pub async fn seed_world(owner: &mut PgConnection, tenant: TenantId, tag: &str) -
     .execute(&mut *owner)
     .await
     .unwrap();
+    // Usage reports: a frozen month with its total cell and the practitioner's month (as the
+    // freeze writes them; only report definers read these tables). A tenant seeded twice keeps
+    // its one frozen month.
+    sqlx::query(
+        "INSERT INTO usage_months (tenant_id, month, min_cohort, members, band, seats, frozen_at)
+         VALUES ($1, date_trunc('month', now() - interval '3 months')::date, 5, 1, 10, 50, now())
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(tenant.as_uuid())
+    .execute(&mut *owner)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO usage_cells (tenant_id, month, grouping, group_key, booked, held, cancelled,
+                                  minutes, users, held_users, cancelled_users, population,
+                                  booked_hidden, held_hidden, cancelled_hidden, users_hidden)
+         VALUES ($1, date_trunc('month', now() - interval '3 months')::date, 'total', '', 1, 1, 0,
+                 50, 1, 1, 0, 1, 'below_min_cohort', 'below_min_cohort', 'below_min_cohort',
+                 'below_min_cohort')
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(tenant.as_uuid())
+    .execute(&mut *owner)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO usage_practitioner_months (tenant_id, month, practitioner_id, held, minutes)
+         VALUES ($1, date_trunc('month', now() - interval '3 months')::date, $2, 1, 50)",
+    )
+    .bind(tenant.as_uuid())
+    .bind(practitioner)
+    .execute(&mut *owner)
+    .await
+    .unwrap();
     user
 }
 

@@ -17,7 +17,7 @@ use serein::rbac::Role;
 const TENANTS: &str = "/api/v1/platform/tenants";
 
 /// A platform admin with a live session on the platform host.
-async fn platform_admin(app: &TestApp) -> String {
+pub async fn platform_admin(app: &TestApp) -> String {
     let email = format!("{}@platform.test", uuid::Uuid::now_v7().simple());
     let user = add_person(app, app.tenant_a, &email, &[]).await;
     make_platform_admin(app, user).await;
