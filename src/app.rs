@@ -363,6 +363,9 @@ impl App {
         shutdown: impl std::future::Future<Output = ()> + Send,
     ) -> anyhow::Result<()> {
         let config = self.state.config.clone();
+        if let Some(why) = config.realtime.listener_refusal() {
+            anyhow::bail!("{why}");
+        }
         let cfg = &config.core;
         let opts = ServerOptions {
             header_read_timeout: cfg.header_read_timeout,

@@ -73,20 +73,27 @@ pub struct RealtimeConfig {
     /// `DATABASE_URL` points at in the Helm deployment; unset, `DATABASE_URL` is used (fine for
     /// a direct connection). Required when `SEREIN_REQUIRE_SECRETS=true` and the listener runs.
     pub database_url: Option<secrecy::SecretString>,
+    /// `SEREIN_REQUIRE_SECRETS`: `serve` refuses to start a listener without
+    /// `REALTIME_DATABASE_URL` (other commands do not listen).
+    pub require_direct_url: bool,
+}
+
+impl RealtimeConfig {
+    /// Why `serve` must not start its listener as configured, if it must not.
+    pub fn listener_refusal(&self) -> Option<&'static str> {
+        (self.listener && self.database_url.is_none() && self.require_direct_url).then_some(
+            "REALTIME_DATABASE_URL is required when SEREIN_REQUIRE_SECRETS=true: the LISTEN \
+             connection must reach PostgreSQL directly (LISTEN does not work through a \
+             transaction pooler such as PgBouncer)",
+        )
+    }
 }
 
 impl RealtimeConfig {
     pub fn load(s: &Settings<'_>) -> Result<Self, ConfigError> {
         let listener = s.flag("REALTIME_LISTENER", true)?;
         let database_url = s.secret("REALTIME_DATABASE_URL");
-        if listener && database_url.is_none() && s.flag("SEREIN_REQUIRE_SECRETS", false)? {
-            return Err(ConfigError {
-                name: "REALTIME_DATABASE_URL".into(),
-                reason: "is required when SEREIN_REQUIRE_SECRETS=true: the LISTEN connection \
-                         must reach PostgreSQL directly (not through a transaction pooler)"
-                    .into(),
-            });
-        }
+        let require_direct_url = s.flag("SEREIN_REQUIRE_SECRETS", false)?;
         Ok(Self {
             max_connections: s.size("REALTIME_MAX_CONNECTIONS", 20_000, 1, 1_000_000)?,
             queue: s.size("REALTIME_QUEUE", 256, 2, 65_536)?,
@@ -103,6 +110,7 @@ impl RealtimeConfig {
                 3_600,
             )?),
             database_url,
+            require_direct_url,
         })
     }
 }

@@ -412,6 +412,25 @@ async fn a_role_in_role_serein_app_neither_skips_the_triggers_nor_passes_the_sel
         .await
         .unwrap();
 
+    // A live session of the admin whose secret the test knows (the guard demands it; an admin
+    // acts only with TOTP enabled).
+    sqlx::query("UPDATE users SET totp_enabled_at = now() WHERE id = $1")
+        .bind(admin.as_uuid())
+        .execute(&mut owner)
+        .await
+        .unwrap();
+    let session = uuid::Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO sessions (id, tenant_id, user_id, created_at, idle_expires_at, absolute_expires_at, secret_hash)
+         VALUES ($1, $2, $3, now(), now() + interval '1 hour', now() + interval '1 day', sha256($4))",
+    )
+    .bind(session)
+    .bind(app.tenant_a.as_uuid())
+    .bind(admin.as_uuid())
+    .bind(crate::helpers::TEST_SESSION_SECRET.as_slice())
+    .execute(&mut owner)
+    .await
+    .unwrap();
     owner.execute("BEGIN").await.unwrap();
     sqlx::query(
         "SELECT set_config('role', $1, true), set_config('app.tenant_id', $2, true),
@@ -423,6 +442,15 @@ async fn a_role_in_role_serein_app_neither_skips_the_triggers_nor_passes_the_sel
     .execute(&mut owner)
     .await
     .unwrap();
+    // Proven as a request would be (company settings need the proof, not the claim).
+    sqlx::query("SELECT app_private.session_guard($1, $2, $3, $4, ARRAY['tenant_admin'], now())")
+        .bind(app.tenant_a.as_uuid())
+        .bind(admin.as_uuid())
+        .bind(session)
+        .bind(crate::helpers::TEST_SESSION_SECRET.as_slice())
+        .execute(&mut owner)
+        .await
+        .unwrap();
     let t = app.tenant_a;
     // The policies apply to the member role (the tenant admin may update their company) …
     assert_eq!(

@@ -627,6 +627,19 @@ pub async fn seed_world(owner: &mut PgConnection, tenant: TenantId, tag: &str) -
     .execute(&mut *owner)
     .await
     .unwrap();
+    // A call signal of the practitioner's to the employee on that consultation.
+    sqlx::query(
+        "INSERT INTO call_signals (id, tenant_id, consultation_id, sender_id, recipient_id, kind, created_at)
+         VALUES ($1, $2, $3, $4, $5, 'hangup', now())",
+    )
+    .bind(uuid::Uuid::now_v7())
+    .bind(tenant.as_uuid())
+    .bind(consultation)
+    .bind(practitioner)
+    .bind(user.as_uuid())
+    .execute(&mut *owner)
+    .await
+    .unwrap();
     // The employee's calendar feed.
     sqlx::query(
         "INSERT INTO calendar_feeds (id, tenant_id, user_id, token_hash, created_at)

@@ -502,10 +502,33 @@ async fn global_tenants_table_shows_only_the_current_tenant_and_is_read_only() {
         assert_eq!(try_exec(&mut conn, &sql, None).await, Err("42501".into()), "{sql}");
     }
     conn.execute("ROLLBACK").await.unwrap();
-    // A tenant admin changes their own company's settings, never its commercial terms, and
-    // never another company.
+    // A role merely claimed in `app.roles`, without the session guard's proof of a person
+    // holding it, changes nothing (migration 20261208000001).
     let admin = serein::db::UserId::new();
     as_app_with_roles(&mut conn, Some(app.tenant_a), Some(admin), "tenant_admin").await;
+    assert_eq!(
+        try_exec(&mut conn, "UPDATE tenants SET name = 'x'", None).await,
+        Ok(0)
+    );
+    conn.execute("ROLLBACK").await.unwrap();
+    // A proven tenant admin changes their own company's settings, never its commercial terms,
+    // and never another company.
+    let (admin, _) = crate::members::person(
+        &app,
+        app.tenant_a,
+        "alpha",
+        &[serein::rbac::Role::TenantAdmin],
+    )
+    .await;
+    assert!(
+        crate::helpers::as_member_with_session_roles(
+            &mut conn,
+            app.tenant_a,
+            admin,
+            "tenant_admin"
+        )
+        .await
+    );
     assert_eq!(
         try_exec(&mut conn, "UPDATE tenants SET name = 'x'", None).await,
         Ok(1)

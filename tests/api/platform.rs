@@ -417,6 +417,15 @@ async fn patch_validates_like_files_and_updates_plan_and_seats() {
     // The database holds alone: a tenant admin of this (now API-managed) company may rename it
     // but not move its late-cancellation window, even with the request role's column grant.
     let boss = add_person(&app, app.tenant_a, "boss@alpha.test", &["tenant_admin"]).await;
+    // A live session of theirs: company settings take the session guard's proof.
+    crate::people::mint_session(
+        &app,
+        app.tenant_a,
+        &crate::people::host("alpha"),
+        boss,
+        &[serein::rbac::Role::TenantAdmin],
+    )
+    .await;
     let mut conn = app.owner().await;
     for (sql, ok) in [
         (
@@ -428,7 +437,15 @@ async fn patch_validates_like_files_and_updates_plan_and_seats() {
             false,
         ),
     ] {
-        as_app_with_roles(&mut conn, Some(app.tenant_a), Some(boss), "tenant_admin").await;
+        assert!(
+            crate::helpers::as_member_with_session_roles(
+                &mut conn,
+                app.tenant_a,
+                boss,
+                "tenant_admin"
+            )
+            .await
+        );
         let done = conn.execute(sql).await;
         match (done, ok) {
             (Ok(r), true) => assert_eq!(r.rows_affected(), 1, "{sql}"),
