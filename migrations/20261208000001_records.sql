@@ -4,7 +4,9 @@
 --
 -- Every content column here holds only AES-256-GCM blobs (src/crypto/sealed.rs) whose AAD is
 -- `v1|{tenant}|{table}|{column}|{row id}`: a blob copied to another row, column, table or
--- company does not open. Keys (src/crypto/keyring.rs):
+-- company does not open. For messages the row id is bound with the consultation and the sender,
+-- for note versions with the note and the version number (`Aad::bound_row`), so re-attributing
+-- or renumbering a row breaks it too. Keys (src/crypto/keyring.rs):
 --   - clinical notes: the company's CLINICAL key (legal retention outlives the employee's
 --     erasure; destroyed at offboarding);
 --   - journal entries and messages: the EMPLOYEE's subject key (crypto-shredded with that

@@ -12,7 +12,8 @@
 //!   under the participants-and-window policy and written only by
 //!   `app_private.message_send`, which takes the sender from the session proof (migration
 //!   `20261208000001_records.sql`).
-//! - Bodies are sealed with the EMPLOYEE's subject key (AAD `v1|tenant|messages|body|{id}`), so
+//! - Bodies are sealed with the EMPLOYEE's subject key (AAD `v1|tenant|messages|body|{row}`,
+//!   the row being the message id bound with its consultation and its sender), so
 //!   the employee's erasure crypto-shreds the conversation; the practitioner uses that key only
 //!   through the key definer's consultation check. An unopenable message is listed as
 //!   `unreadable`.

@@ -74,12 +74,14 @@ pub async fn open_room(conn: &mut PgConnection, id: Uuid, now: OffsetDateTime) -
     Ok(room)
 }
 
-fn aad(tenant: TenantId, id: Uuid) -> Aad<'static> {
+/// The body's AAD: the row id bound with its consultation and its sender (a body moved to
+/// another row, another consultation, or re-attributed to the other participant does not open).
+fn aad(tenant: TenantId, id: Uuid, consultation: Uuid, sender: UserId) -> Aad<'static> {
     Aad {
         tenant,
         table: TABLE,
         column: COLUMN,
-        row_id: id,
+        row_id: Aad::bound_row(id, &[consultation.as_bytes(), sender.as_uuid().as_bytes()]),
     }
 }
 
@@ -105,7 +107,7 @@ async fn to_message(
             conn,
             tenant,
             KeyScope::Subject(room.employee),
-            &aad(tenant, row.id),
+            &aad(tenant, row.id, room.consultation, row.sender_id),
             &row.body,
         )
         .await
@@ -175,7 +177,7 @@ pub async fn send(
             &mut tx,
             actor.tenant,
             KeyScope::Subject(room.employee),
-            &aad(actor.tenant, id),
+            &aad(actor.tenant, id, consultation, actor.user),
             new.body.as_bytes(),
         )
         .await?;

@@ -143,6 +143,27 @@ impl<'a> Aad<'a> {
         }
     }
 
+    /// A row identity that also binds other columns of the row (who sent a message, which
+    /// consultation it belongs to, which note and version a text is): the first 128 bits of
+    /// SHA-256 over `serein row v1` and the parts. A blob whose row was edited in any of
+    /// them then fails to open, like one moved to another row.
+    pub fn bound_row(id: Uuid, parts: &[&[u8]]) -> Uuid {
+        use sha2::Digest as _;
+        let mut h = sha2::Sha256::new();
+        h.update(b"serein row v1");
+        h.update(id.as_bytes());
+        for p in parts {
+            h.update(u64::try_from(p.len()).unwrap_or(u64::MAX).to_be_bytes());
+            h.update(p);
+        }
+        let digest = h.finalize();
+        let mut bytes = [0u8; 16];
+        for (b, d) in bytes.iter_mut().zip(digest.iter()) {
+            *b = *d;
+        }
+        Uuid::from_bytes(bytes)
+    }
+
     /// `v1|{tenant}|{table}|{column}|{row_id}`.
     pub fn encode(&self) -> Result<Vec<u8>, CryptoError> {
         if !is_identifier(self.table) {

@@ -13,7 +13,8 @@
 //!   confirmed (confirmed, started, ended, no-show: 409 `consultation_not_confirmed` before);
 //!   anyone else's consultation or note is 404.
 //! - Content (structured fields and free text, one JSON document per version) is sealed with
-//!   the company's CLINICAL key, AAD `v1|tenant|clinical_note_versions|content|{version row}`:
+//!   the company's CLINICAL key, AAD `v1|tenant|clinical_note_versions|content|{row}` (the
+//!   version row's id bound with its note and version number):
 //!   it survives the employee's erasure (legal retention) and dies with the company's
 //!   offboarding. A blob moved to another row, version or company does not open.
 //! - Edits never overwrite: `PUT` adds a version and moves the note's current version, only
@@ -62,12 +63,14 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(history))
 }
 
-fn aad(tenant: TenantId, version_row: Uuid) -> Aad<'static> {
+/// A version's AAD: its row id bound with its note and its version number (a text moved to
+/// another note or renumbered does not open).
+fn aad(tenant: TenantId, version_row: Uuid, note: Uuid, version: i32) -> Aad<'static> {
     Aad {
         tenant,
         table: TABLE,
         column: COLUMN,
-        row_id: version_row,
+        row_id: Aad::bound_row(version_row, &[note.as_bytes(), &version.to_be_bytes()]),
     }
 }
 
@@ -75,14 +78,20 @@ async fn seal(
     keyring: &Keyring,
     conn: &mut PgConnection,
     tenant: TenantId,
-    version_row: Uuid,
+    (version_row, note, version): (Uuid, Uuid, i32),
     content: &NoteContent,
 ) -> Result<Vec<u8>, AppError> {
     let json = zeroize::Zeroizing::new(
         serde_json::to_vec(content).map_err(|e| AppError::Internal(format!("note json: {e}")))?,
     );
     Ok(keyring
-        .seal(conn, tenant, SCOPE, &aad(tenant, version_row), &json)
+        .seal(
+            conn,
+            tenant,
+            SCOPE,
+            &aad(tenant, version_row, note, version),
+            &json,
+        )
         .await?)
 }
 
@@ -91,11 +100,17 @@ async fn open(
     keyring: &Keyring,
     conn: &mut PgConnection,
     tenant: TenantId,
-    version_row: Uuid,
+    (version_row, note, version): (Uuid, Uuid, i32),
     blob: &[u8],
 ) -> Result<Option<NoteContent>, AppError> {
     match keyring
-        .open(conn, tenant, SCOPE, &aad(tenant, version_row), blob)
+        .open(
+            conn,
+            tenant,
+            SCOPE,
+            &aad(tenant, version_row, note, version),
+            blob,
+        )
         .await
     {
         Ok(plain) => Ok(serde_json::from_slice(&plain).ok()),
@@ -110,7 +125,8 @@ async fn to_note(
     tenant: TenantId,
     row: repo::NoteRow,
 ) -> Result<Note, AppError> {
-    let content = open(&state.keyring, conn, tenant, row.version_row, &row.content).await?;
+    let at = (row.version_row, row.id, row.version);
+    let content = open(&state.keyring, conn, tenant, at, &row.content).await?;
     Ok(Note {
         id: row.id,
         consultation_id: row.consultation_id,
@@ -173,7 +189,8 @@ pub async fn create(
     }
     let note_id = Uuid::now_v7();
     let version_row = Uuid::now_v7();
-    let sealed = seal(&state.keyring, &mut tx, actor.tenant, version_row, &content).await?;
+    let at = (version_row, note_id, 1);
+    let sealed = seal(&state.keyring, &mut tx, actor.tenant, at, &content).await?;
     // The definer proves the same again for the proven person.
     let (written, now) = repo::create(&mut tx, note_id, id, version_row, &sealed, now).await?;
     match written {
@@ -371,7 +388,14 @@ pub async fn edit(
     }
     let next = from.checked_add(1).ok_or_else(version_conflict)?;
     let version_row = Uuid::now_v7();
-    let sealed = seal(&state.keyring, &mut tx, actor.tenant, version_row, &content).await?;
+    let sealed = seal(
+        &state.keyring,
+        &mut tx,
+        actor.tenant,
+        (version_row, id, next),
+        &content,
+    )
+    .await?;
     let (written, now) = repo::edit(&mut tx, id, from, version_row, &sealed, now).await?;
     match written {
         Written::Done => {}
@@ -442,7 +466,8 @@ pub async fn history(
     }
     let mut items = Vec::with_capacity(rows.len());
     for v in rows {
-        let content = open(&state.keyring, &mut tx, actor.tenant, v.id, &v.content).await?;
+        let at = (v.id, id, v.version);
+        let content = open(&state.keyring, &mut tx, actor.tenant, at, &v.content).await?;
         items.push(NoteVersion {
             version: v.version,
             unreadable: content.is_none(),

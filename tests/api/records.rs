@@ -972,6 +972,49 @@ async fn records_are_ciphertext_at_rest_tamper_evident_rotatable_and_shredded_wi
         vec![(2, true), (1, false)],
         "a body moved to another row does not open"
     );
+    // A message re-attributed to the other participant does not open either (the AAD binds
+    // the sender and the consultation), nor a note version renumbered.
+    sqlx::query("UPDATE messages SET sender_id = $2 WHERE seq = 1 AND consultation_id = $1::uuid")
+        .bind(&c)
+        .bind(doc.as_uuid())
+        .execute(&mut owner)
+        .await
+        .unwrap();
+    let (_, page) = api(&app, Method::GET, &msgs, &p, None).await;
+    assert!(
+        page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|m| m["unreadable"] == true),
+        "{page}"
+    );
+    let renumber = |from: i32, to: i32| {
+        sqlx::query(
+            "UPDATE clinical_note_versions SET version = $3 WHERE note_id = $1::uuid AND version = $2",
+        )
+        .bind(note.clone())
+        .bind(from)
+        .bind(to)
+    };
+    for (from, to) in [(2, 99), (1, 2), (99, 1)] {
+        renumber(from, to).execute(&mut owner).await.unwrap();
+    }
+    let (s, problem) = api(
+        &app,
+        Method::GET,
+        &format!("/api/v1/notes/{note}"),
+        &p,
+        None,
+    )
+    .await;
+    assert_eq!(
+        (s, problem["code"].as_str()),
+        (410, Some("sealed_data_unreadable"))
+    );
+    for (from, to) in [(1, 99), (2, 1), (99, 2)] {
+        renumber(from, to).execute(&mut owner).await.unwrap();
+    }
     assert_eq!(
         api(
             &app,
