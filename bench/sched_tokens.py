@@ -6,6 +6,9 @@
                             from bench_sched_sessions order by i' serein_bench_sched |
       JWT_SECRET=... SEREIN_MASTER_KEY=<64 hex> python3 bench/sched_tokens.py OUT_DIR
 
+An optional seventh column names the token's roles, comma-separated (default "employee"; used by
+bench/ws.sh for practitioners).
+
 writes OUT_DIR/tokens_<grp>.txt ("<host> <token>" per line, in i order, one file per group)
 and OUT_DIR/secret_hashes.tsv ("<session id>\\t\\\\x<sha256(secret) hex>" per line, for
 `\\copy` then `UPDATE sessions SET secret_hash`).
@@ -13,7 +16,7 @@ and OUT_DIR/secret_hashes.tsv ("<session id>\\t\\\\x<sha256(secret) hex>" per li
 The session secret is HKDF-SHA256(salt "serein session secret v1", ikm = master key,
 info = session id bytes) as src/crypto/keyring.rs `Keyring::session_secret` derives it; the
 claims are those src/crypto/tokens.rs issues for an access token (iss, aud "<slug>.<BASE_DOMAIN>",
-sub, tid, roles ["employee"], sid, typ "access", iat, exp far in the future, jti).
+sub, tid, roles, sid, typ "access", iat, exp far in the future, jti).
 """
 import base64
 import hashlib
@@ -52,7 +55,9 @@ for line in sys.stdin:
     line = line.rstrip("\n")
     if not line:
         continue
-    i, grp, slug, tenant, user, session = line.split("\t")
+    cols = line.split("\t")
+    i, grp, slug, tenant, user, session = cols[:6]
+    roles = cols[6].split(",") if len(cols) > 6 and cols[6] else ["employee"]
     sid = uuid.UUID(session)
     okm = hmac.new(prk, sid.bytes + b"\x01", hashlib.sha256).digest()
     hashes.write(f"{session}\t\\\\x{hashlib.sha256(okm).hexdigest()}\n")
@@ -61,7 +66,7 @@ for line in sys.stdin:
         "aud": f"{slug}.{base}",
         "sub": user,
         "tid": tenant,
-        "roles": ["employee"],
+        "roles": roles,
         "sid": session,
         "typ": "access",
         "iat": now,
