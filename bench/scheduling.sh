@@ -72,32 +72,9 @@ printf 'kind\tround\tvalue\tok\tdb_rows\tnon_ok\tn5xx\tp50_ms\tp99_ms\trequests\
 log() { printf '[%s] %s\n' "$(date -u +%H:%M:%S)" "$*" | tee -a "$OUT/run.log" >&2; }
 q() { psql -XAtq -v ON_ERROR_STOP=1 -c "$1" "$DB"; }
 
-# --- helpers (from bench/run.sh) -------------------------------------------------------------
-loadavg1() { cut -d' ' -f1 /proc/loadavg; }
-# Wait until the 1-minute load average is below LOAD_MAX (poll every 10 s, give up after
-# LOAD_WAIT_MAX seconds and say so). Prints "<loadavg> <waited_seconds>[!]".
-wait_idle() {
-    local waited=0 la
-    while :; do
-        la=$(loadavg1)
-        if awk -v a="$la" -v m="$LOAD_MAX" 'BEGIN{exit !(a < m)}'; then
-            echo "$la $waited"; return
-        fi
-        if (( waited >= LOAD_WAIT_MAX )); then
-            log "load average still $la after ${waited}s: proceeding anyway"
-            echo "$la ${waited}!"; return
-        fi
-        sleep 10; waited=$((waited + 10))
-    done
-}
-machine_busy() { awk '/^cpu /{busy=$2+$3+$4+$7+$8+$9; printf "%.2f\n", busy/100}' /proc/stat; }
-proc_cpu() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f\n", ($14+$15)/hz}' "/proc/$1/stat"; }
-# CPU seconds used by PostgreSQL so far (live processes + what the postmaster collected).
-pg_cpu() {
-    { cat /proc/[0-9]*/stat 2>/dev/null || true; } |
-        awk -v hz="$(getconf CLK_TCK)" '$2 == "(postgres)" { pid[$1] = 1; ppid[$1] = $4; own[$1] = $14 + $15; kids[$1] = $16 + $17 }
-            END { for (p in pid) { s += own[p]; if (!(ppid[p] in pid)) s += kids[p] } printf "%.2f\n", s / hz }'
-}
+# --- helpers ----------------------------------------------------------------------------------
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
 # CPU seconds of the bench database's backends: "<pid> <cpu>" per live backend (the server's
 # pooled connections live through a measurement; the cluster-wide pg_cpu also counts other
 # databases of this shared PostgreSQL, e.g. other builders' tests).
@@ -110,12 +87,6 @@ pg_db_cpu_snapshot() {
 # CPU used by the bench database's backends between two snapshots ($1, $2: files).
 pg_db_cpu_delta() {
     awk 'NR == FNR { a[$1] = $2; next } { s += $2 - (($1 in a) ? a[$1] : 0) } END { printf "%.2f", s }' "$1" "$2"
-}
-sub() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.2f", b - a}'; }
-# wrk's latency percentile in ms
-wrk_pct() {
-    awk -v p="$2" '$1 == p"%" { v = $2; u = v; sub(/[0-9.]+/, "", u); sub(/[a-z]+$/, "", v);
-        f = (u == "us") ? 0.001 : (u == "s") ? 1000 : 1; printf "%.2f", v * f }' "$1"
 }
 
 SERVER_PID=
@@ -190,17 +161,7 @@ log "seeding (anchor $ANCHOR)"
 psql -X -q -v ON_ERROR_STOP=1 -v anchor="$ANCHOR" -f bench/scheduling_seed.sql "$DB" > "$OUT/seed.log"
 cat "$OUT/seed.log" >&2
 
-psql -XAt -F $'\t' -c 'select i, grp, slug, tid, user_id, session_id from bench_sched_sessions order by i' "$DB" |
-    python3 bench/sched_tokens.py "$OUT" 2>> "$OUT/run.log"
-psql -X -q -v ON_ERROR_STOP=1 "$DB" > "$OUT/secrets.log" <<SQL
-BEGIN;
-CREATE TEMP TABLE h (session_id uuid, secret_hash bytea) ON COMMIT DROP;
-\copy h FROM '$OUT/secret_hashes.tsv'
-UPDATE sessions s SET secret_hash = h.secret_hash FROM h WHERE s.id = h.session_id;
-COMMIT;
-VACUUM (ANALYZE) sessions;
-SQL
-rm -f "$OUT/secret_hashes.tsv"
+mint_sessions 'select i, grp, slug, tid, user_id, session_id from bench_sched_sessions order by i'
 log "tokens minted: $(wc -l < "$OUT/tokens_a.txt") (a) $(wc -l < "$OUT/tokens_b.txt") (b) $(wc -l < "$OUT/tokens_c.txt") (c)"
 
 P0=00000000-0000-4000-c000-000000000000

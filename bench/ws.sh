@@ -85,44 +85,9 @@ printf 'kind\tround\tvalue\tp50_ms\tp99_ms\tmax_ms\trequests\terrors\twall_s\tse
 log() { printf '[%s] %s\n' "$(date -u +%H:%M:%S)" "$*" | tee -a "$OUT/run.log" >&2; }
 q() { psql -XAtq -v ON_ERROR_STOP=1 -c "$1" "$DB"; }
 
-# --- helpers (as in bench/scheduling.sh) ------------------------------------------------------
-loadavg1() { cut -d' ' -f1 /proc/loadavg; }
-# Wait until the 1-minute load average is below LOAD_MAX (poll every 10 s, give up after
-# LOAD_WAIT_MAX seconds and say so). Prints "<loadavg> <waited_seconds>[!]".
-wait_idle() {
-    local waited=0 la
-    while :; do
-        la=$(loadavg1)
-        if awk -v a="$la" -v m="$LOAD_MAX" 'BEGIN{exit !(a < m)}'; then
-            echo "$la $waited"; return
-        fi
-        if (( waited >= LOAD_WAIT_MAX )); then
-            log "load average still $la after ${waited}s: proceeding anyway"
-            echo "$la ${waited}!"; return
-        fi
-        sleep 10; waited=$((waited + 10))
-    done
-}
-machine_busy() { awk '/^cpu /{busy=$2+$3+$4+$7+$8+$9; printf "%.2f\n", busy/100}' /proc/stat; }
-proc_cpu() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f\n", ($14+$15)/hz}' "/proc/$1/stat" 2>/dev/null || echo 0; }
-# CPU seconds used by PostgreSQL so far (live processes + what the postmaster collected; the
-# cluster is shared, so other databases' work counts too).
-pg_cpu() {
-    { cat /proc/[0-9]*/stat 2>/dev/null || true; } |
-        awk -v hz="$(getconf CLK_TCK)" '$2 == "(postgres)" { pid[$1] = 1; ppid[$1] = $4; own[$1] = $14 + $15; kids[$1] = $16 + $17 }
-            END { for (p in pid) { s += own[p]; if (!(ppid[p] in pid)) s += kids[p] } printf "%.2f\n", s / hz }'
-}
-sub() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.2f", b - a}'; }
-# wrk's latency percentile in ms
-wrk_pct() {
-    awk -v p="$2" '$1 == p"%" { v = $2; u = v; sub(/[0-9.]+/, "", u); sub(/[a-z]+$/, "", v);
-        f = (u == "us") ? 0.001 : (u == "s") ? 1000 : 1; printf "%.2f", v * f }' "$1"
-}
-# wrk's max latency in ms
-wrk_max() {
-    awk '$1 == "Latency" && NF >= 4 { v = $4; u = v; sub(/[0-9.]+/, "", u); sub(/[a-z]+$/, "", v);
-        f = (u == "us") ? 0.001 : (u == "s") ? 1000 : 1; printf "%.2f", v * f; exit }' "$1"
-}
+# --- helpers ----------------------------------------------------------------------------------
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
 # A field of a wsclient "RESULT <what> k=v …" line: $1 file, $2 what, $3 key.
 res() { awk -v w="$2" -v k="$3" '$1 == "RESULT" && $2 == w { for (i = 3; i <= NF; i++) { split($i, a, "="); if (a[1] == k) print substr($i, length(k) + 2) } }' "$1"; }
 
@@ -166,8 +131,8 @@ command -v wrk > /dev/null || { echo "wrk missing: apt-get install -y wrk" >&2; 
 # Descriptors: every socket is one in the server and one in the client (both inherit this).
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 NOFILE=$(ulimit -n)
-if [[ $NOFILE != unlimited ]] && (( CONNECTIONS + 200 > NOFILE )); then
-    log "warning: open files limit $NOFILE < CONNECTIONS + 200: the hold will stop near $((NOFILE - 200)) (raise the hard limit: ulimit -Hn)"
+if [[ $NOFILE != unlimited ]] && (( CONNECTIONS + 64 > NOFILE )); then
+    log "warning: open files limit $NOFILE < CONNECTIONS + 64: the hold will stop near $((NOFILE - 64)) (raise the hard limit: ulimit -Hn)"
 fi
 
 # --- machine ---------------------------------------------------------------------------------
@@ -213,17 +178,7 @@ log "seeding ($CONNECTIONS employees, $RECEIVERS fan-out rooms)"
 psql -X -q -v ON_ERROR_STOP=1 -v n_emp="$CONNECTIONS" -v k="$RECEIVERS" -f bench/ws_seed.sql "$DB" > "$OUT/seed.log"
 cat "$OUT/seed.log" >&2
 
-psql -XAt -F $'\t' -c 'select i, grp, slug, tid, user_id, session_id, roles from bench_ws_sessions order by i' "$DB" |
-    python3 bench/sched_tokens.py "$OUT" 2>> "$OUT/run.log"
-psql -X -q -v ON_ERROR_STOP=1 "$DB" > "$OUT/secrets.log" <<SQL
-BEGIN;
-CREATE TEMP TABLE h (session_id uuid, secret_hash bytea) ON COMMIT DROP;
-\copy h FROM '$OUT/secret_hashes.tsv'
-UPDATE sessions s SET secret_hash = h.secret_hash FROM h WHERE s.id = h.session_id;
-COMMIT;
-VACUUM (ANALYZE) sessions;
-SQL
-rm -f "$OUT/secret_hashes.tsv"
+mint_sessions 'select i, grp, slug, tid, user_id, session_id, roles from bench_ws_sessions order by i'
 q "select consultation_id from bench_ws_rooms order by j" > "$OUT/rooms.txt"
 log "tokens minted: $(wc -l < "$OUT/tokens_e.txt") employees, practitioners $(cat "$OUT"/tokens_[pq].txt | wc -l), history $(wc -l < "$OUT/tokens_h.txt"); rooms $(wc -l < "$OUT/rooms.txt")"
 HIST=00000000-0000-4000-f000-000000000001
@@ -341,7 +296,7 @@ if [[ " $PHASES " == *" history "* ]]; then
     done > "$OUT/history_samples.json"
     python3 - "$OUT/history_samples.json" > "$OUT/history_shapes.txt" <<'PY'
 import json, sys
-names = ["messages (20 of 40, sealed)", "messages (empty room)", "notifications (20 of 25)"]
+names = ["messages (20 of 40, sealed)", "messages (empty room)", "notifications (first 20)"]
 for name, line in zip(names, open(sys.argv[1])):
     d = json.loads(line)
     items = d.get("items", [])

@@ -66,21 +66,30 @@ impl Args {
         let mut m = BTreeMap::new();
         let mut it = v.iter();
         while let Some(k) = it.next() {
-            let k = k.strip_prefix("--").unwrap_or_else(|| die(&format!("unexpected argument {k}")));
-            let val = it.next().unwrap_or_else(|| die(&format!("--{k} needs a value")));
+            let k = k
+                .strip_prefix("--")
+                .unwrap_or_else(|| die(&format!("unexpected argument {k}")));
+            let val = it
+                .next()
+                .unwrap_or_else(|| die(&format!("--{k} needs a value")));
             m.insert(k.to_owned(), val.clone());
         }
         Self(m)
     }
     fn s(&self, k: &str) -> String {
-        self.0.get(k).cloned().unwrap_or_else(|| die(&format!("--{k} is required")))
+        self.0
+            .get(k)
+            .cloned()
+            .unwrap_or_else(|| die(&format!("--{k} is required")))
     }
     fn opt(&self, k: &str) -> Option<String> {
         self.0.get(k).cloned()
     }
     fn n<T: std::str::FromStr>(&self, k: &str, default: T) -> T {
         match self.0.get(k) {
-            Some(v) => v.parse().unwrap_or_else(|_| die(&format!("--{k}: not a number: {v}"))),
+            Some(v) => v
+                .parse()
+                .unwrap_or_else(|_| die(&format!("--{k}: not a number: {v}"))),
             None => default,
         }
     }
@@ -106,7 +115,10 @@ fn read_tokens(path: &str) -> Vec<(String, String)> {
 
 fn read_lines(path: &str) -> Vec<String> {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| die(&format!("{path}: {e}")));
-    text.lines().map(|l| l.trim().to_owned()).filter(|l| !l.is_empty()).collect()
+    text.lines()
+        .map(|l| l.trim().to_owned())
+        .filter(|l| !l.is_empty())
+        .collect()
 }
 
 /// Open one authenticated socket and wait for its `ready` event.
@@ -116,14 +128,23 @@ async fn open(addr: &str, host: &str, token: &str, read_buffer: usize) -> Result
         .into_client_request()
         .map_err(|e| format!("request: {e}"))?;
     let h = req.headers_mut();
-    h.insert("host", format!("{host}:{port}").parse().map_err(|_| "bad host".to_owned())?);
+    h.insert(
+        "host",
+        format!("{host}:{port}")
+            .parse()
+            .map_err(|_| "bad host".to_owned())?,
+    );
     h.insert(
         "sec-websocket-protocol",
-        format!("serein.v1, bearer.{token}").parse().map_err(|_| "bad token".to_owned())?,
+        format!("serein.v1, bearer.{token}")
+            .parse()
+            .map_err(|_| "bad token".to_owned())?,
     );
     // A small read buffer (4 KiB unless --read-buffer), so that the client weighs little:
     // tungstenite's default, 128 KiB, is allocated per socket and zero-filled on every read.
-    let config = WebSocketConfig::default().read_buffer_size(read_buffer).write_buffer_size(0);
+    let config = WebSocketConfig::default()
+        .read_buffer_size(read_buffer)
+        .write_buffer_size(0);
     let (mut ws, _) = tokio_tungstenite::connect_async_with_config(req, Some(config), true)
         .await
         .map_err(|e| match e {
@@ -214,7 +235,11 @@ impl Proc {
 }
 
 fn self_rss_kb() -> u64 {
-    Proc { pid: std::process::id(), hz: 100.0 }.rss_kb()
+    Proc {
+        pid: std::process::id(),
+        hz: 100.0,
+    }
+    .rss_kb()
 }
 
 async fn hold_conn(
@@ -233,7 +258,11 @@ async fn hold_conn(
             return;
         }
     };
-    stats.handshake_us.lock().unwrap().push(t0.elapsed().as_micros() as u64);
+    stats
+        .handshake_us
+        .lock()
+        .unwrap()
+        .push(t0.elapsed().as_micros() as u64);
     stats.ready.fetch_add(1, Ordering::Relaxed);
     stats.open_now.fetch_add(1, Ordering::Relaxed);
     let mut pings = 0u32;
@@ -286,11 +315,17 @@ async fn hold(a: Args) {
     let (rss0, fds0, cpu0) = server
         .as_ref()
         .map_or((0, 0, f64::NAN), |s| (s.rss_kb(), s.fds(), s.cpu_s()));
-    println!("RESULT idle server_rss_kb={rss0} server_fds={fds0} client_rss_kb={}", self_rss_kb());
+    println!(
+        "RESULT idle server_rss_kb={rss0} server_fds={fds0} client_rss_kb={}",
+        self_rss_kb()
+    );
 
     // Timeline, every second.
     let tl_stats = stats.clone();
-    let tl_server = server.as_ref().map(|s| Proc { pid: s.pid, hz: s.hz });
+    let tl_server = server.as_ref().map(|s| Proc {
+        pid: s.pid,
+        hz: s.hz,
+    });
     let timeline = tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         loop {
@@ -366,7 +401,13 @@ async fn hold(a: Args) {
 
     let mut hs = std::mem::take(&mut *stats.handshake_us.lock().unwrap());
     hs.sort_unstable();
-    let mut ph: Vec<u64> = stats.pings_held.lock().unwrap().iter().map(|&p| u64::from(p)).collect();
+    let mut ph: Vec<u64> = stats
+        .pings_held
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|&p| u64::from(p))
+        .collect();
     ph.sort_unstable();
     let per_conn = if held > 0 {
         (rss2 as f64 - rss0 as f64) / held as f64
@@ -440,7 +481,11 @@ async fn receiver(
     if let Some(after) = after {
         sub["after_seq"] = after.into();
     }
-    if ws.send(Message::Text(sub.to_string().into())).await.is_err() {
+    if ws
+        .send(Message::Text(sub.to_string().into()))
+        .await
+        .is_err()
+    {
         bump(&times.errors, "receiver send failed".into());
         return;
     }
@@ -449,7 +494,10 @@ async fn receiver(
         let text = match frame {
             Ok(Message::Text(t)) => t,
             Ok(Message::Close(c)) => {
-                bump(&times.errors, format!("receiver closed {}", c.map_or(0, |c| u16::from(c.code))));
+                bump(
+                    &times.errors,
+                    format!("receiver closed {}", c.map_or(0, |c| u16::from(c.code))),
+                );
                 return;
             }
             Ok(_) => continue,
@@ -474,7 +522,9 @@ async fn receiver(
                     }
                     continue;
                 }
-                let Some(i) = f.next().and_then(|i| i.parse::<usize>().ok()) else { continue };
+                let Some(i) = f.next().and_then(|i| i.parse::<usize>().ok()) else {
+                    continue;
+                };
                 if let Some(slot) = times.recv.get(i) {
                     if slot.swap(at, Ordering::Relaxed) != 0 {
                         times.dup.fetch_add(1, Ordering::Relaxed);
@@ -496,10 +546,14 @@ async fn fanout(a: Args) {
     let recv_tokens = read_tokens(&a.s("recv-tokens"));
     // "<consultation id>[ <after_seq>]" per line: the receivers subscribe from that cursor.
     let lines = read_lines(&a.s("rooms"));
-    let rooms: Vec<String> =
-        lines.iter().map(|l| l.split_whitespace().next().unwrap_or("").to_owned()).collect();
-    let afters: Vec<Option<i64>> =
-        lines.iter().map(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok())).collect();
+    let rooms: Vec<String> = lines
+        .iter()
+        .map(|l| l.split_whitespace().next().unwrap_or("").to_owned())
+        .collect();
+    let afters: Vec<Option<i64>> = lines
+        .iter()
+        .map(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        .collect();
     let send_tokens = read_tokens(&a.s("send-tokens"));
     let k: usize = a.n("receivers", 100);
     let s: usize = a.n("senders", 4);
@@ -512,7 +566,12 @@ async fn fanout(a: Args) {
         die("need 0 < receivers <= lines of --recv-tokens and --rooms, senders > 0");
     }
     let total = warmup + count;
-    let run = format!("{:x}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64));
+    let run = format!(
+        "{:x}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64)
+    );
     let times = Arc::new(Times::new(total));
     now_us();
 
@@ -524,11 +583,24 @@ async fn fanout(a: Args) {
             Ok(ws) => ws,
             Err(e) => die(&format!("receiver {j}: {e}")),
         };
-        tokio::spawn(receiver(ws, room.clone(), afters[j], run.clone(), times.clone(), ready_tx.clone()));
+        tokio::spawn(receiver(
+            ws,
+            room.clone(),
+            afters[j],
+            run.clone(),
+            times.clone(),
+            ready_tx.clone(),
+        ));
     }
     for _ in 0..k {
-        if tokio::time::timeout(Duration::from_secs(60), ready_rx.recv()).await.is_err() {
-            die(&format!("receivers not all subscribed within 60 s: {:?}", times.errors.lock().unwrap()));
+        if tokio::time::timeout(Duration::from_secs(60), ready_rx.recv())
+            .await
+            .is_err()
+        {
+            die(&format!(
+                "receivers not all subscribed within 60 s: {:?}",
+                times.errors.lock().unwrap()
+            ));
         }
     }
 
@@ -555,7 +627,11 @@ async fn fanout(a: Args) {
                 let ev = serde_json::json!({"type": "chat.send", "consultation_id": room,
                     "body": body, "ref": i.to_string()});
                 t.send[i].store(at, Ordering::Relaxed);
-                if sink.send(Message::Text(ev.to_string().into())).await.is_err() {
+                if sink
+                    .send(Message::Text(ev.to_string().into()))
+                    .await
+                    .is_err()
+                {
                     bump(&t.errors, "sender write failed".into());
                     return;
                 }
@@ -567,7 +643,10 @@ async fn fanout(a: Args) {
                 let text = match frame {
                     Ok(Message::Text(text)) => text,
                     Ok(Message::Close(c)) => {
-                        bump(&t.errors, format!("sender closed {}", c.map_or(0, |c| u16::from(c.code))));
+                        bump(
+                            &t.errors,
+                            format!("sender closed {}", c.map_or(0, |c| u16::from(c.code))),
+                        );
                         return;
                     }
                     Ok(_) => continue,
@@ -580,10 +659,12 @@ async fn fanout(a: Args) {
                 let v: serde_json::Value = serde_json::from_str(text.as_str()).unwrap_or_default();
                 match v["type"].as_str() {
                     Some("chat.sent") => {
-                        if let Some(i) = v["ref"].as_str().and_then(|r| r.parse::<usize>().ok()) {
-                            if let Some(slot) = t.ack.get(i) {
-                                slot.store(at, Ordering::Relaxed);
-                            }
+                        if let Some(slot) = v["ref"]
+                            .as_str()
+                            .and_then(|r| r.parse::<usize>().ok())
+                            .and_then(|i| t.ack.get(i))
+                        {
+                            slot.store(at, Ordering::Relaxed);
                         }
                     }
                     Some("error") => bump(&t.errors, format!("sender error event {}", v["code"])),
@@ -661,13 +742,24 @@ async fn fanout(a: Args) {
 async fn subscribe(a: Args) {
     let tokens = read_tokens(&a.s("tokens"));
     let line: usize = a.n("line", 1);
-    let (host, token) = tokens.get(line.saturating_sub(1)).unwrap_or_else(|| die("--line: no such token"));
-    let mut ws = open(&a.s("addr"), host, token, 4096).await.unwrap_or_else(|e| die(&e));
+    let (host, token) = tokens
+        .get(line.saturating_sub(1))
+        .unwrap_or_else(|| die("--line: no such token"));
+    let mut ws = open(&a.s("addr"), host, token, 4096)
+        .await
+        .unwrap_or_else(|e| die(&e));
     let mut sub = serde_json::json!({"type": "subscribe", "consultation_id": a.s("room")});
     if let Some(after) = a.opt("after") {
-        sub["after_seq"] = after.parse::<i64>().unwrap_or_else(|_| die("--after: not a number")).into();
+        sub["after_seq"] = after
+            .parse::<i64>()
+            .unwrap_or_else(|_| die("--after: not a number"))
+            .into();
     }
-    if ws.send(Message::Text(sub.to_string().into())).await.is_err() {
+    if ws
+        .send(Message::Text(sub.to_string().into()))
+        .await
+        .is_err()
+    {
         die("cannot send subscribe");
     }
     let (mut n, mut first, mut last) = (0u64, None, None);
@@ -692,7 +784,9 @@ async fn subscribe(a: Args) {
                         outcome = format!("subscribed last_seq={}", v["last_seq"]);
                         break;
                     }
-                    Some("error") => outcome = format!("error event {} ({})", v["code"], v["detail"]),
+                    Some("error") => {
+                        outcome = format!("error event {} ({})", v["code"], v["detail"])
+                    }
                     _ => {}
                 }
             }
@@ -737,19 +831,33 @@ async fn server(a: Args) {
         .unwrap_or_else(|e| die(&format!("bind: {e}")));
     let mut config = WebSocketConfig::default();
     if let Some(rb) = a.opt("read-buffer") {
-        config = config.read_buffer_size(rb.parse().unwrap_or_else(|_| die("--read-buffer: not a number")));
+        config = config.read_buffer_size(
+            rb.parse()
+                .unwrap_or_else(|_| die("--read-buffer: not a number")),
+        );
     }
     loop {
-        let Ok((stream, _)) = listener.accept().await else { continue };
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
         tokio::spawn(async move {
+            // The callback's error type is tungstenite's (an HTTP response), not ours.
+            #[allow(clippy::result_large_err)]
             let pick = |_: &Request, mut r: Response| {
-                r.headers_mut().insert("sec-websocket-protocol", "serein.v1".parse().unwrap());
+                r.headers_mut()
+                    .insert("sec-websocket-protocol", "serein.v1".parse().unwrap());
                 Ok(r)
             };
-            let Ok(mut ws) = tokio_tungstenite::accept_hdr_async_with_config(stream, pick, Some(config)).await else {
+            let Ok(mut ws) =
+                tokio_tungstenite::accept_hdr_async_with_config(stream, pick, Some(config)).await
+            else {
                 return;
             };
-            if ws.send(Message::Text(r#"{"type":"ready"}"#.into())).await.is_err() {
+            if ws
+                .send(Message::Text(r#"{"type":"ready"}"#.into()))
+                .await
+                .is_err()
+            {
                 return;
             }
             while let Some(Ok(_)) = ws.next().await {}
@@ -786,7 +894,11 @@ fn aead(a: Args) {
     blob.extend_from_slice(&nonce);
     let mut ct = plain.clone();
     let tag = Aes256Gcm::new((&key).into())
-        .encrypt_inout_detached(&Nonce::from(nonce), &auth(&encode()), ct.as_mut_slice().into())
+        .encrypt_inout_detached(
+            &Nonce::from(nonce),
+            &auth(&encode()),
+            ct.as_mut_slice().into(),
+        )
         .unwrap_or_else(|_| die("seal failed"));
     blob.extend_from_slice(&ct);
     blob.extend_from_slice(tag.as_slice());
@@ -806,8 +918,13 @@ fn aead(a: Args) {
                 &owned
             }
         };
-        c.decrypt_inout_detached(&Nonce::from(nonce), &ad, out.as_mut_slice().into(), &tag.into())
-            .unwrap_or_else(|_| die("open failed"));
+        c.decrypt_inout_detached(
+            &Nonce::from(nonce),
+            &ad,
+            out.as_mut_slice().into(),
+            &tag.into(),
+        )
+        .unwrap_or_else(|_| die("open failed"));
         String::from_utf8(out).unwrap_or_default()
     };
     for _ in 0..n / 10 {
