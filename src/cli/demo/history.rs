@@ -327,9 +327,7 @@ fn plan_month(input: &MonthInput<'_>) -> Vec<Planned> {
         while let Some((s, p)) = candidates.get(cursor).copied() {
             cursor += 1;
             let free_p = taken.get(p).is_some_and(|t| !overlaps(t, s));
-            let free_e = !mine
-                .get(&employee)
-                .is_some_and(|v| v.iter().any(|t| *t == s));
+            let free_e = !mine.get(&employee).is_some_and(|v| v.contains(&s));
             if free_p && free_e {
                 chosen = Some((s, p));
                 break;
