@@ -1,7 +1,9 @@
 //! `serein demo`: a newcomer's company, ready to book in. In tenant `demo` (and only there) it
 //! makes two practitioners with a week of availability and one employee, all with one
 //! password, so the README's walk-through runs from login to a booked consultation, its call
-//! and its calendar feed.
+//! and its calendar feed. With `--history` it also gives the company a synthetic past (module
+//! [`history`]): employees without a password and three closed months of consultations, so
+//! HR's usage report and CSV export have released cells.
 //!
 //! Runs as the login role of `DATABASE_URL` (the owner), like every operator command, and
 //! reuses their paths: migrations and the self-check as `serein migrate`; the tenant files as

@@ -1,6 +1,7 @@
 //! The command line: `serein serve` (default), `serein migrate`, and one file per command
 //! group: [`tenants`] (`apply DIR [--adopt]`, `list`, `export DIR`, `purge`), [`users`]
-//! (`add`), [`keys`] (`rotate [--tenant SLUG]`), [`demo`] (a bookable demo company).
+//! (`add`), [`keys`] (`rotate [--tenant SLUG]`), [`demo`] (a bookable demo company;
+//! `--history`: and a synthetic past for HR's usage report).
 //!
 //! Operator commands run as the login role from `DATABASE_URL` (they manage the platform, not
 //! a tenant's data); `serve` is the only command that answers requests.
