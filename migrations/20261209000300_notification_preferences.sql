@@ -8,11 +8,12 @@
 --                   counts unread ones) and the digest in-app (it is an e-mail by nature).
 -- notification_preferences
 --                   A person's choices in one company, one row per changed cell (absent: the
---                   default). Own rows of the PROVEN person only (`app_private.proven_person()`,
---                   the session guard's proof in this transaction — a crafted `app.user_id`
---                   proves nothing), for reading and writing alike; the request role may insert
---                   and change `enabled` (with `updated_at`) and nothing else, never delete. A
---                   CHECK refuses a cell outside the matrix or one that cannot be changed.
+--                   default). The request role READS its own rows of the PROVEN person only
+--                   (`app_private.proven_person()`, the session guard's proof in this
+--                   transaction — a crafted `app.user_id` proves nothing) and writes none
+--                   directly: `app_private.notification_preferences_set` stores the proven
+--                   person's choices in the context company (no person argument), never deletes.
+--                   A CHECK refuses a cell outside the matrix or one that cannot be changed.
 -- Enforcement       ONE function, `app_private.notification_wanted(tenant, person, kind,
 --                   channel)`, and two BEFORE INSERT triggers that use it, so every writer
 --                   present and future obeys (the job worker's notices, `message_send`'s "new
@@ -87,20 +88,43 @@ CREATE POLICY notification_preferences_own_read ON notification_preferences
     FOR SELECT TO serein_app
     USING (tenant_id = (SELECT app.current_tenant())
            AND user_id = (SELECT app_private.proven_person()));
-CREATE POLICY notification_preferences_own_insert ON notification_preferences
-    FOR INSERT TO serein_app
-    WITH CHECK (tenant_id = (SELECT app.current_tenant())
-                AND user_id = (SELECT app_private.proven_person()));
-CREATE POLICY notification_preferences_own_update ON notification_preferences
-    FOR UPDATE TO serein_app
-    USING (tenant_id = (SELECT app.current_tenant())
-           AND user_id = (SELECT app_private.proven_person()))
-    WITH CHECK (tenant_id = (SELECT app.current_tenant())
-                AND user_id = (SELECT app_private.proven_person()));
 GRANT SELECT ON notification_preferences TO serein_app;
-GRANT INSERT (tenant_id, user_id, kind, channel, enabled, updated_at) ON notification_preferences
+
+-- Store the PROVEN person's choices in the context company: one cell per (kind, channel, enabled)
+-- triple of the arrays. Idempotent: a cell already holding the value is not touched (nor its
+-- `updated_at`). Refused without a proven person and company; a cell outside the matrix or one
+-- that cannot be changed breaks the CHECK (the caller validates first, for a useful answer).
+-- Returns how many cells changed.
+CREATE FUNCTION app_private.notification_preferences_set(p_kinds text[], p_channels text[],
+                                                         p_enabled boolean[], p_now timestamptz)
+    RETURNS integer
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+    SET search_path = ''
+    AS $$
+DECLARE
+    v_me uuid := app_private.proven_person();
+    v_tenant uuid := app.current_tenant();
+    v_at timestamptz := app_private.record_time(p_now);
+    v_n integer;
+BEGIN
+    IF v_me IS NULL OR v_tenant IS NULL THEN
+        RAISE EXCEPTION 'notification preferences need a proven person' USING ERRCODE = '42501';
+    END IF;
+    INSERT INTO public.notification_preferences AS p
+           (tenant_id, user_id, kind, channel, enabled, updated_at)
+    SELECT DISTINCT v_tenant, v_me, x.kind, x.channel, x.enabled, v_at
+    FROM unnest(p_kinds, p_channels, p_enabled) AS x(kind, channel, enabled)
+    ON CONFLICT (tenant_id, user_id, kind, channel)
+    DO UPDATE SET enabled = EXCLUDED.enabled, updated_at = EXCLUDED.updated_at
+    WHERE p.enabled IS DISTINCT FROM EXCLUDED.enabled;
+    GET DIAGNOSTICS v_n = ROW_COUNT;
+    RETURN v_n;
+END
+$$;
+REVOKE ALL ON FUNCTION app_private.notification_preferences_set(text[], text[], boolean[], timestamptz)
+    FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION app_private.notification_preferences_set(text[], text[], boolean[], timestamptz)
     TO serein_app;
-GRANT UPDATE (enabled, updated_at) ON notification_preferences TO serein_app;
 
 -- Does `p_user` want `p_kind` on `p_channel` in `p_tenant`? The stored choice for a changeable
 -- cell, else the default; true for a kind outside the matrix. Not granted to anyone: it is the

@@ -5,8 +5,10 @@
 //! validates against is what the table's CHECK and the delivery triggers enforce.
 //!
 //! Invariants:
-//! - A person reads and writes only their own cells in this company (the table's policies on
-//!   the proven person; the request role may insert and change `enabled`, never delete).
+//! - A person reads and writes only their own cells in this company: the table's policy on the
+//!   proven person for reading, and for writing the definer
+//!   `app_private.notification_preferences_set`, which takes the person from the session proof
+//!   (no person argument) and never deletes.
 //! - `PUT` is all or nothing: an unknown kind or channel, a cell that cannot be changed, or two
 //!   different values for one cell is a 422 naming every bad item, and nothing is stored.
 //! - `PUT` is idempotent: storing the value a cell already holds changes nothing (not even its
@@ -168,22 +170,14 @@ pub async fn update(
         channels.push(c.channel);
         enabled.push(c.enabled);
     }
-    sqlx::query!(
-        r#"INSERT INTO notification_preferences AS p
-                  (tenant_id, user_id, kind, channel, enabled, updated_at)
-           SELECT DISTINCT app.current_tenant(), $1::uuid, x.kind, x.channel, x.enabled,
-                  $5::timestamptz
-           FROM unnest($2::text[], $3::text[], $4::boolean[]) AS x(kind, channel, enabled)
-           ON CONFLICT (tenant_id, user_id, kind, channel)
-           DO UPDATE SET enabled = EXCLUDED.enabled, updated_at = EXCLUDED.updated_at
-           WHERE p.enabled IS DISTINCT FROM EXCLUDED.enabled"#,
-        actor.user.as_uuid(),
+    sqlx::query_scalar!(
+        r#"SELECT app_private.notification_preferences_set($1, $2, $3, $4) AS "changed!""#,
         &kinds,
         &channels,
         &enabled,
         now
     )
-    .execute(&mut *tx)
+    .fetch_one(&mut *tx)
     .await?;
     let preferences = matrix(&mut tx, &actor).await?;
     tx.commit().await?;

@@ -429,8 +429,9 @@ async fn each_kind_and_channel_switched_off_is_suppressed_and_switched_on_is_del
                     .fetch_one(&mut o)
                     .await
                     .unwrap();
-                    let expected = !(other == kind && ch == channel)
-                        && !(other == "message_received" && ch == "email");
+                    let switched_off = other == kind && ch == channel;
+                    let not_offered = other == "message_received" && ch == "email";
+                    let expected = !(switched_off || not_offered);
                     assert_eq!(wanted, expected, "{kind}/{channel} off: {other}/{ch}");
                 }
             }
@@ -756,91 +757,114 @@ async fn the_database_alone_keeps_preferences_and_digests_to_their_people() {
     let mut conn = app.owner().await;
     let insert = "INSERT INTO notification_preferences (tenant_id, user_id, kind, channel, enabled, updated_at)
                   VALUES ($1, $2, 'digest', 'email', false, now())";
+    let set = |kind: &'static str, channel: &'static str| {
+        format!(
+            "SELECT app_private.notification_preferences_set(ARRAY['{kind}'], ARRAY['{channel}'], ARRAY[false], now())"
+        )
+    };
+    async fn attempt(conn: &mut PgConnection, sql: &str) -> Result<(), sqlx::Error> {
+        sqlx::query("SAVEPOINT s")
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+        let r = sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()))
+            .execute(&mut *conn)
+            .await
+            .map(|_| ());
+        sqlx::query("ROLLBACK TO SAVEPOINT s")
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+        r
+    }
 
-    // A crafted app.user_id without the session's proof: sees nothing, writes nothing, even
-    // about that very person.
+    // A crafted app.user_id without the session's proof: sees nothing and writes nothing, even
+    // about that very person — neither directly nor through the definer.
     as_app(&mut conn, Some(app.tenant_a), Some(other)).await;
     let n: i64 = sqlx::query_scalar("SELECT count(*) FROM notification_preferences")
         .fetch_one(&mut conn)
         .await
         .unwrap();
     assert_eq!(n, 0);
-    let r = sqlx::query(insert)
-        .bind(app.tenant_a.as_uuid())
-        .bind(other.as_uuid())
-        .execute(&mut conn)
-        .await;
-    assert!(r.is_err(), "unproven insert");
+    assert!(
+        attempt(&mut conn, &set("digest", "email")).await.is_err(),
+        "unproven set"
+    );
+    assert!(
+        attempt(
+            &mut conn,
+            "UPDATE notification_preferences SET enabled = true"
+        )
+        .await
+        .is_err(),
+        "no UPDATE grant"
+    );
     conn.execute("ROLLBACK").await.unwrap();
-    as_app(&mut conn, Some(app.tenant_a), Some(other)).await;
-    let r = sqlx::query("UPDATE notification_preferences SET enabled = true")
+    // A proven person with no company in context: refused.
+    assert!(as_member_with_session(&mut conn, app.tenant_a, me).await);
+    sqlx::query("SELECT set_config('app.tenant_id', '', true)")
         .execute(&mut conn)
         .await
         .unwrap();
-    assert_eq!(r.rows_affected(), 0);
+    assert!(
+        attempt(&mut conn, &set("digest", "email")).await.is_err(),
+        "no company"
+    );
     conn.execute("ROLLBACK").await.unwrap();
 
-    // Proven as `me`: my rows only; another person's or another company's rows are refused.
+    // Proven as `me`: my rows only; no direct write at all, the definer writes my own cells.
     assert!(as_member_with_session(&mut conn, app.tenant_a, me).await);
     let n: i64 = sqlx::query_scalar("SELECT count(*) FROM notification_preferences")
         .fetch_one(&mut conn)
         .await
         .unwrap();
     assert_eq!(n, 0, "another person's choices are invisible");
-    let r = sqlx::query("UPDATE notification_preferences SET enabled = true")
-        .execute(&mut conn)
+    for (tenant, user) in [
+        (app.tenant_a, other),
+        (app.tenant_a, me),
+        (app.tenant_b, me),
+    ] {
+        sqlx::query("SAVEPOINT s").execute(&mut conn).await.unwrap();
+        let r = sqlx::query(insert)
+            .bind(tenant.as_uuid())
+            .bind(user.as_uuid())
+            .execute(&mut conn)
+            .await;
+        assert!(r.is_err(), "a direct insert for {user:?} in {tenant:?}");
+        sqlx::query("ROLLBACK TO SAVEPOINT s")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+    }
+    // A cell that cannot be changed cannot be stored, even through the definer.
+    assert!(
+        attempt(&mut conn, &set("message_received", "email"))
+            .await
+            .is_err()
+    );
+    assert!(
+        attempt(&mut conn, &set("newsletter", "email"))
+            .await
+            .is_err()
+    );
+    let changed: i32 = sqlx::query_scalar(sqlx::AssertSqlSafe(set("digest", "email")))
+        .fetch_one(&mut conn)
         .await
         .unwrap();
-    assert_eq!(r.rows_affected(), 0);
-    sqlx::query("SAVEPOINT s").execute(&mut conn).await.unwrap();
-    let r = sqlx::query(insert)
-        .bind(app.tenant_a.as_uuid())
-        .bind(other.as_uuid())
-        .execute(&mut conn)
-        .await;
-    assert!(r.is_err(), "a row under another person's name");
-    sqlx::query("ROLLBACK TO SAVEPOINT s")
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    let r = sqlx::query(insert)
-        .bind(app.tenant_b.as_uuid())
-        .bind(me.as_uuid())
-        .execute(&mut conn)
-        .await;
-    assert!(r.is_err(), "a row in another company");
-    sqlx::query("ROLLBACK TO SAVEPOINT s")
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    // A cell that cannot be changed cannot be stored, even directly.
-    let r = sqlx::query("INSERT INTO notification_preferences (tenant_id, user_id, kind, channel, enabled, updated_at)
-                         VALUES ($1, $2, 'message_received', 'email', true, now())")
-        .bind(app.tenant_a.as_uuid()).bind(me.as_uuid()).execute(&mut conn).await;
-    assert!(r.is_err(), "a cell outside the matrix");
-    sqlx::query("ROLLBACK TO SAVEPOINT s")
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    sqlx::query(insert)
-        .bind(app.tenant_a.as_uuid())
-        .bind(me.as_uuid())
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    // Narrow grants: no DELETE, no moving a row to another kind or person.
+    assert_eq!(changed, 1);
+    let mine: Vec<(uuid::Uuid, String)> =
+        sqlx::query_as("SELECT user_id, kind FROM notification_preferences")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+    assert_eq!(mine, vec![(me.as_uuid(), "digest".to_owned())]);
+    // No DELETE, no moving a row to another kind or person.
     for attack in [
         "DELETE FROM notification_preferences",
         "UPDATE notification_preferences SET kind = 'consultation_reminder'",
         "UPDATE notification_preferences SET user_id = gen_random_uuid()",
     ] {
-        sqlx::query("SAVEPOINT s").execute(&mut conn).await.unwrap();
-        let r = sqlx::query(attack).execute(&mut conn).await;
-        assert!(r.is_err(), "{attack}");
-        sqlx::query("ROLLBACK TO SAVEPOINT s")
-            .execute(&mut conn)
-            .await
-            .unwrap();
+        assert!(attempt(&mut conn, attack).await.is_err(), "{attack}");
     }
     // The rule and the digest's doors are not the request role's; the digest log is closed.
     for attack in [
