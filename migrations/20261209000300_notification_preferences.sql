@@ -282,13 +282,15 @@ BEGIN
 END
 $$;
 
--- Record the digest and queue its e-mail to the person (the address is looked up here), in one
--- statement each; false when another worker sent one within p_every_days meanwhile, or the
--- person is no longer an active member. The rendered text is the worker's; it carries counts
--- and a link only.
+-- Record the digest and queue its e-mail to the person (the address is looked up here); false
+-- unless the person is due one now (the same rule as `job_digest_due`, checked again here, so
+-- the worker can mail nobody else: not an arbitrary member, not one who came back or turned the
+-- digest off meanwhile) and no other worker sent one within p_every_days. The rendered text is
+-- the worker's; it carries counts and a link only.
 CREATE FUNCTION app_private.job_digest_send(p_tenant uuid, p_user uuid, p_locale text,
                                             p_subject text, p_text text, p_html text,
-                                            p_now timestamptz, p_every_days integer)
+                                            p_now timestamptz, p_inactive_days integer,
+                                            p_every_days integer)
     RETURNS boolean
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER
     SET search_path = ''
@@ -300,7 +302,20 @@ BEGIN
     SELECT u.email INTO v_to
     FROM public.users u
     JOIN public.memberships m ON m.user_id = u.id AND m.tenant_id = p_tenant
-    WHERE u.id = p_user AND u.status = 'active' AND m.status = 'active';
+    JOIN public.tenants t ON t.id = p_tenant
+    LEFT JOIN public.notification_digests d ON d.tenant_id = p_tenant AND d.user_id = p_user
+    WHERE u.id = p_user AND u.status = 'active' AND m.status = 'active' AND t.status = 'active'
+      AND EXISTS (SELECT 1 FROM public.notifications n
+                  WHERE n.tenant_id = p_tenant AND n.user_id = p_user AND n.read_at IS NULL
+                    AND (d.sent_at IS NULL OR n.created_at > d.sent_at))
+      AND GREATEST(
+            m.created_at,
+            (SELECT max(s.created_at) FROM public.sessions s
+             WHERE s.tenant_id = p_tenant AND s.user_id = p_user),
+            (SELECT max(r.created_at) FROM public.refresh_tokens r
+             WHERE r.tenant_id = p_tenant AND r.user_id = p_user))
+          <= p_now - pg_catalog.make_interval(days => p_inactive_days)
+      AND app_private.notification_wanted(p_tenant, p_user, 'digest', 'email');
     IF v_to IS NULL THEN
         RETURN false;
     END IF;
@@ -324,7 +339,7 @@ DECLARE f text;
 BEGIN
     FOREACH f IN ARRAY ARRAY[
         'app_private.job_digest_due(timestamptz, integer, integer, integer)',
-        'app_private.job_digest_send(uuid, uuid, text, text, text, text, timestamptz, integer)'
+        'app_private.job_digest_send(uuid, uuid, text, text, text, text, timestamptz, integer, integer)'
     ] LOOP
         EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC, serein_app', f);
         EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO serein_worker', f);

@@ -11,8 +11,10 @@
 //! Invariants:
 //! - Through `WorkerTx` (role `serein_worker`) and the `job_digest_*` definers only; the
 //!   request role can execute neither, nor read `notification_digests`.
-//! - Recording the digest and queueing its e-mail are one transaction with the check that none
-//!   was sent within the period: two workers never both send one.
+//! - Recording the digest and queueing its e-mail are one statement each in one transaction
+//!   with the check, by the definer, that the person is due one (the same rule again) and that
+//!   none was sent within the period: two workers never both send one, and the worker can mail
+//!   no one else.
 //! - The e-mail says counts per kind and links to the app on the company's host: no name, no
 //!   time, no content (see `mail::digest_templates`). It is written in the person's locale.
 //! - Logs carry counts, never a person, an address or a link.
@@ -77,7 +79,7 @@ pub async fn send_due(
             message.validate()?;
             let r = templates::render(&message, locale);
             let queued = sqlx::query_scalar!(
-                r#"SELECT app_private.job_digest_send($1, $2, $3, $4, $5, $6, $7, $8) AS "q!""#,
+                r#"SELECT app_private.job_digest_send($1, $2, $3, $4, $5, $6, $7, $8, $9) AS "q!""#,
                 d.tenant_id,
                 d.user_id,
                 locale.as_str(),
@@ -85,6 +87,7 @@ pub async fn send_due(
                 r.text,
                 r.html,
                 now,
+                rule.inactive_days,
                 rule.every_days
             )
             .fetch_one(&mut *tx)

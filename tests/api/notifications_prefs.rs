@@ -870,7 +870,7 @@ async fn the_database_alone_keeps_preferences_and_digests_to_their_people() {
     for attack in [
         "SELECT app_private.notification_wanted(app.current_tenant(), gen_random_uuid(), 'digest', 'email')",
         "SELECT * FROM app_private.job_digest_due(now(), 0, 0, 10)",
-        "SELECT app_private.job_digest_send(app.current_tenant(), gen_random_uuid(), 'en', 's', 't', 'h', now(), 0)",
+        "SELECT app_private.job_digest_send(app.current_tenant(), gen_random_uuid(), 'en', 's', 't', 'h', now(), 0, 0)",
         "SELECT * FROM notification_digests",
         "INSERT INTO notification_digests (tenant_id, user_id, sent_at) VALUES (app.current_tenant(), app_private.proven_person(), now())",
     ] {
@@ -907,6 +907,32 @@ async fn the_database_alone_keeps_preferences_and_digests_to_their_people() {
         .await;
     assert!(r.is_err());
     conn.execute("ROLLBACK").await.unwrap();
+    // Without one, the worker still mails nobody who is not due a digest: neither `me` nor
+    // `other` has anything unread, so neither gets one, whatever time is claimed.
+    conn.execute("BEGIN").await.unwrap();
+    sqlx::query("SELECT set_config('role', 'serein_worker', true)")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    for user in [me, other] {
+        let sent: bool = sqlx::query_scalar(
+            "SELECT app_private.job_digest_send($1, $2, 'en', 's', 't', 'h', now() + interval '1 year', 7, 7)",
+        )
+        .bind(app.tenant_a.as_uuid())
+        .bind(user.as_uuid())
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+        assert!(!sent, "{user:?}");
+    }
+    conn.execute("ROLLBACK").await.unwrap();
+    let queued: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM email_outbox WHERE template = 'notification_digest'",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(queued, 0);
     let grants: Vec<(String, bool, bool)> = sqlx::query_as(
         "SELECT p.oid::regprocedure::text,
                 has_function_privilege('serein_app', p.oid, 'EXECUTE'),
