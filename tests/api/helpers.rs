@@ -708,6 +708,25 @@ pub async fn seed_world(owner: &mut PgConnection, tenant: TenantId, tag: &str) -
     .execute(&mut *owner)
     .await
     .unwrap();
+    // Notification preferences (issue 13 item 4): the employee turned reminder e-mails off, and
+    // was once sent a digest.
+    sqlx::query(
+        "INSERT INTO notification_preferences (tenant_id, user_id, kind, channel, enabled, updated_at)
+         VALUES ($1, $2, 'consultation_reminder', 'email', false, now())",
+    )
+    .bind(tenant.as_uuid())
+    .bind(user.as_uuid())
+    .execute(&mut *owner)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO notification_digests (tenant_id, user_id, sent_at) VALUES ($1, $2, now())",
+    )
+    .bind(tenant.as_uuid())
+    .bind(user.as_uuid())
+    .execute(&mut *owner)
+    .await
+    .unwrap();
     user
 }
 

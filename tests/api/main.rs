@@ -33,6 +33,7 @@ mod lists;
 mod mail;
 mod members;
 mod notices;
+mod notifications_prefs;
 mod openapi;
 mod people;
 mod pipeline;
