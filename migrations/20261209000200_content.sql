@@ -218,7 +218,9 @@ CREATE TABLE news (
     CONSTRAINT news_published_at_check CHECK ((status = 'published') = (published_at IS NOT NULL))
 );
 CREATE INDEX news_list_idx ON news (tenant_id, pinned DESC, listed_at DESC, id DESC);
-CREATE INDEX news_search_idx ON news USING gin (search);
+-- Search within one company: btree_gin (migration 20261206000001) lets the GIN index lead
+-- with tenant_id.
+CREATE INDEX news_search_idx ON news USING gin (tenant_id, search);
 ALTER TABLE news ENABLE ROW LEVEL SECURITY;
 ALTER TABLE news FORCE ROW LEVEL SECURITY;
 CREATE POLICY news_read ON news

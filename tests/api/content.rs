@@ -528,6 +528,60 @@ async fn company_news_stays_in_its_company_and_drafts_with_its_hr() {
     assert_eq!(ids(&found), vec![id.clone()]);
     assert!(found["items"][0]["rank"].as_f64().unwrap() > 0.0);
 
+    // A French-speaking company's news is French by default, and searched as such; A's
+    // employees never see it.
+    sqlx::query("UPDATE tenants SET locale = 'fr' WHERE id = $1")
+        .bind(app.tenant_b.as_uuid())
+        .execute(&mut app.owner().await)
+        .await
+        .unwrap();
+    let (s, fr) = api(
+        &app,
+        Method::POST,
+        "bravo",
+        "/api/v1/news",
+        &hr_b,
+        Some(json!({
+        "title": "Semaine du bien-être", "body_markdown": "Nos thérapeutes vous accueillent.",
+        "status": "published"})),
+    )
+    .await;
+    assert_eq!(s, 201, "{fr}");
+    assert_eq!(fr["language"], "fr");
+    let (_, found) = api(
+        &app,
+        Method::GET,
+        "bravo",
+        "/api/v1/news?q=th%C3%A9rapeute",
+        &eb,
+        None,
+    )
+    .await;
+    assert_eq!(ids(&found), vec![fr["id"].as_str().unwrap().to_owned()]);
+    let (_, found) = api(
+        &app,
+        Method::GET,
+        "alpha",
+        "/api/v1/news?q=th%C3%A9rapeute",
+        &ea,
+        None,
+    )
+    .await;
+    assert!(ids(&found).is_empty(), "{found}");
+    assert_eq!(
+        api(
+            &app,
+            Method::GET,
+            "alpha",
+            &format!("/api/v1/news/{}", fr["id"].as_str().unwrap()),
+            &ea,
+            None
+        )
+        .await
+        .0,
+        404
+    );
+
     // HR edits from the version read; the tenant admin deletes.
     let (s, edited) = api(&app, Method::PUT, "alpha", &one, &hr_a, Some(edit.clone())).await;
     assert_eq!(s, 200, "{edited}");
