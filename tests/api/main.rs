@@ -39,6 +39,7 @@ mod people;
 mod pipeline;
 mod platform;
 mod practitioners;
+mod proven_roles;
 mod rbac;
 mod realtime;
 mod records;
