@@ -362,6 +362,29 @@ async fn stored_xss_comes_back_clean() {
     for f in ["title", "body_markdown", "language", "status"] {
         assert!(fields.contains(&f), "{f} in {fields:?}");
     }
+    // The longest body is accepted, one character more is not (counted in characters).
+    let longest = "é".repeat(100_000);
+    let (s, a) = api(
+        &app,
+        Method::POST,
+        "alpha",
+        "/api/v1/articles",
+        &p,
+        Some(article("Long", &longest, "draft")),
+    )
+    .await;
+    assert_eq!(s, 201, "{a}");
+    let (s, prob) = api(
+        &app,
+        Method::POST,
+        "alpha",
+        "/api/v1/articles",
+        &p,
+        Some(article("Long", &format!("{longest}é"), "draft")),
+    )
+    .await;
+    assert_eq!(s, 422, "{prob}");
+    assert_eq!(prob["errors"][0]["field"], "body_markdown");
     assert_eq!(
         api(
             &app,
