@@ -142,6 +142,7 @@ pub struct AppState {
         (name = "platform", description = "Platform admins (platform host): tenants, practitioner assignment"),
         (name = "members", description = "Company settings, members, HR counts, invitations, CSV import"),
         (name = "reports", description = "HR's usage report and CSV export: closed months, released cells only"),
+        (name = "content", description = "Practitioners' articles (platform-wide) and company news"),
     )
 )]
 pub struct ApiDoc;
@@ -182,6 +183,7 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .merge(crate::platform::router())
         .merge(crate::members::router())
         .merge(crate::reports::router())
+        .merge(crate::content::router())
 }
 
 /// A built application: state plus router, ready to serve.

@@ -20,6 +20,8 @@ pub mod clock;
 pub mod config;
 /// Consultations: booking, and each participant's consultations.
 pub mod consultations;
+/// Content: practitioners' articles (platform-wide) and company news, Markdown sanitised.
+pub mod content;
 /// Password hashing, tokens, TOTP, envelope encryption.
 pub mod crypto;
 /// Pool, migrations, self-check, and the RLS-scoped transactions.

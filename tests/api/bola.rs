@@ -97,6 +97,12 @@ async fn fingerprint_b(
         "SELECT count(*), md5(string_agg(x::text, ',' ORDER BY x::text)) FROM practitioner_profiles x
          WHERE user_id IN (SELECT user_id FROM memberships WHERE tenant_id = $1)".into(),
     ));
+    queries.push((
+        "articles".into(),
+        "SELECT count(*), md5(string_agg(x::text, ',' ORDER BY x::text)) FROM articles x
+         WHERE author_id IN (SELECT user_id FROM memberships WHERE tenant_id = $1)"
+            .into(),
+    ));
     for (name, q) in queries {
         let row = sqlx::query(sqlx::AssertSqlSafe(q))
             .bind(b.as_uuid())
@@ -168,6 +174,25 @@ async fn tenant_a_cannot_reach_tenant_b_objects_through_any_route_with_an_id() {
     let a_practitioner = practitioner_in(&app, a, "alpha").await;
     let a_membership = membership_of(&app, a, a_colleague).await;
 
+    // Content: B's news (seeded) and a draft article of B's practitioner (a published article
+    // is platform-wide by design, so only a draft is foreign to A).
+    let b_news = b_record(
+        &mut owner,
+        "SELECT id FROM news WHERE tenant_id = $1 LIMIT 1",
+        b,
+    )
+    .await;
+    let b_draft = uuid::Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO articles (id, author_id, author_name, title, body_markdown, body_html,
+                               language, status, created_at, updated_at)
+         VALUES ($1, $2, 'Dr B', 'Draft', 'x', '<p>x</p>', 'en', 'draft', now(), now())",
+    )
+    .bind(b_draft)
+    .bind(b_practitioner.as_uuid())
+    .execute(&mut owner)
+    .await
+    .unwrap();
     let before = fingerprint_b(&mut owner, b).await;
     assert!(
         before.iter().all(|(_, n, _)| *n > 0),
@@ -202,6 +227,8 @@ async fn tenant_a_cannot_reach_tenant_b_objects_through_any_route_with_an_id() {
     )
     .await;
     let foreign_ids: Vec<(&str, String)> = vec![
+        ("B news", b_news),
+        ("B practitioner's draft article", b_draft.to_string()),
         ("B consultation", b_consultation),
         ("B clinical note", b_note),
         ("B journal entry", b_entry),
@@ -234,6 +261,8 @@ async fn tenant_a_cannot_reach_tenant_b_objects_through_any_route_with_an_id() {
         json!({"version": 1, "text": "Taken over"}),
         json!({"body": "Taken over"}),
         json!({"seq": 1}),
+        // Articles and news (a whole item from version 1).
+        json!({"version": 1, "title": "Taken over", "body_markdown": "x", "status": "published"}),
     ];
     let admin_may = crate::rbac::policy()
         .remove("tenant_admin")

@@ -727,6 +727,19 @@ pub async fn seed_world(owner: &mut PgConnection, tenant: TenantId, tag: &str) -
     .execute(&mut *owner)
     .await
     .unwrap();
+    // Content: one published news item of the company (articles are global: content.rs).
+    sqlx::query(
+        "INSERT INTO news (id, tenant_id, author_id, title, body_markdown, body_html, language,
+                           status, published_at, created_at, updated_at)
+         VALUES ($1, $2, $3, 'Seeded news', 'Hello', '<p>Hello</p>', 'en', 'published', now(),
+                 now(), now())",
+    )
+    .bind(uuid::Uuid::now_v7())
+    .bind(tenant.as_uuid())
+    .bind(user.as_uuid())
+    .execute(&mut *owner)
+    .await
+    .unwrap();
     user
 }
 
