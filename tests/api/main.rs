@@ -16,6 +16,7 @@ mod bola;
 mod booking;
 mod cli;
 mod consultations;
+mod files;
 mod hardening_auth;
 mod hardening_input;
 mod hardening_jobs;
