@@ -26,6 +26,14 @@ use serein::rbac::Role;
 
 const BOUNDARY: &str = "serein-test-boundary-7e3f0a";
 
+/// A refused upload: ((name, declared type, bytes), purpose, status, code).
+type Case<'a> = (
+    (&'a str, Option<&'a str>, &'a [u8]),
+    Option<&'a str>,
+    u16,
+    &'a str,
+);
+
 /// One part of a form: (name, file name, content type, bytes).
 type Part<'a> = (&'a str, Option<&'a str>, Option<&'a str>, &'a [u8]);
 
@@ -313,7 +321,7 @@ async fn spoofed_or_dangerous_types_are_refused_and_nothing_is_stored() {
     let html = b"<!DOCTYPE html><html><script>alert(1)</script></html>".as_slice();
     let p = png(4, 4);
     let wide = png(9000, 1);
-    let cases: Vec<((&str, Option<&str>, &[u8]), Option<&str>, u16, &str)> = vec![
+    let cases: Vec<Case<'_>> = vec![
         // PNG bytes claimed as JPEG, by type or by name.
         (
             ("a.png", Some("image/jpeg"), &p),
