@@ -443,6 +443,42 @@ BEGIN
 END
 $$;
 
+-- Offboarding: the purge job deletes an offboarded company's rows (files included, from the
+-- catalogue) but knows no object store. The job worker then removes the company's whole prefix
+-- `tenants/{id}/` and records it here, so avatars and article images (sealed under the
+-- platform-level key, which outlives the company) do not stay behind.
+ALTER TABLE tenants ADD COLUMN files_removed_at timestamptz;
+
+-- Offboarded companies whose objects are still to be removed (locked, up to p_limit).
+CREATE FUNCTION app_private.files_offboarded(p_limit integer)
+    RETURNS TABLE (tenant_id uuid)
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+    SET search_path = ''
+    AS $$
+BEGIN
+    PERFORM app_private.job_door();
+    RETURN QUERY
+        SELECT t.id FROM public.tenants t
+        WHERE t.status = 'offboarded' AND t.files_removed_at IS NULL
+        ORDER BY t.offboarded_at
+        LIMIT p_limit
+        FOR UPDATE SKIP LOCKED;
+END
+$$;
+
+-- Record that an offboarded company's objects are gone.
+CREATE FUNCTION app_private.files_offboarded_done(p_tenant uuid, p_now timestamptz)
+    RETURNS void
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+    SET search_path = ''
+    AS $$
+BEGIN
+    PERFORM app_private.job_door();
+    UPDATE public.tenants t SET files_removed_at = p_now
+    WHERE t.id = p_tenant AND t.status = 'offboarded';
+END
+$$;
+
 DO $$
 DECLARE f text;
 BEGIN
@@ -460,7 +496,9 @@ BEGIN
     END LOOP;
     FOREACH f IN ARRAY ARRAY[
         'app_private.files_sweep(timestamptz, integer)',
-        'app_private.files_forget(uuid[], uuid[])'
+        'app_private.files_forget(uuid[], uuid[])',
+        'app_private.files_offboarded(integer)',
+        'app_private.files_offboarded_done(uuid, timestamptz)'
     ] LOOP
         EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f);
         EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO serein_worker', f);

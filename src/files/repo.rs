@@ -189,3 +189,30 @@ pub async fn forget(conn: &mut PgConnection, done: &[Swept]) -> Result<i32, AppE
     .fetch_one(conn)
     .await?)
 }
+
+/// Offboarded companies whose objects are still to be removed (locked).
+pub async fn offboarded(conn: &mut PgConnection, limit: i32) -> Result<Vec<TenantId>, AppError> {
+    let rows = sqlx::query_scalar!(
+        r#"SELECT tenant_id AS "tenant_id!" FROM app_private.files_offboarded($1)"#,
+        limit
+    )
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().map(TenantId).collect())
+}
+
+/// Record that an offboarded company's objects are gone.
+pub async fn offboarded_done(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    now: OffsetDateTime,
+) -> Result<(), AppError> {
+    sqlx::query!(
+        "SELECT app_private.files_offboarded_done($1, $2)",
+        tenant.as_uuid(),
+        now
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}

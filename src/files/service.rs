@@ -229,8 +229,9 @@ pub async fn clear_avatar(state: &AppState, actor: &Actor) -> AppResult<()> {
 const SWEEP_BATCH: i32 = 200;
 
 /// The job worker's object sweep: tombstone unlinked uploads older than a day, remove the
-/// objects of tombstoned files, forget their rows. Returns how many files were removed. An
-/// object that cannot be removed now keeps its row (retried next time).
+/// objects of tombstoned files, forget their rows; then remove the objects of offboarded
+/// companies (whose rows the purge deleted). Returns how many objects were removed. An object
+/// that cannot be removed now keeps its row (retried next time).
 pub async fn sweep(db: &Db, store: &FileStore, now: time::OffsetDateTime) -> AppResult<usize> {
     let mut total = 0usize;
     loop {
@@ -248,9 +249,23 @@ pub async fn sweep(db: &Db, store: &FileStore, now: time::OffsetDateTime) -> App
         tx.commit().await?;
         total = total.saturating_add(usize::try_from(n).unwrap_or(0));
         if !full || done.is_empty() {
-            return Ok(total);
+            break;
         }
     }
+    // Offboarded companies: their whole prefix (the purge deleted their rows).
+    let mut tx = WorkerTx::begin(db).await?;
+    for tenant in repo::offboarded(&mut tx, 10).await? {
+        match store.delete_tenant(tenant).await {
+            Ok(n) => {
+                repo::offboarded_done(&mut tx, tenant, now).await?;
+                tracing::info!(tenant = %tenant, objects = n, "offboarded company's files removed");
+                total = total.saturating_add(n);
+            }
+            Err(_) => tracing::warn!(tenant = %tenant, "offboarded company's files: retried later"),
+        }
+    }
+    tx.commit().await?;
+    Ok(total)
 }
 
 /// Lower-case hex (digests in responses and ETags).

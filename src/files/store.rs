@@ -145,6 +145,27 @@ impl FileStore {
         }
     }
 
+    /// Remove every object of a company (`tenants/{tenant}/`): its offboarding. Returns how
+    /// many were removed.
+    pub async fn delete_tenant(&self, tenant: TenantId) -> Result<usize, AppError> {
+        use futures_util::TryStreamExt as _;
+        let prefix = ObjectPath::from(format!("tenants/{}", tenant.as_uuid()));
+        let objects: Vec<object_store::ObjectMeta> = self
+            .inner
+            .list(Some(&prefix))
+            .try_collect()
+            .await
+            .map_err(|e| store_error("list", &e))?;
+        let mut removed = 0usize;
+        for meta in objects {
+            match self.inner.delete(&meta.location).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => removed += 1,
+                Err(e) => return Err(store_error("delete", &e)),
+            }
+        }
+        Ok(removed)
+    }
+
     /// Remove the object under `key` (absent already is fine).
     pub async fn delete(&self, key: &str) -> Result<(), AppError> {
         let path = Self::path(key)?;

@@ -1183,3 +1183,56 @@ async fn the_s3_backend_stores_serves_and_deletes_through_a_real_s3_server() {
     );
     assert_eq!(fetch(&app, "alpha", &e, &id).await.status(), 404);
 }
+
+#[tokio::test]
+async fn an_offboarded_companys_objects_are_removed_by_the_worker() {
+    let app = TestApp::spawn().await;
+    let (_, b) = employee(&app, app.tenant_b, "bravo").await;
+    let (_, a) = employee(&app, app.tenant_a, "alpha").await;
+    let (s, fb) = upload(
+        &app,
+        "bravo",
+        &b,
+        ("b.png", None, &png(3, 3)),
+        Some("avatar"),
+    )
+    .await;
+    assert_eq!(s, 201);
+    let (s, fa) = upload(
+        &app,
+        "alpha",
+        &a,
+        ("a.png", None, &png(3, 3)),
+        Some("avatar"),
+    )
+    .await;
+    assert_eq!(s, 201);
+    let b_obj = object_path(&app, app.tenant_b, fb["id"].as_str().unwrap());
+    let a_obj = object_path(&app, app.tenant_a, fa["id"].as_str().unwrap());
+    assert!(b_obj.exists() && a_obj.exists());
+    // Bravo's purge is done (its rows gone: the purge job's work, not under test here).
+    let mut owner = app.owner().await;
+    sqlx::query("DELETE FROM files WHERE tenant_id = $1")
+        .bind(app.tenant_b.as_uuid())
+        .execute(&mut owner)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE tenants SET status = 'offboarded', offboarded_at = now() WHERE id = $1")
+        .bind(app.tenant_b.as_uuid())
+        .execute(&mut owner)
+        .await
+        .unwrap();
+    serein::jobs::JobWorker::from_state(&app.state)
+        .prune()
+        .await
+        .unwrap();
+    assert!(!b_obj.exists(), "the offboarded company's object stayed");
+    assert!(a_obj.exists(), "another company's object was removed");
+    let done: Option<OffsetDateTime> =
+        sqlx::query_scalar("SELECT files_removed_at FROM tenants WHERE id = $1")
+            .bind(app.tenant_b.as_uuid())
+            .fetch_one(&mut owner)
+            .await
+            .unwrap();
+    assert!(done.is_some());
+}
