@@ -585,6 +585,16 @@ async fn an_avatar_shows_to_colleagues_and_in_every_company_of_a_practitioner() 
     let v: Value = res.json().await.unwrap();
     assert_eq!(v["avatar_url"], format!("/api/v1/files/{id}"));
     assert_eq!(fetch(&app, "alpha", &colleague, &id).await.status(), 200);
+    let me: Value = app
+        .req(Method::GET, &host("alpha"), "/api/v1/auth/me")
+        .bearer_auth(&e)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["user"]["avatar_url"], format!("/api/v1/files/{id}"));
     // Not a member of bravo: not shown there.
     assert_eq!(fetch(&app, "bravo", &b_person, &id).await.status(), 404);
 
