@@ -34,9 +34,12 @@
 --     Article images are not swept while unpublished (an article may stay a draft for days);
 --     their owner deletes them.
 --
--- The cross-company look-ups of (b) and (d) use `files_id_idx` on `id` alone (UUIDv7 ids made
--- by the application; the index serves only the definer, which never returns a row the rules
--- above do not allow).
+-- The cross-company look-ups of (b) and (d) use `files_id_key` on `id` alone (UUIDv7 ids made
+-- by the application). It is UNIQUE on purpose, an exception to the `(tenant_id, …)` rule: an id
+-- names one file on the whole platform, so nobody running SQL as the request role can plant a
+-- file under the id of another company's published image or avatar and have readers served
+-- theirs. What the uniqueness error could tell — that an id is taken — is only learnt by someone
+-- who already holds the id.
 
 CREATE TABLE files (
     id            uuid NOT NULL,
@@ -69,7 +72,7 @@ CREATE TABLE files (
 );
 CREATE INDEX files_owner_idx ON files (tenant_id, owner_id, created_at);
 CREATE INDEX files_article_idx ON files (tenant_id, article_id) WHERE article_id IS NOT NULL;
-CREATE INDEX files_id_idx ON files (id);
+CREATE UNIQUE INDEX files_id_key ON files (id);
 CREATE INDEX files_deleted_idx ON files (tenant_id, deleted_at) WHERE deleted_at IS NOT NULL;
 ALTER TABLE files ENABLE ROW LEVEL SECURITY;
 ALTER TABLE files FORCE ROW LEVEL SECURITY;

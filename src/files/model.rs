@@ -88,7 +88,8 @@ impl Purpose {
     }
 }
 
-/// `POST /files` (multipart/form-data), as documented.
+/// `POST /files` (multipart/form-data): the OpenAPI description only (the handler reads the
+/// parts itself, with its own size limit), hence never constructed.
 #[derive(Debug, ToSchema)]
 #[allow(dead_code)]
 pub struct UploadForm {
