@@ -933,6 +933,19 @@ async fn the_database_alone_refuses_crafted_contexts() {
         .await
         .unwrap();
     assert!(!set);
+    let published: Option<i32> = sqlx::query_scalar(
+        "SELECT app_private.article_images_publish(gen_random_uuid(), ARRAY[$1], now())",
+    )
+    .bind(id)
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert!(published.is_none());
+    let cleared: bool = sqlx::query_scalar("SELECT app_private.avatar_clear(now())")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert!(!cleared);
     conn.execute("ROLLBACK").await.unwrap();
 
     // No direct write, whoever the context claims.
