@@ -1259,3 +1259,43 @@ async fn an_offboarded_companys_objects_are_removed_by_the_worker() {
             .unwrap();
     assert!(done.is_some());
 }
+
+#[tokio::test]
+async fn an_attachment_goes_with_its_pruned_message_and_not_before() {
+    let app = TestApp::spawn().await;
+    let (_, _, d, e, c) = care(&app).await;
+    let (s, f) = upload(&app, "alpha", &e, ("a.txt", None, b"for the record"), None).await;
+    assert_eq!(s, 201);
+    let id = f["id"].as_str().unwrap().to_owned();
+    let (s, _) = send_message(&app, &e, &c, json!({"body": "see", "attachment_id": id})).await;
+    assert_eq!(s, 201);
+    let mut owner = app.owner().await;
+    sqlx::query("UPDATE files SET created_at = now() - interval '30 days' WHERE id = $1::uuid")
+        .bind(&id)
+        .execute(&mut owner)
+        .await
+        .unwrap();
+    // Linked: an old attachment stays.
+    serein::jobs::JobWorker::from_state(&app.state)
+        .prune()
+        .await
+        .unwrap();
+    assert_eq!(fetch(&app, "alpha", &d, &id).await.status(), 200);
+    // Its message pruned (what `records_prune` does past the window): the attachment goes.
+    sqlx::query("DELETE FROM messages WHERE attachment_id = $1::uuid")
+        .bind(&id)
+        .execute(&mut owner)
+        .await
+        .unwrap();
+    serein::jobs::JobWorker::from_state(&app.state)
+        .prune()
+        .await
+        .unwrap();
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM files WHERE id = $1::uuid")
+        .bind(&id)
+        .fetch_one(&mut owner)
+        .await
+        .unwrap();
+    assert_eq!(left, 0);
+    assert!(!object_path(&app, app.tenant_a, &id).exists());
+}
