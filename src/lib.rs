@@ -42,7 +42,7 @@ pub mod mail;
 pub mod members;
 /// Clinical notes of practitioners, with their kept versions.
 pub mod notes;
-/// In-app notifications: the person's own list, read marks.
+/// Notifications: the person's own list (and polling), read marks, preferences, the digest.
 pub mod notifications;
 /// Platform administration: tenant life cycle, practitioner assignment, the purge job.
 pub mod platform;

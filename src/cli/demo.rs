@@ -1,7 +1,9 @@
 //! `serein demo`: a newcomer's company, ready to book in. In tenant `demo` (and only there) it
 //! makes two practitioners with a week of availability and one employee, all with one
 //! password, so the README's walk-through runs from login to a booked consultation, its call
-//! and its calendar feed.
+//! and its calendar feed. With `--history` it also gives the company a synthetic past (module
+//! [`history`]): employees without a password and three closed months of consultations, so
+//! HR's usage report and CSV export have released cells.
 //!
 //! Runs as the login role of `DATABASE_URL` (the owner), like every operator command, and
 //! reuses their paths: migrations and the self-check as `serein migrate`; the tenant files as
@@ -23,6 +25,8 @@
 //!   nothing here writes the directory.
 //! - Concurrent runs: identities and memberships are upserts; each practitioner's profile
 //!   row is locked before their schedule is looked at, so two runs never both add rules.
+
+mod history;
 
 use secrecy::SecretString;
 use time::OffsetDateTime;
@@ -85,8 +89,12 @@ const TIME_ZONE: &str = "Europe/Paris";
 const WINDOWS: [(&str, &str); 2] = [("09:00", "12:30"), ("14:00", "18:00")];
 const WEEKDAYS: [&str; 5] = ["monday", "tuesday", "wednesday", "thursday", "friday"];
 
-/// Run `serein demo`.
-pub async fn run(config: AppConfig, password_stdin: bool) -> anyhow::Result<()> {
+/// Run `serein demo` (with `--history`: and the synthetic past of [`history`]).
+pub async fn run(
+    config: AppConfig,
+    password_stdin: bool,
+    with_history: bool,
+) -> anyhow::Result<()> {
     let password = if password_stdin {
         let mut line = String::new();
         std::io::stdin().read_line(&mut line)?;
@@ -155,6 +163,19 @@ pub async fn run(config: AppConfig, password_stdin: bool) -> anyhow::Result<()> 
         });
     }
 
+    let history = if with_history {
+        let people: Vec<history::HistoryPractitioner> = ids
+            .iter()
+            .map(|(p, user)| history::HistoryPractitioner {
+                user: *user,
+                auto_confirm: p.auto_confirm,
+            })
+            .collect();
+        Some(history::ensure_history(&db, tenant, &people, now).await?)
+    } else {
+        None
+    };
+
     let host = format!("{DEMO_TENANT}.{}", config.core.base_domain);
     let base = format!("http://{host}:{}", config.core.bind.port());
     println!("demo company: {base} (tenant {DEMO_TENANT})");
@@ -194,6 +215,17 @@ pub async fn run(config: AppConfig, password_stdin: bool) -> anyhow::Result<()> 
     }
     for (p, id) in &ids {
         println!("{}={id}   # {}", p.var, p.name);
+    }
+    if let Some(h) = &history {
+        for line in &h.lines {
+            println!("{line}");
+        }
+        if h.changed {
+            println!(
+                "next, as HR (README, \"Usage reports and CSV exports\"): the first report or \
+                 export releases (freezes) these closed months"
+            );
+        }
     }
     println!("next, log in as the employee (README, \"Book a consultation in five minutes\"):");
     println!(

@@ -1,6 +1,7 @@
 //! The command line: `serein serve` (default), `serein migrate`, and one file per command
 //! group: [`tenants`] (`apply DIR [--adopt]`, `list`, `export DIR`, `purge`), [`users`]
-//! (`add`), [`keys`] (`rotate [--tenant SLUG]`), [`demo`] (a bookable demo company).
+//! (`add`), [`keys`] (`rotate [--tenant SLUG]`), [`demo`] (a bookable demo company;
+//! `--history`: and a synthetic past for HR's usage report).
 //!
 //! Operator commands run as the login role from `DATABASE_URL` (they manage the platform, not
 //! a tenant's data); `serve` is the only command that answers requests.
@@ -58,6 +59,12 @@ pub enum Command {
         /// Read the accounts' password from the first line of standard input.
         #[arg(long)]
         password_stdin: bool,
+        /// Also give the company a synthetic past (demo only): 41 employees without a password
+        /// in four departments and three closed months of consultations with the two
+        /// practitioners, so HR's usage report and CSV export have released cells. Idempotent;
+        /// plans no reminder, notice or e-mail.
+        #[arg(long)]
+        history: bool,
     },
 }
 
@@ -78,7 +85,10 @@ pub async fn main() -> ExitCode {
         Command::Tenants { command } => tenants::run(config, command).await,
         Command::Users { command } => users::run(config, command).await,
         Command::Keys { command } => keys::run(config, command).await,
-        Command::Demo { password_stdin } => demo::run(config, password_stdin).await,
+        Command::Demo {
+            password_stdin,
+            history,
+        } => demo::run(config, password_stdin, history).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,6 +1,8 @@
 //! Background jobs: a queue in PostgreSQL (`jobs`, migration `20261207000001`), taken with
 //! `FOR UPDATE SKIP LOCKED`, for the consultations' reminders (24 h and 1 h before) and change
-//! notices (request, confirmation, cancellation, reschedule).
+//! notices (request, confirmation, cancellation, reschedule); and, as periodic passes of the
+//! same loop, retention and the digest of unread notifications
+//! ([`crate::notifications::digest`]).
 //!
 //! Invariants:
 //! - Jobs are planned by the database, by a trigger on `consultation_events`, in the same
@@ -39,6 +41,8 @@ const BATCH: usize = 20;
 const PRUNE_BATCH: i32 = 500;
 /// How often retention runs (real time).
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+/// How often the digest pass looks for people due one (real time; the rule itself is days).
+const DIGEST_EVERY: Duration = Duration::from_secs(3600);
 
 /// `JOBS_*` settings.
 #[derive(Debug, Clone)]
@@ -57,6 +61,9 @@ pub struct JobsConfig {
     /// `CLINICAL_RETENTION_DAYS` (default 3650, ten years): superseded versions of clinical notes
     /// and deleted notes are pruned this long after they stopped being current.
     pub clinical_retention_days: i32,
+    /// `DIGEST_INACTIVE_DAYS` (default 7) and `DIGEST_EVERY_DAYS` (default 7): who is sent the
+    /// digest of unread notifications, and how often at most.
+    pub digest: crate::notifications::digest::DigestRule,
 }
 
 fn small(v: u64) -> i32 {
@@ -74,6 +81,10 @@ impl JobsConfig {
             retention_days: i64::try_from(s.int("JOBS_RETENTION_DAYS", 30, 1, 3_650)?)
                 .unwrap_or(30),
             clinical_retention_days: small(s.int("CLINICAL_RETENTION_DAYS", 3_650, 1, 36_500)?),
+            digest: crate::notifications::digest::DigestRule {
+                inactive_days: small(s.int("DIGEST_INACTIVE_DAYS", 7, 1, 365)?),
+                every_days: small(s.int("DIGEST_EVERY_DAYS", 7, 1, 365)?),
+            },
         })
     }
 }
@@ -294,12 +305,24 @@ impl JobWorker {
         Ok(total.saturating_add(swept))
     }
 
+    /// Queue the digests of unread notifications due now. Returns how many.
+    pub async fn digest(&self) -> Result<usize, AppError> {
+        crate::notifications::digest::send_due(
+            &self.db,
+            self.config.digest,
+            self.clock.now(),
+            |slug| self.links.base(slug),
+        )
+        .await
+    }
+
     /// Poll until `stop` turns true (or its sender is dropped).
     pub async fn run(self, mut stop: watch::Receiver<bool>) {
         tracing::info!(poll_ms = self.config.poll.as_millis(), "job worker started");
         let mut tick = tokio::time::interval(self.config.poll);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_prune: Option<tokio::time::Instant> = None;
+        let mut last_digest: Option<tokio::time::Instant> = None;
         loop {
             if *stop.borrow() {
                 break;
@@ -329,6 +352,12 @@ impl JobWorker {
                     Ok(0) => {}
                     Ok(n) => tracing::info!(deleted = n, "old jobs pruned"),
                     Err(e) => tracing::warn!(error = %e, "job pruning failed"),
+                }
+            }
+            if last_digest.is_none_or(|t| t.elapsed() >= DIGEST_EVERY) {
+                last_digest = Some(tokio::time::Instant::now());
+                if let Err(e) = self.digest().await {
+                    tracing::warn!(error = %e, "notification digest pass failed");
                 }
             }
         }

@@ -16,6 +16,7 @@
 
 pub mod config;
 mod consultation_templates;
+mod digest_templates;
 pub mod outbox;
 pub mod templates;
 pub mod transport;
@@ -67,6 +68,19 @@ pub enum Message {
     /// News of a consultation, told discreetly: a time, a length and a way to meet; never the
     /// other party's name, a specialty or anything about care (a work mailbox is not private).
     Consultation(ConsultationMail),
+    /// The weekly summary of unread notifications for a person who has not signed in: counts
+    /// per kind and a link, nothing else (no name, no time, no content).
+    Digest(DigestMail),
+}
+
+/// What the digest may state: how many unread notifications of each kind, and where to read
+/// them.
+#[derive(Debug, Clone)]
+pub struct DigestMail {
+    /// (notification kind, unread count), in a stable order.
+    pub counts: Vec<(String, u32)>,
+    /// The notifications in the web app, on the company's host.
+    pub app_link: String,
 }
 
 /// What happened to a consultation (the e-mail's template).
@@ -117,6 +131,7 @@ impl Message {
                 ConsultationEvent::Rescheduled => "consultation_rescheduled",
                 ConsultationEvent::Reminder { .. } => "consultation_reminder",
             },
+            Message::Digest(_) => "notification_digest",
         }
     }
 
@@ -133,6 +148,7 @@ impl Message {
                 reset_link,
             } => vec![login_link.as_str(), reset_link.as_str()],
             Message::PractitionerAddressInUse => vec![],
+            Message::Digest(d) => vec![d.app_link.as_str()],
             Message::Consultation(c) => std::iter::once(c.app_link.as_str())
                 .chain(c.cancel_link.as_deref())
                 .collect(),

@@ -340,6 +340,7 @@ fn draft(message: &Message, locale: Locale) -> (String, Vec<Block>) {
             ],
         ),
         (Message::Consultation(c), l) => super::consultation_templates::draft(c, l),
+        (Message::Digest(d), l) => super::digest_templates::draft(d, l),
     }
 }
 
@@ -444,6 +445,13 @@ mod tests {
                 })
             }),
         )
+        .chain(std::iter::once(Message::Digest(crate::mail::DigestMail {
+            counts: vec![
+                ("message_received".into(), 2),
+                ("consultation_reminder".into(), 1),
+            ],
+            app_link: "https://acme.example/notifications".into(),
+        })))
         .collect()
     }
 

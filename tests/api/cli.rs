@@ -936,3 +936,272 @@ async fn demo_refuses_the_published_password_in_production() {
     assert!(!out.contains(serein::cli::demo::DEMO_PASSWORD), "{out}");
     assert_eq!(people(&mut c).await, 3);
 }
+
+/// A minimal RFC 4180 reader (quoted fields, doubled quotes, CRLF) for the exports.
+fn parse_csv(text: &str) -> Vec<Vec<String>> {
+    let mut rows = Vec::new();
+    let (mut row, mut field) = (Vec::new(), String::new());
+    let (mut quoted, mut chars) = (false, text.chars().peekable());
+    while let Some(ch) = chars.next() {
+        match (quoted, ch) {
+            (true, '"') if chars.peek() == Some(&'"') => {
+                chars.next();
+                field.push('"');
+            }
+            (true, '"') => quoted = false,
+            (true, c) => field.push(c),
+            (false, '"') => quoted = true,
+            (false, ',') => row.push(std::mem::take(&mut field)),
+            (false, '\r') => {}
+            (false, '\n') => {
+                row.push(std::mem::take(&mut field));
+                rows.push(std::mem::take(&mut row));
+            }
+            (false, c) => field.push(c),
+        }
+    }
+    if !field.is_empty() || !row.is_empty() {
+        row.push(field);
+        rows.push(row);
+    }
+    rows
+}
+
+/// What `demo --history` writes and what it must not cause, as text: a second run must leave
+/// it identical.
+async fn history_rows(c: &mut PgConnection) -> Vec<String> {
+    sqlx::query_scalar(
+        "SELECT 't ' || t.created_at FROM tenants t WHERE t.slug = 'demo'
+         UNION ALL
+         SELECT 'u ' || u.email || ' ' || u.created_at || ' ' || coalesce(u.password_hash, '-')
+                || ' ' || m.department || ' ' || m.enrolled_since
+         FROM users u JOIN memberships m ON m.user_id = u.id
+         WHERE u.email LIKE 'member-%@demo.serein.test'
+         UNION ALL
+         SELECT 'c ' || c.id || ' ' || c.status || ' ' || c.starts_at || ' ' || c.updated_at
+         FROM consultations c
+         UNION ALL
+         SELECT 'e ' || e.consultation_id || ' ' || e.kind || ' ' || e.at FROM consultation_events e
+         ORDER BY 1",
+    )
+    .fetch_all(c)
+    .await
+    .unwrap()
+}
+
+/// Jobs, e-mails and notifications of any kind, anywhere: the history must cause none.
+async fn side_effects(c: &mut PgConnection) -> (i64, i64, i64) {
+    sqlx::query_as(
+        "SELECT (SELECT count(*) FROM jobs), (SELECT count(*) FROM email_outbox),
+                (SELECT count(*) FROM notifications)",
+    )
+    .fetch_one(c)
+    .await
+    .unwrap()
+}
+
+/// Issue 13's "done when": after `serein demo --history` (twice: the second run changes
+/// nothing), HR — made as the README makes it — downloads a usage CSV by department in which
+/// the three history months have released figures, none below `min_cohort`, Legal's cells are
+/// suppressed with their reason, and the history planned no job, e-mail or notification.
+#[tokio::test]
+async fn demo_history_gives_hr_a_csv_with_released_months() {
+    use crate::members::send;
+    use crate::people::post;
+    use reqwest::Method;
+    use serde_json::{Value, json};
+
+    let app = crate::helpers::TestApp::spawn().await;
+    let mut c = app.owner().await;
+    let before = side_effects(&mut c).await;
+    let (ok, out) = serein_demo(&app.db_name, &[], &["--history"], "");
+    assert!(ok, "{out}");
+    assert_eq!(out.matches("[created account").count(), 3, "{out}");
+    assert!(out.contains("[created 41]"), "{out}");
+    // The three months the history filled, as printed: "history 2026-09: 33 consultations …".
+    let months: Vec<String> = out
+        .lines()
+        .filter_map(|l| l.strip_prefix("history "))
+        .filter(|l| l.contains("consultations") && l.ends_with("[created]"))
+        .map(|l| l[..7].to_owned())
+        .collect();
+    assert_eq!(months.len(), 3, "{out}");
+    assert_eq!(
+        side_effects(&mut c).await,
+        before,
+        "the history planned jobs, e-mails or notifications"
+    );
+    let first = history_rows(&mut c).await;
+    assert!(first.iter().filter(|r| r.starts_with("c ")).count() >= 90);
+
+    // Written as the domain writes it: every session in the past and in its month; no
+    // practitioner or employee holds two at once (the exclusion constraints cover only the
+    // active statuses, so checked here over all but cancellations); every held one has its
+    // start and end events; nobody exceeds the allowance in a year.
+    let (future, overlaps, held_without_events, over_allowance, creation): (
+        i64,
+        i64,
+        i64,
+        i64,
+        String,
+    ) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM consultations WHERE ends_at > now()),
+                (SELECT count(*) FROM consultations a JOIN consultations b
+                   ON a.id < b.id AND a.period && b.period
+                  AND (a.practitioner_id = b.practitioner_id OR a.employee_id = b.employee_id)
+                  WHERE a.status <> 'cancelled' AND b.status <> 'cancelled'),
+                (SELECT count(*) FROM consultations c WHERE c.status = 'ended'
+                   AND (SELECT count(*) FROM consultation_events e WHERE e.consultation_id = c.id
+                          AND e.kind IN ('started', 'ended')) <> 2),
+                (SELECT count(*) FROM (
+                   SELECT c.employee_id FROM consultations c JOIN tenants t ON t.id = c.tenant_id
+                   WHERE c.counts_against_allowance
+                   GROUP BY c.employee_id, t.allowance, date_part('year', c.starts_at AT TIME ZONE t.time_zone)
+                   HAVING count(*) > t.allowance) x),
+                (SELECT to_char(created_at AT TIME ZONE time_zone, 'YYYY-MM') FROM tenants
+                  WHERE slug = 'demo')",
+    )
+    .fetch_one(&mut c)
+    .await
+    .unwrap();
+    assert_eq!(
+        (future, overlaps, held_without_events, over_allowance),
+        (0, 0, 0, 0)
+    );
+    assert_eq!(
+        creation, months[0],
+        "the company exists from the first month"
+    );
+    // The synthetic people cannot log in.
+    let res = post(
+        &app,
+        "demo.localhost",
+        "/api/v1/auth/login",
+        json!({"email": "member-01@demo.serein.test", "password": serein::cli::demo::DEMO_PASSWORD}),
+    )
+    .await;
+    assert_eq!(res.status(), 401);
+
+    let (ok, out) = serein_demo(&app.db_name, &[], &["--history"], "");
+    assert!(ok, "{out}");
+    assert!(out.contains("history: unchanged"), "{out}");
+    assert!(!out.contains("[created"), "{out}");
+    assert_eq!(
+        history_rows(&mut c).await,
+        first,
+        "a second run wrote something"
+    );
+
+    // HR, as the README makes it.
+    let (ok, out) = serein_stdin(
+        &app.db_name,
+        &[
+            "users",
+            "add",
+            "--tenant",
+            "demo",
+            "--email",
+            "hr@demo.serein.test",
+            "--role",
+            "hr",
+            "--password-stdin",
+        ],
+        "hr demo passphrase 2026\n",
+    );
+    assert!(ok, "{out}");
+    let res = post(
+        &app,
+        "demo.localhost",
+        "/api/v1/auth/login",
+        json!({"email": "hr@demo.serein.test", "password": "hr demo passphrase 2026"}),
+    )
+    .await;
+    assert_eq!(res.status(), 200);
+    let hr = res.json::<Value>().await.unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let download = || async {
+        let res = send(
+            &app,
+            Method::GET,
+            "demo.localhost",
+            "/api/v1/exports/usage.csv?group_by=department",
+            &hr,
+            None,
+        )
+        .await;
+        assert_eq!(res.status(), 200);
+        res.text().await.unwrap()
+    };
+    let csv = download().await;
+    let rows = parse_csv(&csv);
+    assert_eq!(
+        rows[0],
+        [
+            "month",
+            "department",
+            "booked",
+            "held",
+            "cancelled",
+            "minutes",
+            "users",
+            "suppressed"
+        ],
+        "{csv}"
+    );
+    let min_cohort: i32 = sqlx::query_scalar("SELECT min_cohort FROM tenants WHERE slug = 'demo'")
+        .fetch_one(&mut c)
+        .await
+        .unwrap();
+    let body = &rows[1..];
+    let csv_months: std::collections::BTreeSet<&str> = body.iter().map(|r| r[0].as_str()).collect();
+    assert_eq!(
+        csv_months.into_iter().collect::<Vec<_>>(),
+        months.iter().map(String::as_str).collect::<Vec<_>>(),
+        "{csv}"
+    );
+    for month in &months {
+        let of = |dept: &str| {
+            body.iter()
+                .find(|r| &r[0] == month && r[1] == dept)
+                .unwrap_or_else(|| panic!("{month} {dept}: {csv}"))
+        };
+        for dept in ["Sales", "Engineering", "Operations"] {
+            let row = of(dept);
+            for col in [2, 3, 6] {
+                let n: i32 = row[col]
+                    .parse()
+                    .unwrap_or_else(|_| panic!("{month} {dept} column {col} hidden: {csv}"));
+                assert!(n >= min_cohort, "{row:?}");
+            }
+        }
+        let legal = of("Legal");
+        assert!(
+            legal[2..7].iter().all(String::is_empty),
+            "Legal released: {legal:?}"
+        );
+        assert!(legal[7].contains("booked: below_min_cohort"), "{legal:?}");
+    }
+    // No released count anywhere is below the cohort; every hidden figure says why.
+    for row in body {
+        for (col, name) in [(2, "booked"), (3, "held"), (4, "cancelled"), (6, "users")] {
+            match row[col].parse::<i32>() {
+                Ok(n) => assert!(n >= min_cohort, "{row:?}"),
+                Err(_) => {
+                    assert!(row[col].is_empty());
+                    assert!(row[7].contains(&format!("{name}: ")), "{row:?}");
+                }
+            }
+        }
+    }
+    // The release is frozen: a third run and a second download change nothing.
+    let (ok, out) = serein_demo(&app.db_name, &[], &["--history"], "");
+    assert!(ok && out.contains("history: unchanged"), "{out}");
+    assert_eq!(download().await, csv);
+    assert_eq!(
+        side_effects(&mut c).await,
+        before,
+        "jobs, e-mails or notifications appeared"
+    );
+}

@@ -139,7 +139,7 @@ async fn two_snapshots_one_sign_up_apart_look_the_same_to_hr() {
         .unwrap();
     assert_eq!(snapshot().await, with_leaver);
 
-    as_app_with_roles(&mut owner, Some(app.tenant_a), Some(hr_user), "hr").await;
+    crate::helpers::as_proven(&mut owner, app.tenant_a, hr_user, "hr").await;
     let rows = |at: time::OffsetDateTime| {
         sqlx::query_as::<_, (time::OffsetDateTime, Option<i32>, bool)>(
             "SELECT period_end, members, suppressed FROM app_private.member_summary($1)",
@@ -535,7 +535,7 @@ async fn a_revoked_session_stays_revoked_and_an_ended_membership_stays_ended() {
     owner.execute("ROLLBACK").await.unwrap();
 
     // A tenant admin cannot bring the ended membership back in two steps.
-    as_app_with_roles(&mut owner, Some(app.tenant_a), Some(admin), "tenant_admin").await;
+    crate::helpers::as_proven(&mut owner, app.tenant_a, admin, "tenant_admin").await;
     assert_eq!(
         attempt(
             &mut owner,
@@ -627,7 +627,7 @@ async fn only_the_person_and_their_company_admins_read_a_practitioners_identity(
         owner.execute("ROLLBACK").await.unwrap();
     }
     // … the company's tenant admin reads the identity, but not its TOTP status …
-    as_app_with_roles(&mut owner, Some(app.tenant_a), Some(admin), "tenant_admin").await;
+    crate::helpers::as_proven(&mut owner, app.tenant_a, admin, "tenant_admin").await;
     let email: String = sqlx::query_scalar(sqlx::AssertSqlSafe(read_doc.clone()))
         .fetch_one(&mut owner)
         .await

@@ -708,6 +708,25 @@ pub async fn seed_world(owner: &mut PgConnection, tenant: TenantId, tag: &str) -
     .execute(&mut *owner)
     .await
     .unwrap();
+    // Notification preferences (issue 13 item 4): the employee turned reminder e-mails off, and
+    // was once sent a digest.
+    sqlx::query(
+        "INSERT INTO notification_preferences (tenant_id, user_id, kind, channel, enabled, updated_at)
+         VALUES ($1, $2, 'consultation_reminder', 'email', false, now())",
+    )
+    .bind(tenant.as_uuid())
+    .bind(user.as_uuid())
+    .execute(&mut *owner)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO notification_digests (tenant_id, user_id, sent_at) VALUES ($1, $2, now())",
+    )
+    .bind(tenant.as_uuid())
+    .bind(user.as_uuid())
+    .execute(&mut *owner)
+    .await
+    .unwrap();
     // Files: an attachment upload of the employee's (no object behind it: rows only).
     let file = uuid::Uuid::now_v7();
     sqlx::query(
@@ -800,6 +819,75 @@ pub async fn as_member_with_session_roles(
         conn.execute("ROLLBACK").await.unwrap();
     }
     guarded.is_ok()
+}
+
+/// Make `user` (created if missing) an active member of `tenant` holding `roles`
+/// (comma-separated, added to what they hold), with TOTP enabled when an admin role is among
+/// them and a live session: what [`as_member_with_session_roles`] needs to prove the person.
+/// Since migration 20261209000010 a claimed role counts only for a proven person who holds it,
+/// so a DB-level test that needs a role proves it. Run as the owner, outside a transaction.
+pub async fn give_roles(owner: &mut PgConnection, tenant: TenantId, user: UserId, roles: &str) {
+    let list: Vec<String> = roles
+        .split(',')
+        .filter(|r| !r.is_empty())
+        .map(str::to_owned)
+        .collect();
+    let admin = list
+        .iter()
+        .any(|r| r == "tenant_admin" || r == "platform_admin");
+    sqlx::query(
+        "INSERT INTO users (id, email, display_name) VALUES ($1, $2, 'Proven Person')
+         ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(user.as_uuid())
+    .bind(format!("proven-{}@example.test", user.as_uuid().simple()))
+    .execute(&mut *owner)
+    .await
+    .unwrap();
+    if admin {
+        sqlx::query(
+            "UPDATE users SET totp_enabled_at = coalesce(totp_enabled_at, now()) WHERE id = $1",
+        )
+        .bind(user.as_uuid())
+        .execute(&mut *owner)
+        .await
+        .unwrap();
+    }
+    sqlx::query(
+        "INSERT INTO memberships (id, tenant_id, user_id, roles) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (tenant_id, user_id) DO UPDATE
+             SET roles = ARRAY(SELECT DISTINCT r FROM unnest(memberships.roles || EXCLUDED.roles) r ORDER BY r),
+                 status = 'active'",
+    )
+    .bind(uuid::Uuid::now_v7())
+    .bind(tenant.as_uuid())
+    .bind(user.as_uuid())
+    .bind(&list)
+    .execute(&mut *owner)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO sessions (id, tenant_id, user_id, created_at, idle_expires_at, absolute_expires_at)
+         SELECT $1, $2, $3, now(), now() + interval '1 hour', now() + interval '1 day'
+         WHERE NOT EXISTS (SELECT 1 FROM sessions WHERE tenant_id = $2 AND user_id = $3
+                             AND revoked_at IS NULL AND idle_expires_at > now()
+                             AND absolute_expires_at > now())",
+    )
+    .bind(uuid::Uuid::now_v7())
+    .bind(tenant.as_uuid())
+    .bind(user.as_uuid())
+    .execute(&mut *owner)
+    .await
+    .unwrap();
+}
+
+/// [`give_roles`], then begin a request-role transaction on `conn` as that person, proven.
+pub async fn as_proven(conn: &mut PgConnection, tenant: TenantId, user: UserId, roles: &str) {
+    give_roles(conn, tenant, user, roles).await;
+    assert!(
+        as_member_with_session_roles(conn, tenant, user, roles).await,
+        "the session guard refused {user} as {roles}"
+    );
 }
 
 /// Problem body of a response, asserting its content type.

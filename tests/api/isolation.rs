@@ -220,8 +220,11 @@ async fn matrix_tenant_b_rows_are_invisible_and_unchangeable_from_tenant_a() {
     assert!(!tables.is_empty());
     // The actor holds every tenant role, so what refuses below is the tenant check, not a role
     // gate; ownership policies may hide rows from this actor, never show foreign ones.
+    // Proven (a live session checked in each transaction): a claimed role without proof
+    // counts for nothing (migration 20261209000010).
     let actor = serein::db::UserId::new();
     let all_roles = "tenant_admin,hr,practitioner,employee";
+    crate::helpers::give_roles(&mut owner, a, actor, all_roles).await;
 
     for t in &tables {
         let (a_rows, _) = digest(&mut owner, t, a).await;
@@ -278,7 +281,7 @@ async fn matrix_tenant_b_rows_are_invisible_and_unchangeable_from_tenant_a() {
         };
 
         let mut conn = app.owner().await;
-        crate::helpers::as_app_with_roles(&mut conn, Some(a), Some(actor), all_roles).await;
+        assert!(crate::helpers::as_member_with_session_roles(&mut conn, a, actor, all_roles).await);
 
         // SELECT: never a foreign row.
         if may_select {
@@ -580,7 +583,7 @@ async fn global_users_table_shows_members_of_the_tenant_and_self_only() {
             .unwrap();
     assert_eq!(a_people.len(), 2);
     assert!(a_people.contains(&alice.as_uuid()));
-    as_app_with_roles(&mut conn, Some(app.tenant_a), None, "tenant_admin").await;
+    crate::helpers::as_proven(&mut conn, app.tenant_a, alice, "tenant_admin").await;
     let mut ids: Vec<uuid::Uuid> = sqlx::query_scalar("SELECT id FROM users")
         .fetch_all(&mut conn)
         .await
@@ -588,8 +591,10 @@ async fn global_users_table_shows_members_of_the_tenant_and_self_only() {
     ids.sort();
     assert_eq!(ids, a_people);
     conn.execute("ROLLBACK").await.unwrap();
-    as_app_with_roles(&mut conn, Some(app.tenant_a), None, "hr,employee").await;
-    let seen: i64 = sqlx::query_scalar("SELECT count(*) FROM users")
+    let carol = serein::db::UserId::new();
+    crate::helpers::as_proven(&mut conn, app.tenant_a, carol, "hr,employee").await;
+    let seen: i64 = sqlx::query_scalar("SELECT count(*) FROM users WHERE id <> $1")
+        .bind(carol.as_uuid())
         .fetch_one(&mut conn)
         .await
         .unwrap();
@@ -646,17 +651,14 @@ async fn global_users_table_shows_members_of_the_tenant_and_self_only() {
     conn.execute("ROLLBACK").await.unwrap();
     // The self clause: a user sees their own row even in a tenant they do not belong to (the
     // token layer decides whether they may act there); other rows only via the A memberships
-    // the actor may read (all of them for a tenant admin).
+    // the actor may read — and a tenant-admin role CLAIMED there by an outsider is no role
+    // (migration 20261209000010): B's member sees nobody of A.
     as_app_with_roles(&mut conn, Some(app.tenant_a), Some(bob), "tenant_admin").await;
-    let mut ids: Vec<uuid::Uuid> = sqlx::query_scalar("SELECT id FROM users")
+    let ids: Vec<uuid::Uuid> = sqlx::query_scalar("SELECT id FROM users")
         .fetch_all(&mut conn)
         .await
         .unwrap();
-    ids.sort();
-    let mut expected = a_people.clone();
-    expected.push(bob.as_uuid());
-    expected.sort();
-    assert_eq!(ids, expected);
+    assert_eq!(ids, [bob.as_uuid()]);
 }
 
 /// The production context statement, run by `TenantTx` and `SystemTx`, really drops to the
@@ -678,7 +680,8 @@ async fn tenant_tx_and_system_tx_run_as_the_request_role_with_their_context() {
         .await
         .unwrap();
     let (role, tenant, uid, roles, timeout): (String, Option<uuid::Uuid>, Option<uuid::Uuid>, Vec<String>, String) = sqlx::query_as(
-        "SELECT current_user::text, app.current_tenant(), app.current_user_id(), app.current_roles(), current_setting('statement_timeout')",
+        "SELECT current_user::text, app.current_tenant(), app.current_user_id(),
+                string_to_array(current_setting('app.roles'), ','), current_setting('statement_timeout')",
     )
     .fetch_one(&mut *tx)
     .await
@@ -688,6 +691,13 @@ async fn tenant_tx_and_system_tx_run_as_the_request_role_with_their_context() {
     assert_eq!(uid, Some(user.as_uuid()));
     assert_eq!(roles, ["employee", "hr"]);
     assert_eq!(timeout, "15s");
+    // A claim is not a role: without a session proved in this transaction (this actor has
+    // none), the policies' `app.current_roles()` answers nothing.
+    let held: Vec<String> = sqlx::query_scalar("SELECT app.current_roles()")
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+    assert!(held.is_empty(), "unproven roles: {held:?}");
     tx.commit().await.unwrap();
 
     let mut sys = SystemTx::begin(&app.db).await.unwrap();
@@ -719,14 +729,35 @@ async fn dropped_and_cancelled_transactions_leave_no_context_in_the_pool() {
 
     // Dropped without commit: the insert is gone.
     {
+        // A proven tenant admin (a claimed role counts only with the session guard's proof).
+        let admin_id = serein::db::UserId::new();
+        crate::helpers::give_roles(&mut owner, app.tenant_a, admin_id, "tenant_admin").await;
+        let session: uuid::Uuid = sqlx::query_scalar(
+            "UPDATE sessions SET secret_hash = sha256($2) WHERE user_id = $1 RETURNING id",
+        )
+        .bind(admin_id.as_uuid())
+        .bind(crate::helpers::TEST_SESSION_SECRET.as_slice())
+        .fetch_one(&mut owner)
+        .await
+        .unwrap();
         let admin = serein::db::tenancy::DbActor {
-            user: serein::db::UserId::new(),
+            user: admin_id,
             roles: vec![serein::rbac::Role::TenantAdmin],
             session: None,
         };
         let mut tx = TenantTx::begin(&app.db, app.tenant_a, Some(&admin))
             .await
             .unwrap();
+        sqlx::query(
+            "SELECT app_private.session_guard($1, $2, $3, $4, ARRAY['tenant_admin'], now())",
+        )
+        .bind(app.tenant_a.as_uuid())
+        .bind(admin_id.as_uuid())
+        .bind(session)
+        .bind(crate::helpers::TEST_SESSION_SECRET.as_slice())
+        .execute(&mut *tx)
+        .await
+        .unwrap();
         sqlx::query("INSERT INTO invitations (id, tenant_id, email, invited_by, roles, token_hash, created_at, updated_at, expires_at)
                      VALUES ($1, $2, 'dropped@x.test', $3, '{employee}', sha256('x'::bytea), now(), now(), now() + interval '1 day')")
             .bind(uuid::Uuid::now_v7())

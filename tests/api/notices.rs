@@ -632,7 +632,8 @@ async fn the_database_keeps_the_queue_the_links_and_notifications_to_their_doors
     .fetch_all(&mut o)
     .await
     .unwrap();
-    assert_eq!(definers.len(), 10, "{definers:?}");
+    // At least the consultation jobs' ten and the digest's two (others may join: each is checked).
+    assert!(definers.len() >= 12, "{definers:?}");
     for (f, app_may, worker_may) in definers {
         assert!(!app_may, "{f} is executable by serein_app");
         assert_eq!(worker_may, f != "app_private.job_door()", "{f}");

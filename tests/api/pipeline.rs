@@ -33,19 +33,39 @@ struct NewMembership {
     department: Option<String>,
 }
 
+/// The header naming the tenant admin the probe acts as: `<user id>/<session id>`, a session
+/// whose secret is the suite's `TEST_SESSION_SECRET` (a claimed role without the session
+/// guard's proof is no role, migration 20261209000010).
+const PROBE_ADMIN: &str = "x-probe-admin";
+
 async fn probe_insert(
     State(state): State<AppState>,
     tenant: Tenant,
+    headers: axum::http::HeaderMap,
     AppJson(body): AppJson<NewMembership>,
 ) -> AppResult<StatusCode> {
-    // The probe acts as a tenant admin and writes an invitation (theirs to create under RLS):
-    // `user_id` is the inviter, so an unknown one is a reference to nobody.
+    // The probe acts as a proven tenant admin and writes an invitation (theirs to create under
+    // RLS): `user_id` is the inviter, so an unknown one is a reference to nobody.
+    let (admin_id, session) = headers
+        .get(PROBE_ADMIN)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once('/'))
+        .and_then(|(u, s)| Some((u.parse::<uuid::Uuid>().ok()?, s.parse::<uuid::Uuid>().ok()?)))
+        .ok_or(AppError::NotFound)?;
     let admin = DbActor {
-        user: UserId::new(),
+        user: UserId::from(admin_id),
         roles: vec![Role::TenantAdmin],
         session: None,
     };
     let mut tx = TenantTx::begin(&state.db, tenant.id, Some(&admin)).await?;
+    sqlx::query("SELECT app_private.session_guard($1, $2, $3, $4, ARRAY['tenant_admin'], now())")
+        .bind(tenant.id.as_uuid())
+        .bind(admin_id)
+        .bind(session)
+        .bind(crate::helpers::TEST_SESSION_SECRET.as_slice())
+        .execute(&mut *tx)
+        .await
+        .map_err(AppError::from)?;
     sqlx::query(
         "INSERT INTO invitations (id, tenant_id, email, invited_by, roles, department, token_hash, created_at, updated_at, expires_at)
          VALUES ($1, $2, $3, $4, $5, $6, sha256(gen_random_uuid()::text::bytea), now(), now(), now() + interval '7 days')",
@@ -114,15 +134,32 @@ async fn spawn_with_probes(
 
 const PROBE: &str = "/api/v1/_probe/memberships";
 
+/// A tenant admin of alpha with a live session the probe can prove: its `PROBE_ADMIN` value.
+async fn probe_admin(owner: &mut sqlx::PgConnection, app: &TestApp) -> String {
+    let admin = UserId::new();
+    crate::helpers::give_roles(owner, app.tenant_a, admin, "tenant_admin").await;
+    let session: uuid::Uuid = sqlx::query_scalar(
+        "UPDATE sessions SET secret_hash = sha256($2) WHERE user_id = $1 RETURNING id",
+    )
+    .bind(admin.as_uuid())
+    .bind(crate::helpers::TEST_SESSION_SECRET.as_slice())
+    .fetch_one(&mut *owner)
+    .await
+    .unwrap();
+    format!("{admin}/{session}")
+}
+
 #[tokio::test]
 async fn bad_bodies_get_problems_and_write_nothing() {
     let (app, _) = spawn_with_probes(|_| {}).await;
     let mut owner = app.owner().await;
     let user = seed_world(&mut owner, app.tenant_b, "someone").await;
+    let admin = probe_admin(&mut owner, &app).await;
     let before = probe_rows(&app).await;
     let post = |body: Vec<u8>, ct: Option<&str>| {
         let mut r = app
             .req(reqwest::Method::POST, "alpha.localhost", PROBE)
+            .header(PROBE_ADMIN, &admin)
             .body(body);
         if let Some(ct) = ct {
             r = r.header("content-type", ct);

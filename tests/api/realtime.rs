@@ -23,7 +23,7 @@ use crate::people::{host, mint_session};
 use serein::db::{TenantId, UserId};
 use serein::rbac::Role;
 
-type Ws = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
+pub type Ws = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// Open a socket on `app` for host `slug` with these subprotocols (`None`: no header).
 async fn connect_with(
@@ -50,7 +50,7 @@ async fn connect_with(
         .map(|(ws, _)| ws)
 }
 
-async fn connect(app: &TestApp, slug: &str, token: &str) -> Ws {
+pub async fn connect(app: &TestApp, slug: &str, token: &str) -> Ws {
     let mut ws = connect_with(
         app,
         slug,
@@ -65,7 +65,7 @@ async fn connect(app: &TestApp, slug: &str, token: &str) -> Ws {
 }
 
 /// The next event (pings are answered by the client library while reading).
-async fn next(ws: &mut Ws) -> Value {
+pub async fn next(ws: &mut Ws) -> Value {
     loop {
         let frame = tokio::time::timeout(Duration::from_secs(10), ws.next())
             .await
@@ -81,7 +81,7 @@ async fn next(ws: &mut Ws) -> Value {
 }
 
 /// Events until one of type `kind` (returned with the ones skipped before it).
-async fn until(ws: &mut Ws, kind: &str) -> (Value, Vec<Value>) {
+pub async fn until(ws: &mut Ws, kind: &str) -> (Value, Vec<Value>) {
     let mut skipped = Vec::new();
     loop {
         let e = next(ws).await;
@@ -92,7 +92,7 @@ async fn until(ws: &mut Ws, kind: &str) -> (Value, Vec<Value>) {
     }
 }
 
-async fn emit(ws: &mut Ws, event: Value) {
+pub async fn emit(ws: &mut Ws, event: Value) {
     ws.send(Message::Text(event.to_string().into()))
         .await
         .unwrap();
@@ -122,7 +122,7 @@ async fn tok(app: &TestApp, tenant: TenantId, slug: &str, user: UserId, role: Ro
 
 /// A practitioner and an employee of tenant A with a confirmed consultation in a few hours:
 /// (doc, employee, consultation id).
-async fn care(app: &TestApp) -> (UserId, UserId, String) {
+pub async fn care(app: &TestApp) -> (UserId, UserId, String) {
     let doc = bookable(app, &[app.tenant_a], true).await;
     let (emp, e) = employee(app, app.tenant_a, "alpha").await;
     let t = (app.clock.now() + time::Duration::hours(3))
@@ -139,7 +139,7 @@ async fn care(app: &TestApp) -> (UserId, UserId, String) {
     (doc, emp, c["id"].as_str().unwrap().to_owned())
 }
 
-async fn rest_send(app: &TestApp, c: &str, token: &str, body: &str) -> Value {
+pub async fn rest_send(app: &TestApp, c: &str, token: &str, body: &str) -> Value {
     let res = send(
         app,
         Method::POST,
