@@ -68,6 +68,8 @@ pub struct AppConfig {
     pub jobs: crate::jobs::JobsConfig,
     /// The realtime gateway: socket limits, pings, the listener.
     pub realtime: crate::realtime::RealtimeConfig,
+    /// Files: upload limits and the object store.
+    pub files: crate::files::FilesConfig,
 }
 
 impl AppConfig {
@@ -92,6 +94,7 @@ impl AppConfig {
             consultations: crate::consultations::config::ConsultationsConfig::load(&s)?,
             jobs: crate::jobs::JobsConfig::load(&s)?,
             realtime: crate::realtime::RealtimeConfig::load(&s)?,
+            files: crate::files::FilesConfig::load(&s, &core.data_dir)?,
             core,
         };
         s.finish()?;
@@ -118,6 +121,8 @@ pub struct AppState {
     pub mail: crate::mail::Mailer,
     /// This server's live sockets and the fan-out to them.
     pub realtime: crate::realtime::Hub,
+    /// Where uploaded files' (sealed) objects live.
+    pub files: crate::files::FileStore,
 }
 
 /// The OpenAPI document's frame; paths are added by each feature's router.
@@ -143,6 +148,7 @@ pub struct AppState {
         (name = "members", description = "Company settings, members, HR counts, invitations, CSV import"),
         (name = "reports", description = "HR's usage report and CSV export: closed months, released cells only"),
         (name = "content", description = "Practitioners' articles (platform-wide) and company news"),
+        (name = "files", description = "Uploads (sniffed, re-encoded, sealed at rest) and avatars"),
     )
 )]
 pub struct ApiDoc;
@@ -184,6 +190,7 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .merge(crate::members::router())
         .merge(crate::reports::router())
         .merge(crate::content::router())
+        .merge(crate::files::router())
 }
 
 /// A built application: state plus router, ready to serve.
@@ -262,7 +269,10 @@ impl App {
             in_flight: Arc::new(Semaphore::new(core.max_in_flight)),
             max_body_bytes: core.max_body_bytes,
             request_timeout: core.request_timeout,
-            routes: Arc::from(vec![crate::members::import::route_limits(&config.import)]),
+            routes: Arc::from(vec![
+                crate::members::import::route_limits(&config.import),
+                crate::files::route_limits(&config.files),
+            ]),
             imports: Arc::new(Semaphore::new(crate::members::import::concurrency(core))),
         };
         let realtime = crate::realtime::Hub::new(
@@ -271,8 +281,10 @@ impl App {
             config.realtime.max_per_person,
             keyring.realtime_key(),
         );
+        let files = crate::files::FileStore::open(&config.files.store)?;
         let state = AppState {
             realtime,
+            files,
             tenants: TenantDirectory::new(db.clone(), clock.clone(), config.tenants.cache_ttl),
             config: Arc::new(config),
             db,

@@ -116,6 +116,10 @@ pub enum AppError {
     Gone(&'static str),
     #[error("conflict: {detail}")]
     Conflict { code: &'static str, detail: String },
+    /// 422 with a stable code of its own (an upload whose content contradicts its claims,
+    /// `type_mismatch`; an image that cannot be decoded, `image_rejected`).
+    #[error("unprocessable: {code}")]
+    Unprocessable { code: &'static str, detail: String },
     #[error("service unavailable: {code}")]
     Unavailable {
         code: &'static str,
@@ -172,9 +176,10 @@ impl AppError {
             Self::Gone(_) => StatusCode::GONE,
             Self::InvalidHost(_) | Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::Validation(_) | Self::InvalidBody(_) | Self::RowsRejected(_) => {
-                StatusCode::UNPROCESSABLE_ENTITY
-            }
+            Self::Validation(_)
+            | Self::InvalidBody(_)
+            | Self::RowsRejected(_)
+            | Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::UnsupportedMediaType | Self::UnsupportedMediaTypeExpected(_) => {
                 StatusCode::UNSUPPORTED_MEDIA_TYPE
             }
@@ -194,7 +199,9 @@ impl AppError {
             Self::TenantRequired => "tenant_required",
             Self::InvalidHost(_) => "invalid_host",
             Self::MethodNotAllowed => "method_not_allowed",
-            Self::BadRequest { code, .. } | Self::Conflict { code, .. } => code,
+            Self::BadRequest { code, .. }
+            | Self::Conflict { code, .. }
+            | Self::Unprocessable { code, .. } => code,
             Self::Validation(_) => "validation_failed",
             Self::InvalidBody(_) => "invalid_body",
             Self::RowsRejected(_) => "rows_rejected",
@@ -217,7 +224,9 @@ impl AppError {
             Self::TenantSuspended => Some("This organisation's access is suspended.".into()),
             Self::TenantRequired => Some("This route is served on a tenant host only.".into()),
             Self::InvalidHost(why) => Some((*why).into()),
-            Self::BadRequest { detail, .. } | Self::Conflict { detail, .. } => Some(detail.clone()),
+            Self::BadRequest { detail, .. }
+            | Self::Conflict { detail, .. }
+            | Self::Unprocessable { detail, .. } => Some(detail.clone()),
             Self::Validation(_) => Some("One or more fields are invalid.".into()),
             // The first error in words (clients that read only `detail` still see the field).
             Self::InvalidBody(errors) => Some(errors.first().map_or_else(

@@ -28,6 +28,8 @@ pub mod crypto;
 pub mod db;
 /// The problem+json error type.
 pub mod error;
+/// Files: uploads sniffed and re-encoded, sealed in an object store, served by link rules.
+pub mod files;
 /// Liveness, readiness, metrics.
 pub mod health;
 /// Extractors, middleware, and the server loop.

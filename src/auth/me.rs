@@ -32,7 +32,7 @@ use crate::practitioners::repo;
 pub async fn me(State(state): State<AppState>, actor: Actor) -> AppResult<Json<MeResponse>> {
     let mut tx = actor.begin(&state).await?;
     let u = sqlx::query!(
-        r#"SELECT u.email, u.display_name, u.locale, u.email_verified_at IS NOT NULL AS "verified!",
+        r#"SELECT u.email, u.display_name, u.locale, u.email_verified_at IS NOT NULL AS "verified!", u.avatar_file_id,
                   coalesce(app_private.own_totp_enabled(), false) AS "totp!", m.department AS "department?", m.status AS "status?"
            FROM users u
            LEFT JOIN memberships m ON m.user_id = u.id AND m.tenant_id = $2
@@ -52,6 +52,7 @@ pub async fn me(State(state): State<AppState>, actor: Actor) -> AppResult<Json<M
             locale: u.locale,
             email_verified: u.verified,
             totp_enabled: u.totp,
+            avatar_url: u.avatar_file_id.map(|f| format!("/api/v1/files/{f}")),
         },
         tenant_id: actor.tenant,
         host: actor.host.clone(),

@@ -190,6 +190,8 @@ pub struct MeUser {
     pub locale: String,
     pub email_verified: bool,
     pub totp_enabled: bool,
+    /// The person's picture (`PUT /me/avatar`), served at this path; absent without one.
+    pub avatar_url: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]

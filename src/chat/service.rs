@@ -227,6 +227,10 @@ pub async fn send(
             Ok(Sent::Replayed(stored))
         }
         "closed" => Err(closed()),
+        "invalid_attachment" => Err(AppError::invalid(
+            "attachment_id",
+            "must be an upload of yours with purpose `attachment`, not attached to another message",
+        )),
         _ => Err(AppError::NotFound),
     }
 }

@@ -137,6 +137,8 @@ pub struct JobWorker {
     clock: Clock,
     config: JobsConfig,
     links: Links,
+    /// The files' object store (the sweep removes objects of deleted and unlinked files).
+    files: crate::files::FileStore,
 }
 
 impl JobWorker {
@@ -145,6 +147,7 @@ impl JobWorker {
             db: state.db.clone(),
             clock: state.clock.clone(),
             config: state.config.jobs.clone(),
+            files: state.files.clone(),
             links: Links {
                 public_url: state.config.auth.public_url.clone(),
                 base_domain: state.config.core.base_domain.clone(),
@@ -243,7 +246,8 @@ impl JobWorker {
     }
 
     /// Delete finished jobs past the retention period, then confidential records past theirs
-    /// (superseded and deleted clinical notes, messages past their window). Returns how many.
+    /// (superseded and deleted clinical notes, messages past their window), then the objects
+    /// of deleted or never-linked files. Returns how many.
     pub async fn prune(&self) -> Result<usize, AppError> {
         let before = self.clock.now() - time::Duration::days(self.config.retention_days);
         let mut total = 0usize;
@@ -292,9 +296,13 @@ impl JobWorker {
             tx.commit().await?;
             total = total.saturating_add(usize::try_from(n).unwrap_or(0));
             if n < PRUNE_BATCH {
-                return Ok(total);
+                break;
             }
         }
+        // Files (migration 20261209000100_files.sql): objects of deleted files and of uploads
+        // left unlinked for a day (attachments of pruned messages among them).
+        let swept = crate::files::service::sweep(&self.db, &self.files, self.clock.now()).await?;
+        Ok(total.saturating_add(swept))
     }
 
     /// Queue the digests of unread notifications due now. Returns how many.

@@ -226,10 +226,27 @@ async fn tenant_a_cannot_reach_tenant_b_objects_through_any_route_with_an_id() {
         b,
     )
     .await;
+    // B's upload (files, issue 13 item 6).
+    let b_file = b_record(
+        &mut owner,
+        "SELECT id FROM files WHERE tenant_id = $1 LIMIT 1",
+        b,
+    )
+    .await;
+    // …and a colleague's upload in A (nobody but its owner reaches it).
+    let a_file: uuid::Uuid =
+        sqlx::query_scalar("SELECT id FROM files WHERE tenant_id = $1 AND owner_id = $2 LIMIT 1")
+            .bind(a.as_uuid())
+            .bind(a_colleague.as_uuid())
+            .fetch_one(&mut owner)
+            .await
+            .unwrap();
     let foreign_ids: Vec<(&str, String)> = vec![
         ("B news", b_news),
         ("B practitioner's draft article", b_draft.to_string()),
         ("B consultation", b_consultation),
+        ("B file", b_file),
+        ("Another A person's file", a_file.to_string()),
         ("B clinical note", b_note),
         ("B journal entry", b_entry),
         ("B member (user id)", b_member.to_string()),
@@ -325,6 +342,16 @@ async fn tenant_a_cannot_reach_tenant_b_objects_through_any_route_with_an_id() {
 
     let after = fingerprint_b(&mut owner, b).await;
     assert_eq!(before, after, "tenant B's rows changed during the sweep");
+    let a_file_live: bool =
+        sqlx::query_scalar("SELECT deleted_at IS NULL FROM files WHERE id = $1")
+            .bind(a_file)
+            .fetch_one(&mut owner)
+            .await
+            .unwrap();
+    assert!(
+        a_file_live,
+        "A colleague's file was deleted by someone else"
+    );
 
     // Positive controls: the same kinds of routes work on tenant A's own objects.
     let (_, admin) = member_session(&app, &[Role::TenantAdmin]).await;

@@ -740,6 +740,20 @@ pub async fn seed_world(owner: &mut PgConnection, tenant: TenantId, tag: &str) -
     .execute(&mut *owner)
     .await
     .unwrap();
+    // Files: an attachment upload of the employee's (no object behind it: rows only).
+    let file = uuid::Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO files (id, tenant_id, owner_id, purpose, content_type, size_bytes, sha256,
+                            storage_key, file_name, created_at)
+         VALUES ($1, $2, $3, 'attachment', 'text/plain', 4, sha256('seed'::bytea),
+                 'tenants/' || $2::text || '/files/' || $1::text, 'seed.txt', now())",
+    )
+    .bind(file)
+    .bind(tenant.as_uuid())
+    .bind(user.as_uuid())
+    .execute(&mut *owner)
+    .await
+    .unwrap();
     user
 }
 

@@ -17,6 +17,7 @@ mod booking;
 mod cli;
 mod consultations;
 mod content;
+mod files;
 mod hardening_auth;
 mod hardening_input;
 mod hardening_jobs;
