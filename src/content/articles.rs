@@ -43,16 +43,28 @@ pub enum Visibility<'a> {
 }
 
 /// THE place where an article's image files follow its visibility, inside the write's
-/// transaction (one call per write path: create, update, delete). Files (issue 13) wires
-/// `crate::files::publish_article_images(tx, article, ids)` for `Published` and
-/// `crate::files::unpublish_article_images(tx, article)` for `Withdrawn` here; until then the
-/// renderer already refuses every image that is not a same-origin file URL.
+/// transaction (one call per write path: create, update, delete). Published: the files the
+/// Markdown shows become readable by every signed-in person of every company — each must be an
+/// `article_image` upload of the author's, used by no other article, or the whole write is
+/// 422 on `images`; images an edit dropped are withdrawn (`app_private.article_images_publish`,
+/// migration 20261209000500). Withdrawn (unpublished or deleted): readable by their owner
+/// only. Independently, `GET /files/{id}` serves an article image only while an article of its
+/// owner naming it is published.
 pub async fn images_follow(
     tx: &mut PgConnection,
     article: Uuid,
     visibility: Visibility<'_>,
 ) -> AppResult<()> {
-    let _ = (tx, article, visibility);
+    match visibility {
+        Visibility::Published(ids) => {
+            let files: Vec<crate::files::FileId> =
+                ids.iter().copied().map(crate::files::FileId).collect();
+            crate::files::publish_article_images(tx, article, &files).await?;
+        }
+        Visibility::Withdrawn => {
+            crate::files::unpublish_article_images(tx, article).await?;
+        }
+    }
     Ok(())
 }
 

@@ -70,7 +70,16 @@ async fn a_practitioner_serving_two_companies_publishes_an_article_with_an_image
     let (_, ea) = person(&app, app.tenant_a, "alpha", &[Role::Employee]).await;
     let (_, eb) = person(&app, app.tenant_b, "bravo", &[Role::Employee]).await;
     let (_, hr_b) = person(&app, app.tenant_b, "bravo", &[Role::Hr]).await;
-    let image = Uuid::now_v7();
+    let (s, up) = crate::files::upload(
+        &app,
+        "alpha",
+        &p,
+        ("calm.png", None, &crate::files::png(8, 8)),
+        Some("article_image"),
+    )
+    .await;
+    assert_eq!(s, 201, "{up}");
+    let image = up["id"].as_str().unwrap().to_owned();
     let body = format!(
         "# Rest\n\n![A calm room](/api/v1/files/{image})\n\n![tracker](https://tracker.example/p.png)\n\nSleep well."
     );
@@ -96,6 +105,11 @@ async fn a_practitioner_serving_two_companies_publishes_an_article_with_an_image
     let one = format!("/api/v1/articles/{id}");
     for (slug, t) in [("alpha", &ea), ("bravo", &eb), ("bravo", &hr_b)] {
         assert_eq!(api(&app, Method::GET, slug, &one, t, None).await.0, 404);
+        assert_eq!(
+            crate::files::fetch(&app, slug, t, &image).await.status(),
+            404,
+            "{slug}: a draft's image"
+        );
         let (_, list) = api(&app, Method::GET, slug, "/api/v1/articles", t, None).await;
         assert!(!ids(&list).contains(&id), "{slug}: a draft is listed");
     }
@@ -127,8 +141,12 @@ async fn a_practitioner_serving_two_companies_publishes_an_article_with_an_image
     assert_eq!(s, 409, "{stale}");
     assert_eq!(stale["code"], "version_conflict");
 
-    // Employees of both companies (and B's HR) read it, with the same-origin image only.
+    // Employees of both companies (and B's HR) read it, with the same-origin image only —
+    // and the image itself.
     for (slug, t) in [("alpha", &ea), ("bravo", &eb), ("bravo", &hr_b)] {
+        let res = crate::files::fetch(&app, slug, t, &image).await;
+        assert_eq!(res.status(), 200, "{slug}: the article's image");
+        assert_eq!(res.headers()["content-type"], "image/png");
         let (s, a) = api(&app, Method::GET, slug, &one, t, None).await;
         assert_eq!(s, 200, "{slug}: {a}");
         let html = a["body_html"].as_str().unwrap();
@@ -1153,4 +1171,170 @@ async fn the_database_alone_holds_articles_and_news() {
         .await
         .unwrap();
     assert_eq!(before, after, "an attack changed a row");
+}
+
+/// An article's images follow it (content × files, migration 20261209000500): readable in every
+/// company only while an article of their owner that shows them is published; another
+/// practitioner's image, or an upload of another purpose, cannot be published; an edit that
+/// drops an image, unpublishing and deleting withdraw it.
+#[tokio::test]
+async fn article_images_follow_their_article() {
+    let app = TestApp::spawn().await;
+    let (doc, p) = practitioner(&app, "Dr Calm", &[app.tenant_a, app.tenant_b]).await;
+    let (_, p2) = practitioner(&app, "Dr Other", &[app.tenant_a]).await;
+    let (_, ea) = person(&app, app.tenant_a, "alpha", &[Role::Employee]).await;
+    let (_, eb) = person(&app, app.tenant_b, "bravo", &[Role::Employee]).await;
+    let up = |token: String, purpose: &'static str| {
+        let app = &app;
+        async move {
+            let (s, f) = crate::files::upload(
+                app,
+                "alpha",
+                &token,
+                ("pic.png", None, &crate::files::png(4, 4)),
+                Some(purpose),
+            )
+            .await;
+            assert_eq!(s, 201, "{f}");
+            f["id"].as_str().unwrap().to_owned()
+        }
+    };
+    let img = up(p.clone(), "article_image").await;
+    let attachment = up(p.clone(), "attachment").await;
+    let others = up(p2.clone(), "article_image").await;
+    let readable = |slug: &'static str, token: String, id: String| {
+        let app = &app;
+        async move { crate::files::fetch(app, slug, &token, &id).await.status() == 200 }
+    };
+    let md = |ids: &[&str]| {
+        ids.iter()
+            .map(|i| format!("![x](/api/v1/files/{i})"))
+            .collect::<Vec<_>>()
+            .join("\n\n")
+    };
+    let count = || async {
+        let mut o = app.owner().await;
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM articles")
+            .fetch_one(&mut o)
+            .await
+            .unwrap()
+    };
+
+    // Someone else's image, or one's own upload of another purpose: the write is refused
+    // whole (422 on images) and nothing is stored.
+    let before = count().await;
+    for (token, body) in [
+        (&p2, md(&[&img])),
+        (&p, md(&[&attachment])),
+        (&p, md(&[&img, &others])),
+    ] {
+        let (s, e) = api(
+            &app,
+            Method::POST,
+            "alpha",
+            "/api/v1/articles",
+            token,
+            Some(article("Pictures", &body, "published")),
+        )
+        .await;
+        assert_eq!(s, 422, "{e}");
+        assert_eq!(e["errors"][0]["field"], "images", "{e}");
+    }
+    assert_eq!(count().await, before);
+    assert!(!readable("bravo", eb.clone(), img.clone()).await);
+
+    // Published: readable from both companies.
+    let (s, a) = api(
+        &app,
+        Method::POST,
+        "alpha",
+        "/api/v1/articles",
+        &p,
+        Some(article("Pictures", &md(&[&img]), "published")),
+    )
+    .await;
+    assert_eq!(s, 201, "{a}");
+    let one = format!("/api/v1/articles/{}", a["id"].as_str().unwrap());
+    assert!(readable("bravo", eb.clone(), img.clone()).await);
+    assert!(readable("alpha", ea.clone(), img.clone()).await);
+    // Another practitioner cannot show it in their article either.
+    let (s, _) = api(
+        &app,
+        Method::POST,
+        "alpha",
+        "/api/v1/articles",
+        &p2,
+        Some(article("Borrowed", &md(&[&img]), "published")),
+    )
+    .await;
+    assert_eq!(s, 422);
+
+    // An edit that drops the image withdraws it; putting it back publishes it again.
+    let mut edit = article("Pictures", "No pictures today.", "published");
+    edit["version"] = json!(1);
+    assert_eq!(
+        api(&app, Method::PUT, "alpha", &one, &p, Some(edit))
+            .await
+            .0,
+        200
+    );
+    assert!(!readable("bravo", eb.clone(), img.clone()).await);
+    let mut edit = article("Pictures", &md(&[&img]), "published");
+    edit["version"] = json!(2);
+    assert_eq!(
+        api(&app, Method::PUT, "alpha", &one, &p, Some(edit))
+            .await
+            .0,
+        200
+    );
+    assert!(readable("bravo", eb.clone(), img.clone()).await);
+    // Unpublished: withdrawn; published again, then deleted: withdrawn. The owner keeps it.
+    let mut edit = article("Pictures", &md(&[&img]), "draft");
+    edit["version"] = json!(3);
+    assert_eq!(
+        api(&app, Method::PUT, "alpha", &one, &p, Some(edit))
+            .await
+            .0,
+        200
+    );
+    assert!(!readable("bravo", eb.clone(), img.clone()).await);
+    let mut edit = article("Pictures", &md(&[&img]), "published");
+    edit["version"] = json!(4);
+    assert_eq!(
+        api(&app, Method::PUT, "alpha", &one, &p, Some(edit))
+            .await
+            .0,
+        200
+    );
+    assert!(readable("bravo", eb.clone(), img.clone()).await);
+    assert_eq!(
+        api(&app, Method::DELETE, "alpha", &one, &p, None).await.0,
+        204
+    );
+    assert!(!readable("bravo", eb.clone(), img.clone()).await);
+    assert!(!readable("alpha", ea.clone(), img.clone()).await);
+    assert!(readable("alpha", p.clone(), img.clone()).await);
+
+    // At the database alone: published rows of a files table say nothing without a published
+    // article of the image's owner that names it (a row marked by hand is not served), and the
+    // publish door refuses an article id that is not the caller's published article.
+    let mut o = app.owner().await;
+    sqlx::query(
+        "UPDATE files SET article_id = gen_random_uuid(), published_at = now() WHERE id = $1::uuid",
+    )
+    .bind(&img)
+    .execute(&mut o)
+    .await
+    .unwrap();
+    assert!(!readable("bravo", eb.clone(), img.clone()).await);
+    assert!(as_member_with_session_roles(&mut o, app.tenant_a, doc, "practitioner").await);
+    let n: Option<i32> = sqlx::query_scalar(
+        "SELECT app_private.article_images_publish(gen_random_uuid(), ARRAY[$1::uuid], now())",
+    )
+    .bind(&img)
+    .fetch_one(&mut o)
+    .await
+    .unwrap();
+    assert_eq!(n, None, "published for an article that does not exist");
+    o.execute("ROLLBACK").await.unwrap();
 }

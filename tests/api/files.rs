@@ -21,7 +21,6 @@ use crate::helpers::{
 };
 use crate::people::{add_person, host, mint_session};
 use serein::db::{TenantId, UserId};
-use serein::files::FileId;
 use serein::rbac::Role;
 
 const BOUNDARY: &str = "serein-test-boundary-7e3f0a";
@@ -59,7 +58,7 @@ fn form(parts: &[Part<'_>]) -> Vec<u8> {
 }
 
 /// Upload one file: (status, body).
-async fn upload(
+pub(crate) async fn upload(
     app: &TestApp,
     slug: &str,
     token: &str,
@@ -86,7 +85,7 @@ async fn upload(
     (status, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 
-async fn fetch(app: &TestApp, slug: &str, token: &str, id: &str) -> reqwest::Response {
+pub(crate) async fn fetch(app: &TestApp, slug: &str, token: &str, id: &str) -> reqwest::Response {
     app.req(Method::GET, &host(slug), &format!("/api/v1/files/{id}"))
         .bearer_auth(token)
         .send()
@@ -104,7 +103,7 @@ async fn remove(app: &TestApp, slug: &str, token: &str, id: &str) -> u16 {
         .as_u16()
 }
 
-fn png(w: u32, h: u32) -> Vec<u8> {
+pub(crate) fn png(w: u32, h: u32) -> Vec<u8> {
     let img = image::RgbImage::from_pixel(w, h, image::Rgb([10, 120, 200]));
     let mut out = Vec::new();
     image::DynamicImage::ImageRgb8(img)
@@ -773,102 +772,6 @@ async fn an_attachment_reaches_the_other_participant_and_nobody_else() {
     let items = page["items"].as_array().unwrap();
     let first = items.iter().find(|m| m["body"] == "my diary").unwrap();
     assert!(first["attachment_id"].is_null(), "{first}");
-}
-
-#[tokio::test]
-async fn a_published_article_image_is_readable_from_every_company_and_only_then() {
-    let app = TestApp::spawn().await;
-    let doc = bookable(&app, &[app.tenant_a], true).await;
-    let d = token_for(&app, app.tenant_a, "alpha", doc, Role::Practitioner).await;
-    let (_, b_person) = employee(&app, app.tenant_b, "bravo").await;
-    let (_, e) = employee(&app, app.tenant_a, "alpha").await;
-    let (s, f) = upload(
-        &app,
-        "alpha",
-        &d,
-        ("calm.png", None, &png(6, 6)),
-        Some("article_image"),
-    )
-    .await;
-    assert_eq!(s, 201, "{f}");
-    let id = Uuid::parse_str(f["id"].as_str().unwrap()).unwrap();
-    let (_, other) = upload(&app, "alpha", &e, ("e.png", None, &png(2, 2)), None).await;
-    let other = Uuid::parse_str(other["id"].as_str().unwrap()).unwrap();
-    let (_, own_attachment) = upload(&app, "alpha", &d, ("d.png", None, &png(2, 2)), None).await;
-    let own_attachment = Uuid::parse_str(own_attachment["id"].as_str().unwrap()).unwrap();
-    assert_eq!(
-        fetch(&app, "bravo", &b_person, &id.to_string())
-            .await
-            .status(),
-        404
-    );
-    let article = Uuid::now_v7();
-
-    // The content feature's calls, in a transaction of the practitioner's proven session.
-    let mut conn = app.owner().await;
-    assert!(as_member_with_session_roles(&mut conn, app.tenant_a, doc, "practitioner").await);
-    // Someone else's file, or one of another purpose: refused, nothing published.
-    for bad in [vec![id, other], vec![own_attachment]] {
-        conn.execute("SAVEPOINT s").await.unwrap();
-        let files: Vec<FileId> = bad.into_iter().map(FileId).collect();
-        let err = serein::files::publish_article_images(&mut conn, article, &files)
-            .await
-            .unwrap_err();
-        assert_eq!(err.status().as_u16(), 422);
-        conn.execute("ROLLBACK TO SAVEPOINT s").await.unwrap();
-    }
-    let n = serein::files::publish_article_images(&mut conn, article, &[FileId(id)])
-        .await
-        .unwrap();
-    assert_eq!(n, 1);
-    conn.execute("COMMIT").await.unwrap();
-    let res = fetch(&app, "bravo", &b_person, &id.to_string()).await;
-    assert_eq!(res.status(), 200);
-    assert_eq!(res.headers()["content-type"], "image/png");
-    assert_eq!(
-        fetch(&app, "alpha", &e, &id.to_string()).await.status(),
-        200
-    );
-    // Another practitioner cannot take it over for their article.
-    let doc2 = bookable(&app, &[app.tenant_a], true).await;
-    assert!(as_member_with_session_roles(&mut conn, app.tenant_a, doc2, "practitioner").await);
-    assert!(
-        serein::files::publish_article_images(&mut conn, Uuid::now_v7(), &[FileId(id)])
-            .await
-            .is_err()
-    );
-    assert_eq!(
-        serein::files::unpublish_article_images(&mut conn, article)
-            .await
-            .unwrap(),
-        0
-    );
-    conn.execute("ROLLBACK").await.unwrap();
-    assert_eq!(
-        fetch(&app, "bravo", &b_person, &id.to_string())
-            .await
-            .status(),
-        200
-    );
-    // Withdrawn by its author: readable by its owner only.
-    assert!(as_member_with_session_roles(&mut conn, app.tenant_a, doc, "practitioner").await);
-    assert_eq!(
-        serein::files::unpublish_article_images(&mut conn, article)
-            .await
-            .unwrap(),
-        1
-    );
-    conn.execute("COMMIT").await.unwrap();
-    assert_eq!(
-        fetch(&app, "bravo", &b_person, &id.to_string())
-            .await
-            .status(),
-        404
-    );
-    assert_eq!(
-        fetch(&app, "alpha", &e, &id.to_string()).await.status(),
-        404
-    );
 }
 
 /// PROOF 8b: the files table and its definers hold with the API out of the picture.
