@@ -681,9 +681,13 @@ async fn practitioners_edit_their_profile_but_not_their_licence() {
     assert_eq!(res.status(), 422);
     assert_eq!(problem(res).await["errors"][0]["field"], "specialties[0]");
 
-    // The database refuses it too, with the application out of the picture.
+    // The database refuses it too, with the application out of the picture (the practitioner
+    // proven, as a request is: an unproven context changes no profile at all).
     let mut conn = app.owner().await;
-    as_app_with_roles(&mut conn, Some(app.tenant_a), Some(p), "practitioner").await;
+    assert!(
+        crate::helpers::as_member_with_session_roles(&mut conn, app.tenant_a, p, "practitioner")
+            .await
+    );
     let err =
         sqlx::query("UPDATE practitioner_profiles SET licence_number = 'FAKE' WHERE user_id = $1")
             .bind(p.as_uuid())

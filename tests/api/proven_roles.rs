@@ -243,3 +243,63 @@ async fn a_proof_in_one_company_holds_no_role_in_another() {
     assert!(held(&mut owner).await.is_empty());
     owner.execute("ROLLBACK").await.unwrap();
 }
+
+/// Someone else's `app.user_id` is no proof either: without the guard's proof of that person,
+/// their name and their practitioner profile cannot be changed (migration
+/// 20261209000700_self_updates_proven); proven, a person changes their own.
+#[tokio::test]
+async fn a_named_person_is_not_a_proven_one_for_self_updates() {
+    let app = TestApp::spawn().await;
+    let mut owner = app.owner().await;
+    let victim = seed_world(&mut owner, app.tenant_a, "victim").await;
+    let doc: uuid::Uuid = sqlx::query_scalar(
+        "SELECT m.user_id FROM memberships m JOIN practitioner_profiles p ON p.user_id = m.user_id
+         WHERE m.tenant_id = $1 LIMIT 1",
+    )
+    .bind(app.tenant_a.as_uuid())
+    .fetch_one(&mut owner)
+    .await
+    .unwrap();
+    let doc = serein::db::UserId::from(doc);
+    for (who, sql) in [
+        (
+            victim,
+            format!("UPDATE users SET display_name = 'Pwned' WHERE id = '{victim}'"),
+        ),
+        (
+            doc,
+            format!("UPDATE practitioner_profiles SET bio = 'Pwned' WHERE user_id = '{doc}'"),
+        ),
+    ] {
+        as_app_with_roles(
+            &mut owner,
+            Some(app.tenant_a),
+            Some(who),
+            "employee,practitioner",
+        )
+        .await;
+        assert_eq!(attempt(&mut owner, &sql).await, Ok(0), "{sql}");
+        owner.execute("ROLLBACK").await.unwrap();
+    }
+    assert!(as_member_with_session_roles(&mut owner, app.tenant_a, victim, "employee").await);
+    assert_eq!(
+        attempt(
+            &mut owner,
+            &format!("UPDATE users SET display_name = 'Renamed' WHERE id = '{victim}'")
+        )
+        .await,
+        Ok(1)
+    );
+    owner.execute("ROLLBACK").await.unwrap();
+    let (name, bio): (String, String) = sqlx::query_as(
+        "SELECT (SELECT display_name FROM users WHERE id = $1),
+                (SELECT bio FROM practitioner_profiles WHERE user_id = $2)",
+    )
+    .bind(victim.as_uuid())
+    .bind(doc.as_uuid())
+    .fetch_one(&mut owner)
+    .await
+    .unwrap();
+    assert_ne!(name, "Pwned");
+    assert_ne!(bio, "Pwned");
+}
