@@ -626,9 +626,12 @@ async fn people_away_for_a_week_get_one_digest_of_counts_in_their_language_when_
         ("en", "Serein: unread notifications")
     );
     assert!(text.contains("You have 3 unread"), "{text}");
+    // Kinds the person does not take by e-mail (a message never is) are not named: "other
+    // updates" (migration 20261209000800).
     assert!(
         text.contains("• session reminders: 2")
-            && text.contains("• conversations with new messages: 1"),
+            && text.contains("• other updates: 1")
+            && !text.contains("conversations"),
         "{text}"
     );
     assert!(
