@@ -1338,3 +1338,74 @@ async fn article_images_follow_their_article() {
     assert_eq!(n, None, "published for an article that does not exist");
     o.execute("ROLLBACK").await.unwrap();
 }
+
+/// A published article (and its image) is shown only while its author practises: disabled
+/// everywhere, it leaves every company's feed; the author still reads their own; reinstated, it
+/// is back (migration 20261209000900).
+#[tokio::test]
+async fn an_article_leaves_with_its_author_and_comes_back_with_them() {
+    let app = TestApp::spawn().await;
+    let (doc, p) = practitioner(&app, "Dr Gone", &[app.tenant_a, app.tenant_b]).await;
+    let (_, eb) = person(&app, app.tenant_b, "bravo", &[Role::Employee]).await;
+    let (s, f) = crate::files::upload(
+        &app,
+        "alpha",
+        &p,
+        ("pic.png", None, &crate::files::png(4, 4)),
+        Some("article_image"),
+    )
+    .await;
+    assert_eq!(s, 201, "{f}");
+    let img = f["id"].as_str().unwrap().to_owned();
+    let (s, a) = api(
+        &app,
+        Method::POST,
+        "alpha",
+        "/api/v1/articles",
+        &p,
+        Some(article(
+            "Leaving",
+            &format!("![x](/api/v1/files/{img})"),
+            "published",
+        )),
+    )
+    .await;
+    assert_eq!(s, 201, "{a}");
+    let one = format!("/api/v1/articles/{}", a["id"].as_str().unwrap());
+    let visible = || async {
+        (
+            api(&app, Method::GET, "bravo", &one, &eb, None).await.0,
+            crate::files::fetch(&app, "bravo", &eb, &img)
+                .await
+                .status()
+                .as_u16(),
+        )
+    };
+    assert_eq!(visible().await, (200, 200));
+    let mut o = app.owner().await;
+    let set = |status: &'static str| {
+        let app = &app;
+        async move {
+            let mut o = app.owner().await;
+            sqlx::query("UPDATE memberships SET status = $2 WHERE user_id = $1")
+                .bind(doc.as_uuid())
+                .bind(status)
+                .execute(&mut o)
+                .await
+                .unwrap();
+        }
+    };
+    set("disabled").await;
+    assert_eq!(visible().await, (404, 404));
+    let (_, list) = api(&app, Method::GET, "bravo", "/api/v1/articles", &eb, None).await;
+    assert!(ids(&list).is_empty(), "{list}");
+    // Nothing was deleted or unpublished: the row waits (read as the owner).
+    let status: String = sqlx::query_scalar("SELECT status FROM articles WHERE author_id = $1")
+        .bind(doc.as_uuid())
+        .fetch_one(&mut o)
+        .await
+        .unwrap();
+    assert_eq!(status, "published", "nothing was deleted");
+    set("active").await;
+    assert_eq!(visible().await, (200, 200));
+}
