@@ -616,7 +616,7 @@ async fn global_users_table_shows_members_of_the_tenant_and_self_only() {
     assert!(matches!(n, Ok(0)), "{n:?}");
     conn.execute("ROLLBACK").await.unwrap();
 
-    as_app(&mut conn, Some(app.tenant_a), Some(alice)).await;
+    crate::helpers::as_proven(&mut conn, app.tenant_a, alice, "employee").await;
     assert_eq!(
         try_exec(
             &mut conn,

@@ -392,7 +392,15 @@ async fn search_directory_as(
 /// Run `sql` as the request role in a crafted context of `user` in tenant A (the policies let
 /// a person change their own name and profile): rows changed.
 async fn as_self(conn: &mut PgConnection, app: &TestApp, user: UserId, sql: &str) -> u64 {
-    crate::helpers::as_app(conn, Some(app.tenant_a), Some(user)).await;
+    // Proven, with the roles the person holds (a named person is not a proven one).
+    let roles: Vec<String> =
+        sqlx::query_scalar("SELECT roles FROM memberships WHERE tenant_id = $1 AND user_id = $2")
+            .bind(app.tenant_a.as_uuid())
+            .bind(user.as_uuid())
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+    crate::helpers::as_proven(conn, app.tenant_a, user, &roles.join(",")).await;
     let n = sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()))
         .execute(&mut *conn)
         .await

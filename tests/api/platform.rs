@@ -1315,8 +1315,8 @@ async fn practitioner_profiles_are_visible_only_where_assigned_and_verification_
     assert_eq!(visible(app.tenant_b, employee_b, "employee").await, 1);
     assert_eq!(visible(app.tenant_a, doc, "").await, 1, "its owner sees it");
 
-    // The practitioner may edit their bio, not their verification.
-    as_app_with_roles(&mut conn, Some(app.tenant_b), Some(doc), "practitioner").await;
+    // The practitioner (proven) may edit their bio, not their verification.
+    crate::helpers::as_proven(&mut conn, app.tenant_b, doc, "practitioner").await;
     let done = sqlx::query("UPDATE practitioner_profiles SET bio = 'New bio' WHERE user_id = $1")
         .bind(doc.as_uuid())
         .execute(&mut conn)
