@@ -39,7 +39,15 @@ pub struct Upload {
 
 /// Inspect, seal and store an upload of the actor's.
 pub async fn upload(state: &AppState, actor: &Actor, form: Upload) -> AppResult<FileInfo> {
-    let max_side = state.config.files.max_image_side;
+    let limits = content::ImageLimits {
+        max_side: state.config.files.max_image_side,
+        max_pixels: state.config.files.max_image_pixels,
+        fit: if form.purpose == Purpose::Avatar {
+            content::AVATAR_FIT
+        } else {
+            content::IMAGE_FIT
+        },
+    };
     let Upload {
         bytes,
         declared,
@@ -47,18 +55,20 @@ pub async fn upload(state: &AppState, actor: &Actor, form: Upload) -> AppResult<
         purpose,
     } = form;
     let raw_name = name.clone();
-    // Decoding and encoding images is CPU work: off the async workers.
-    let inspected = tokio::task::spawn_blocking(move || {
-        content::inspect(
-            bytes,
-            declared.as_deref(),
-            name.as_deref(),
-            purpose.needs_image(),
-            max_side,
-        )
-    })
-    .await
-    .map_err(|_| AppError::Internal("file inspection task failed".into()))??;
+    // Decoding and encoding images is CPU and memory work: on the blocking pool, under an
+    // inspection permit the blocking task owns (`FileStore::inspect`).
+    let inspected = state
+        .files
+        .inspect(move || {
+            content::inspect(
+                bytes,
+                declared.as_deref(),
+                name.as_deref(),
+                purpose.needs_image(),
+                &limits,
+            )
+        })
+        .await??;
     let digest = Sha256::digest(&inspected.bytes).to_vec();
     let file_name = content::sanitise_name(raw_name.as_deref(), inspected.served);
     let size_bytes = i64::try_from(inspected.bytes.len()).unwrap_or(i64::MAX);
@@ -97,8 +107,10 @@ pub async fn upload(state: &AppState, actor: &Actor, form: Upload) -> AppResult<
         }
         _ => return Err(AppError::NotFound),
     }
-    // Written before the commit: a row never names an object that was not stored. (A commit
-    // that fails after this leaves an object no row names; it holds ciphertext only.)
+    // Written before the commit: a row never names an object that was not stored. A commit
+    // that fails after this leaves an object no row names: ciphertext only, under a key whose
+    // id nobody was told; it stays until the company's prefix is removed at offboarding (the
+    // sweep walks rows, not the store — listing a bucket per round is not cheap).
     state
         .files
         .put(&storage_key(actor.tenant, id.as_uuid()), sealed)

@@ -1299,3 +1299,259 @@ async fn an_attachment_goes_with_its_pruned_message_and_not_before() {
     assert_eq!(left, 0);
     assert!(!object_path(&app, app.tenant_a, &id).exists());
 }
+
+/// Wait (bounded, no sleep) until backend `pid` waits on a lock, or `task` has finished.
+async fn blocked_or_done<T>(
+    watcher: &mut PgConnection,
+    pid: i32,
+    task: &tokio::task::JoinHandle<T>,
+) -> bool {
+    for _ in 0..20_000 {
+        if task.is_finished() {
+            return false;
+        }
+        let waiting: bool = sqlx::query_scalar(
+            "SELECT coalesce(bool_or(wait_event_type = 'Lock'), false) FROM pg_stat_activity WHERE pid = $1",
+        )
+        .bind(pid)
+        .fetch_one(&mut *watcher)
+        .await
+        .unwrap();
+        if waiting {
+            return true;
+        }
+        tokio::task::yield_now().await;
+    }
+    panic!("neither blocked nor done");
+}
+
+async fn backend_pid(conn: &mut PgConnection) -> i32 {
+    sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(conn)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_sweep_never_tombstones_a_file_a_message_is_attaching() {
+    let app = TestApp::spawn().await;
+    let (_, emp, _, e, c) = care(&app).await;
+    let (s, f) = upload(&app, "alpha", &e, ("a.txt", None, b"for the record"), None).await;
+    assert_eq!(s, 201);
+    let id = Uuid::parse_str(f["id"].as_str().unwrap()).unwrap();
+    let mut owner = app.owner().await;
+    // Old enough to look orphaned.
+    sqlx::query("UPDATE files SET created_at = now() - interval '25 hours' WHERE id = $1")
+        .bind(id)
+        .execute(&mut owner)
+        .await
+        .unwrap();
+
+    // Connection 1: the employee sends a message with the file attached; not committed yet
+    // (the file row is locked, the message inserted).
+    let mut linker = app.owner().await;
+    assert!(as_member_with_session(&mut linker, app.tenant_a, emp).await);
+    let outcome: String = sqlx::query_scalar(
+        "SELECT outcome FROM app_private.message_send(gen_random_uuid(), $1::uuid, '\\x00'::bytea, $2, NULL, $3)",
+    )
+    .bind(&c)
+    .bind(id)
+    .bind(app.clock.now())
+    .fetch_one(&mut linker)
+    .await
+    .unwrap();
+    assert_eq!(outcome, "sent");
+
+    // Connection 2: the worker's sweep runs meanwhile, in its own transaction.
+    let mut sweeper = app.owner().await;
+    let pid = backend_pid(&mut sweeper).await;
+    let sweep = tokio::spawn(async move {
+        sweeper.execute("BEGIN").await.unwrap();
+        sweeper
+            .execute("SELECT set_config('role', 'serein_worker', true)")
+            .await
+            .unwrap();
+        let swept: Vec<Uuid> =
+            sqlx::query_scalar("SELECT id FROM app_private.files_sweep(now(), 100)")
+                .fetch_all(&mut sweeper)
+                .await
+                .unwrap();
+        sweeper.execute("COMMIT").await.unwrap();
+        swept
+    });
+    // Whether the sweep skipped the locked row (done) or waits for it (blocked), the message
+    // commits now.
+    blocked_or_done(&mut owner, pid, &sweep).await;
+    linker.execute("COMMIT").await.unwrap();
+    let swept = sweep.await.unwrap();
+    assert!(!swept.contains(&id), "the sweep took an attached file");
+    let tombstoned: bool =
+        sqlx::query_scalar("SELECT deleted_at IS NOT NULL FROM files WHERE id = $1")
+            .bind(id)
+            .fetch_one(&mut owner)
+            .await
+            .unwrap();
+    assert!(!tombstoned, "a message points at a tombstoned file");
+    let linked: i64 = sqlx::query_scalar("SELECT count(*) FROM messages WHERE attachment_id = $1")
+        .bind(id)
+        .fetch_one(&mut owner)
+        .await
+        .unwrap();
+    assert_eq!(linked, 1);
+    // A later sweep leaves it too (linked).
+    serein::jobs::JobWorker::from_state(&app.state)
+        .prune()
+        .await
+        .unwrap();
+    let left: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM files WHERE id = $1 AND deleted_at IS NULL")
+            .bind(id)
+            .fetch_one(&mut owner)
+            .await
+            .unwrap();
+    assert_eq!(left, 1);
+}
+
+#[tokio::test]
+async fn an_avatar_is_never_set_to_a_file_the_sweep_is_tombstoning() {
+    let app = TestApp::spawn().await;
+    let (me, e) = employee(&app, app.tenant_a, "alpha").await;
+    let (s, f) = upload(
+        &app,
+        "alpha",
+        &e,
+        ("me.png", None, &png(4, 4)),
+        Some("avatar"),
+    )
+    .await;
+    assert_eq!(s, 201, "{f}");
+    let id = Uuid::parse_str(f["id"].as_str().unwrap()).unwrap();
+    let mut owner = app.owner().await;
+    sqlx::query("UPDATE files SET created_at = now() - interval '25 hours' WHERE id = $1")
+        .bind(id)
+        .execute(&mut owner)
+        .await
+        .unwrap();
+
+    // Connection 1: the sweep tombstones the never-used avatar upload; not committed yet.
+    let mut sweeper = app.owner().await;
+    sweeper.execute("BEGIN").await.unwrap();
+    sweeper
+        .execute("SELECT set_config('role', 'serein_worker', true)")
+        .await
+        .unwrap();
+    let swept: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM app_private.files_sweep(now(), 100)")
+        .fetch_all(&mut sweeper)
+        .await
+        .unwrap();
+    assert!(swept.contains(&id));
+
+    // Connection 2: its owner makes it their avatar meanwhile.
+    let mut setter = app.owner().await;
+    let pid = backend_pid(&mut setter).await;
+    let tenant = app.tenant_a;
+    let set = tokio::spawn(async move {
+        assert!(as_member_with_session(&mut setter, tenant, me).await);
+        let ok: bool = sqlx::query_scalar("SELECT app_private.avatar_set($1, now())")
+            .bind(id)
+            .fetch_one(&mut setter)
+            .await
+            .unwrap();
+        setter.execute("COMMIT").await.unwrap();
+        ok
+    });
+    // It must wait for the sweep's lock (without the lock it would succeed at once).
+    assert!(
+        blocked_or_done(&mut owner, pid, &set).await,
+        "avatar_set did not wait for the file row"
+    );
+    sweeper.execute("COMMIT").await.unwrap();
+    assert!(!set.await.unwrap(), "a tombstoned file became an avatar");
+    let avatar: Option<Uuid> = sqlx::query_scalar("SELECT avatar_file_id FROM users WHERE id = $1")
+        .bind(me.as_uuid())
+        .fetch_one(&mut owner)
+        .await
+        .unwrap();
+    assert_eq!(avatar, None);
+}
+
+/// An upload whose body arrives slowly: the head of the form is sent, the rest waits on the
+/// returned sender (dropping it ends the body, unfinished). Returns the request's task.
+fn slow_upload(
+    app: &TestApp,
+    token: &str,
+) -> (
+    tokio::sync::mpsc::Sender<Result<Vec<u8>, std::io::Error>>,
+    tokio::task::JoinHandle<u16>,
+) {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
+    let head = format!(
+        "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"slow.txt\"\r\n\r\nthe first words"
+    )
+    .into_bytes();
+    let stream = futures_util::stream::unfold((Some(head), rx), |(head, mut rx)| async move {
+        if let Some(h) = head {
+            return Some((Ok(h), (None, rx)));
+        }
+        rx.recv().await.map(|chunk| (chunk, (None, rx)))
+    });
+    let req = app
+        .req(Method::POST, &host("alpha"), "/api/v1/files")
+        .bearer_auth(token)
+        .header(
+            "content-type",
+            format!("multipart/form-data; boundary={BOUNDARY}"),
+        )
+        .body(reqwest::Body::wrap_stream(stream));
+    let task = tokio::spawn(async move {
+        match req.send().await {
+            Ok(res) => res.status().as_u16(),
+            Err(_) => 0,
+        }
+    });
+    (tx, task)
+}
+
+#[tokio::test]
+async fn slow_uploads_hold_up_only_their_senders() {
+    let app = TestApp::spawn().await;
+    // More slow senders than the server has inspection permits.
+    let mut slow = Vec::new();
+    let mut tokens = Vec::new();
+    for _ in 0..serein::files::store::UPLOADS_AT_ONCE + 1 {
+        let (_, t) = employee(&app, app.tenant_a, "alpha").await;
+        slow.push(slow_upload(&app, &t));
+        tokens.push(t);
+    }
+    // Each slow body has reached the handler: a second upload of the same person now is 429
+    // with Retry-After, whoever else is uploading.
+    for t in &tokens {
+        let mut refused = None;
+        for _ in 0..10_000 {
+            let (s, body) = upload(&app, "alpha", t, ("b.txt", None, b"words"), None).await;
+            if s == 429 {
+                refused = Some(body);
+                break;
+            }
+            assert_eq!(s, 201, "{body}");
+            tokio::task::yield_now().await;
+        }
+        let refused = refused.expect("a second upload of a person with one in flight is refused");
+        assert_eq!(refused["code"], "upload_in_progress");
+    }
+    // Somebody else is served at once, although every permit's worth of slow uploads is open.
+    let (_, other) = employee(&app, app.tenant_a, "alpha").await;
+    let (s, body) = upload(&app, "alpha", &other, ("c.txt", None, b"words"), None).await;
+    assert_eq!(s, 201, "{body}");
+    // The slow ones finish normally.
+    for (tx, task) in slow {
+        tx.send(Ok(format!("\r\n--{BOUNDARY}--\r\n").into_bytes()))
+            .await
+            .unwrap();
+        drop(tx);
+        assert_eq!(task.await.unwrap(), 201);
+    }
+    // And the person may upload again.
+    let (s, _) = upload(&app, "alpha", &tokens[0], ("d.txt", None, b"words"), None).await;
+    assert_eq!(s, 201);
+}
