@@ -921,7 +921,7 @@ async fn the_database_alone_refuses_crafted_contexts() {
         .unwrap();
     assert!(key.is_none());
     let outcome: String = sqlx::query_scalar(
-        "SELECT app_private.file_create(gen_random_uuid(), 'attachment', 'text/plain', 1, sha256('x'::bytea), 'x.txt', now())",
+        "SELECT app_private.file_create(gen_random_uuid(), 'attachment', 'text/plain', 1, sha256('x'::bytea), 'x.txt', NULL, now())",
     )
     .fetch_one(&mut conn)
     .await
@@ -1033,7 +1033,7 @@ async fn the_database_alone_refuses_crafted_contexts() {
     assert!(!as_member_with_session_roles(&mut conn, app.tenant_a, emp, "practitioner").await);
     assert!(as_member_with_session(&mut conn, app.tenant_a, emp).await);
     let outcome: String = sqlx::query_scalar(
-        "SELECT app_private.file_create(gen_random_uuid(), 'article_image', 'image/png', 1, sha256('x'::bytea), 'x.png', now())",
+        "SELECT app_private.file_create(gen_random_uuid(), 'article_image', 'image/png', 1, sha256('x'::bytea), 'x.png', NULL, now())",
     )
     .fetch_one(&mut conn)
     .await
@@ -1554,4 +1554,168 @@ async fn slow_uploads_hold_up_only_their_senders() {
     // And the person may upload again.
     let (s, _) = upload(&app, "alpha", &tokens[0], ("d.txt", None, b"words"), None).await;
     assert_eq!(s, 201);
+}
+
+#[tokio::test]
+async fn an_erased_employees_attachments_no_longer_open_and_nobody_elses_suffer() {
+    let app = TestApp::spawn().await;
+    let (doc, emp, d, e, c) = care(&app).await;
+    let (colleague, k) = employee(&app, app.tenant_a, "alpha").await;
+    // The employee's attachment, and the practitioner's (re-wrapped to the employee's key when
+    // it is sent).
+    let (s, mine) = upload(
+        &app,
+        "alpha",
+        &e,
+        ("diary.pdf", None, b"%PDF-1.4\ndiary"),
+        None,
+    )
+    .await;
+    assert_eq!(s, 201, "{mine}");
+    let mine = mine["id"].as_str().unwrap().to_owned();
+    let (s, theirs) = upload(
+        &app,
+        "alpha",
+        &d,
+        ("sheet.txt", None, b"breathing exercise"),
+        None,
+    )
+    .await;
+    assert_eq!(s, 201, "{theirs}");
+    let theirs = theirs["id"].as_str().unwrap().to_owned();
+    let (s, kept) = upload(
+        &app,
+        "alpha",
+        &d,
+        ("own.txt", None, b"the practitioner's own"),
+        None,
+    )
+    .await;
+    assert_eq!(s, 201);
+    let kept = kept["id"].as_str().unwrap().to_owned();
+    let (s, other) = upload(
+        &app,
+        "alpha",
+        &k,
+        ("x.txt", None, b"a colleague's file"),
+        None,
+    )
+    .await;
+    assert_eq!(s, 201);
+    let other = other["id"].as_str().unwrap().to_owned();
+    let (s, m) = send_message(&app, &e, &c, json!({"body": "mine", "attachment_id": mine})).await;
+    assert_eq!(s, 201, "{m}");
+    let (s, m) = send_message(
+        &app,
+        &d,
+        &c,
+        json!({"body": "for you", "attachment_id": theirs}),
+    )
+    .await;
+    assert_eq!(s, 201, "{m}");
+    // Sealed under the employee's subject key, both of them; the unattached upload under its
+    // owner's.
+    let mut owner = app.owner().await;
+    for (id, who) in [
+        (&mine, emp),
+        (&theirs, emp),
+        (&kept, doc),
+        (&other, colleague),
+    ] {
+        let sealed_for: Option<Uuid> =
+            sqlx::query_scalar("SELECT sealed_for FROM files WHERE id = $1::uuid")
+                .bind(id)
+                .fetch_one(&mut owner)
+                .await
+                .unwrap();
+        assert_eq!(sealed_for, Some(who.as_uuid()), "{id}");
+    }
+    // Both participants read both attachments.
+    for t in [&e, &d] {
+        for id in [&mine, &theirs] {
+            assert_eq!(fetch(&app, "alpha", t, id).await.status(), 200, "{id}");
+        }
+    }
+    let res = fetch(&app, "alpha", &e, &theirs).await;
+    assert_eq!(res.bytes().await.unwrap().as_ref(), b"breathing exercise");
+
+    // The employee's erasure: their subject key destroyed.
+    let mut tx = sqlx::Connection::begin(&mut owner).await.unwrap();
+    app.state
+        .keyring
+        .destroy_subject(&mut tx, app.tenant_a, emp)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    // The conversation's attachments no longer open, for anyone: a clean 410, never a 500.
+    for t in [&e, &d] {
+        for id in [&mine, &theirs] {
+            let res = fetch(&app, "alpha", t, id).await;
+            assert_eq!(res.status(), 410, "{id}");
+            let p: Value = res.json().await.unwrap();
+            assert_eq!(p["code"], "file_unavailable");
+        }
+    }
+    // Other people's files still open.
+    assert_eq!(fetch(&app, "alpha", &d, &kept).await.status(), 200);
+    assert_eq!(fetch(&app, "alpha", &k, &other).await.status(), 200);
+}
+
+#[tokio::test]
+async fn the_database_alone_guards_the_file_key_doors() {
+    let app = TestApp::spawn().await;
+    let (_, emp, _, e, _) = care(&app).await;
+    let (colleague, _) = employee(&app, app.tenant_a, "alpha").await;
+    let (s, f) = upload(&app, "alpha", &e, ("a.txt", None, b"secret text"), None).await;
+    assert_eq!(s, 201);
+    let id = Uuid::parse_str(f["id"].as_str().unwrap()).unwrap();
+    let mut conn = app.owner().await;
+    // A colleague, proven: no key of the file, and cannot re-wrap it (not theirs; nor may they
+    // name the employee's key).
+    assert!(as_member_with_session(&mut conn, app.tenant_a, colleague).await);
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM app_private.file_key($1)")
+        .bind(id)
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(n, 0);
+    for subject in [colleague, emp] {
+        let ok: bool =
+            sqlx::query_scalar("SELECT app_private.file_key_set($1, $2, '\\x00'::bytea)")
+                .bind(id)
+                .bind(subject.as_uuid())
+                .fetch_one(&mut conn)
+                .await
+                .unwrap();
+        assert!(!ok);
+    }
+    conn.execute("ROLLBACK").await.unwrap();
+    // The owner claimed without proof: nothing.
+    as_app_with_roles(&mut conn, Some(app.tenant_a), Some(emp), "employee").await;
+    let ok: bool = sqlx::query_scalar("SELECT app_private.file_key_set($1, $2, '\\x00'::bytea)")
+        .bind(id)
+        .bind(emp.as_uuid())
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert!(!ok);
+    conn.execute("ROLLBACK").await.unwrap();
+    // The proven owner: an attachment without a wrapped key is refused; re-wrapping for a
+    // stranger (not a patient of theirs) is refused.
+    assert!(as_member_with_session(&mut conn, app.tenant_a, emp).await);
+    let outcome: String = sqlx::query_scalar(
+        "SELECT app_private.file_create(gen_random_uuid(), 'attachment', 'text/plain', 1, sha256('x'::bytea), 'x.txt', NULL, now())",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(outcome, "invalid_key");
+    let ok: bool = sqlx::query_scalar("SELECT app_private.file_key_set($1, $2, '\\x00'::bytea)")
+        .bind(id)
+        .bind(colleague.as_uuid())
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert!(!ok);
+    conn.execute("ROLLBACK").await.unwrap();
 }
