@@ -33,10 +33,18 @@
 //!   published article image. Anything else is 404 (never 403, which would confirm it exists).
 //! - At rest: every object is AES-256-GCM sealed before it reaches the store, AAD
 //!   `v1|{tenant}|files|content|{id}`, the SHA-256 of the plaintext checked after opening.
-//!   Attachments are sealed with the company's tenant-level key (like reviews; destroyed with
-//!   the company at offboarding); avatars and article images, which are read from other
-//!   companies, with the platform-level identity key (derived from the master key; a request
-//!   in one company can never obtain another company's keys). Keys: `tenants/{tenant}/files/{id}`.
+//!   An attachment is sealed under its own random data key, wrapped under a SUBJECT key
+//!   (`files.wrapped_key`, `files.sealed_for`; AAD `…|files|content_key|{id bound to the
+//!   subject}`): the uploader's at upload; once attached, the consultation EMPLOYEE's, like the
+//!   message body — the employee's own uploads already are, a practitioner's is re-wrapped in
+//!   the send transaction ([`service::seal_attachment_for`]; the row only, never the object),
+//!   and `message_send` refuses one sealed for anyone else. So the employee's erasure (subject
+//!   key destroyed) shreds the conversation's attachments and their own uploads: GET → 410
+//!   `file_unavailable`; nobody else's files are affected. Attachments stored before migration
+//!   `20261209000601` stay under the company's clinical key (readable; no longer attachable).
+//!   Avatars and article images, which are read from other companies, use the platform-level
+//!   identity key (derived from the master key; a request in one company can never obtain
+//!   another company's keys). Keys: `tenants/{tenant}/files/{id}`.
 //! - Deleting: the row is tombstoned and unlinked (the avatar cleared; a message keeps its text
 //!   and shows no attachment; an article image is withdrawn), the object removed after commit;
 //!   the job worker's sweep ([`service::sweep`]) removes what is left and uploads never linked
