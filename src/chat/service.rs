@@ -181,6 +181,18 @@ pub async fn send(
             new.body.as_bytes(),
         )
         .await?;
+    // An attachment is sealed for the conversation's employee, like the body (a practitioner's
+    // upload is re-wrapped to the employee's key here, in this transaction).
+    if let Some(file) = new.attachment_id {
+        crate::files::service::seal_attachment_for(
+            &state.keyring,
+            &mut tx,
+            actor.tenant,
+            file,
+            room.employee,
+        )
+        .await?;
+    }
     let out = sqlx::query!(
         r#"SELECT outcome AS "outcome!", id, seq, created_at
            FROM app_private.message_send($1, $2, $3, $4, $5, $6)"#,

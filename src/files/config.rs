@@ -57,6 +57,9 @@ pub struct FilesConfig {
     pub max_bytes: usize,
     /// Largest decoded image side in pixels (`FILES_MAX_IMAGE_SIDE`, default 8,192).
     pub max_image_side: u32,
+    /// Largest decoded image in pixels, width × height (`FILES_MAX_IMAGE_PIXELS`, default
+    /// 16,777,216 = 4096²); the decoder's memory cap is 4 bytes a pixel of it (64 MiB).
+    pub max_image_pixels: u64,
     /// Timeout of an upload (`FILES_TIMEOUT_MS`, default 60 s).
     pub timeout: Duration,
     pub store: StoreConfig,
@@ -103,6 +106,7 @@ impl FilesConfig {
             max_bytes: s.size("FILES_MAX_BYTES", 10 * 1024 * 1024, 1024, 1 << 30)?,
             max_image_side: u32::try_from(s.int("FILES_MAX_IMAGE_SIDE", 8192, 16, 65_535)?)
                 .unwrap_or(8192),
+            max_image_pixels: s.int("FILES_MAX_IMAGE_PIXELS", 4096 * 4096, 256, 100_000_000)?,
             timeout: s.millis("FILES_TIMEOUT_MS", 60_000, 1_000, 3_600_000)?,
             store,
         })

@@ -4,10 +4,19 @@
 //!
 //! Accepted: PNG, JPEG, WebP and GIF images, PDF, and plain UTF-8 text. Everything else is
 //! refused (415) — SVG, HTML and XML in particular, which a browser could run as a page.
-//! Images are decoded (dimensions capped at `FILES_MAX_IMAGE_SIDE` per side and the decoder's
-//! memory capped, so a decompression bomb is refused before it is allocated), turned upright
-//! by their EXIF orientation, and written anew: JPEG stays JPEG (quality 85), the others become
-//! PNG (an animated GIF keeps its first frame). The new file carries no metadata (no EXIF, no
+//! Images are decoded within [`ImageLimits`] (each side at most `FILES_MAX_IMAGE_SIDE`, the
+//! whole at most `FILES_MAX_IMAGE_PIXELS`, checked from the header before the bitmap is
+//! allocated, and the decoder's allocations capped at `max_alloc` = pixels × 4 bytes, so a
+//! decompression bomb is refused before it is allocated), downscaled to fit the purpose's box
+//! (avatars 1,024 px, others 4,096 px on the long side) BEFORE they are turned upright by their
+//! EXIF orientation (a 90° turn copies the bitmap: it copies the small one), and written anew:
+//! JPEG stays JPEG (quality 85), the others become PNG (an animated GIF keeps its first frame).
+//!
+//! Memory of one inspection: the upload (≤ `FILES_MAX_BYTES`, dropped once decoded) plus at
+//! most two bitmaps alive at once (decoded + downscaled, or downscaled + turned/converted),
+//! each ≤ `max_alloc`: peak ≤ `FILES_MAX_BYTES` + 2 × `max_alloc` + the encoded output (≤ the
+//! second bitmap). Defaults: 10 MiB + 2 × 64 MiB ≈ 138 MiB (see `store::UPLOADS_AT_ONCE`
+//! for the per-process figure). The new file carries no metadata (no EXIF, no
 //! GPS position, no comments) and nothing appended after the image (polyglots lose their
 //! second half). PDF and text are stored as sent and only ever served as attachments.
 //!
@@ -204,6 +213,30 @@ pub fn check_claims(
     Ok(())
 }
 
+/// Bounds of image decoding (from `FilesConfig`).
+#[derive(Debug, Clone, Copy)]
+pub struct ImageLimits {
+    /// Largest side, in pixels.
+    pub max_side: u32,
+    /// Largest width × height.
+    pub max_pixels: u64,
+    /// Longest side of the stored image: larger images are downscaled to fit.
+    pub fit: u32,
+}
+
+impl ImageLimits {
+    /// The decoder's allocation cap: an RGBA8 bitmap of the largest accepted image (16-bit
+    /// images get half the pixels) and a little room for the decoder's own tables.
+    pub fn max_alloc(&self) -> u64 {
+        self.max_pixels.saturating_mul(4).saturating_add(1 << 20)
+    }
+}
+
+/// Long side of a stored avatar.
+pub const AVATAR_FIT: u32 = 1024;
+/// Long side of any other stored image.
+pub const IMAGE_FIT: u32 = 4096;
+
 /// An upload as it will be stored.
 #[derive(Debug)]
 pub struct Inspected {
@@ -218,7 +251,7 @@ pub fn inspect(
     declared: Option<&str>,
     file_name: Option<&str>,
     image_only: bool,
-    max_side: u32,
+    limits: &ImageLimits,
 ) -> Result<Inspected, AppError> {
     let sniffed = sniff(&bytes)?;
     check_claims(sniffed, declared, file_name)?;
@@ -240,10 +273,10 @@ pub fn inspect(
             served: Served::Text,
             bytes,
         }),
-        Sniffed::Png => reencode(&bytes, ImageFormat::Png, max_side),
-        Sniffed::Jpeg => reencode(&bytes, ImageFormat::Jpeg, max_side),
-        Sniffed::Gif => reencode(&bytes, ImageFormat::Gif, max_side),
-        Sniffed::Webp => reencode(&bytes, ImageFormat::WebP, max_side),
+        Sniffed::Png => reencode(bytes, ImageFormat::Png, limits),
+        Sniffed::Jpeg => reencode(bytes, ImageFormat::Jpeg, limits),
+        Sniffed::Gif => reencode(bytes, ImageFormat::Gif, limits),
+        Sniffed::Webp => reencode(bytes, ImageFormat::WebP, limits),
     }
 }
 
@@ -254,22 +287,43 @@ fn unreadable_image(detail: &str) -> AppError {
     }
 }
 
-/// Decode with limits and write a fresh PNG or JPEG.
-fn reencode(bytes: &[u8], format: ImageFormat, max_side: u32) -> Result<Inspected, AppError> {
-    let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
-    let mut limits = Limits::default();
-    limits.max_image_width = Some(max_side);
-    limits.max_image_height = Some(max_side);
-    // Enough for an RGBA image of the largest accepted sides, and no more.
-    limits.max_alloc = Some(u64::from(max_side) * u64::from(max_side) * 4 + (16 << 20));
-    reader.limits(limits);
-    let mut decoder = reader.into_decoder().map_err(|_| {
-        unreadable_image("The image cannot be decoded, or its dimensions exceed the limit.")
-    })?;
-    let orientation = decoder.orientation().ok();
-    let mut img = DynamicImage::from_decoder(decoder).map_err(|_| {
-        unreadable_image("The image cannot be decoded, or its dimensions exceed the limit.")
-    })?;
+/// Decode with limits, downscale to fit, turn upright, and write a fresh PNG or JPEG. At most
+/// two bitmaps are alive at any point (see the module header).
+fn reencode(
+    bytes: Vec<u8>,
+    format: ImageFormat,
+    limits: &ImageLimits,
+) -> Result<Inspected, AppError> {
+    let rejected =
+        || unreadable_image("The image cannot be decoded, or its dimensions exceed the limit.");
+    let (orientation, img) = {
+        let mut reader = ImageReader::with_format(Cursor::new(bytes.as_slice()), format);
+        let mut decoder_limits = Limits::default();
+        decoder_limits.max_image_width = Some(limits.max_side);
+        decoder_limits.max_image_height = Some(limits.max_side);
+        decoder_limits.max_alloc = Some(limits.max_alloc());
+        reader.limits(decoder_limits);
+        let mut decoder = reader.into_decoder().map_err(|_| rejected())?;
+        let (w, h) = decoder.dimensions();
+        // The pixel count, from the header, before any bitmap exists.
+        if u64::from(w).saturating_mul(u64::from(h)) > limits.max_pixels {
+            return Err(rejected());
+        }
+        let orientation = decoder.orientation().ok();
+        let img = DynamicImage::from_decoder(decoder).map_err(|_| rejected())?;
+        (orientation, img)
+    };
+    drop(bytes);
+    // Downscale first: the original is dropped as soon as the smaller copy exists.
+    let mut img = if img.width() > limits.fit || img.height() > limits.fit {
+        img.resize(
+            limits.fit,
+            limits.fit,
+            image::imageops::FilterType::Triangle,
+        )
+    } else {
+        img
+    };
     if let Some(o) = orientation {
         img.apply_orientation(o);
     }
@@ -292,14 +346,16 @@ fn reencode(bytes: &[u8], format: ImageFormat, max_side: u32) -> Result<Inspecte
 }
 
 /// A file name safe to store and to send back in `Content-Disposition`: the last path
-/// component, without control characters or leading dots, at most 120 characters, with the
+/// component, without control (`Cc`) or format (`Cf`: bidirectional overrides and isolates
+/// such as U+202E, zero-width characters, U+FEFF) characters or leading dots, at most 120
+/// characters, with the
 /// extension of the served type (a GIF re-encoded as PNG is named `.png`). Empty → `file`.
 pub fn sanitise_name(raw: Option<&str>, served: Served) -> String {
     let raw = raw.unwrap_or_default();
     let last = raw.rsplit(['/', '\\']).next().unwrap_or_default();
     let cleaned: String = last
         .chars()
-        .filter(|c| !c.is_control() && !matches!(c, '"' | '/' | '\\'))
+        .filter(|c| !c.is_control() && !is_format(*c) && !matches!(c, '"' | '/' | '\\'))
         .collect();
     let cleaned = cleaned.trim().trim_start_matches('.');
     let stem = match cleaned.rsplit_once('.') {
@@ -313,6 +369,18 @@ pub fn sanitise_name(raw: Option<&str>, served: Served) -> String {
         stem
     };
     format!("{stem}.{}", served.extension())
+}
+
+/// Unicode general category `Cf` (format characters), which can make a name display as
+/// something else (`invoice\u{202E}fdp.exe` shows as `invoiceexe.pdf`) or hide characters.
+fn is_format(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}' | '\u{0600}'..='\u{0605}' | '\u{061C}' | '\u{06DD}' | '\u{070F}'
+        | '\u{0890}'..='\u{0891}' | '\u{08E2}' | '\u{180E}' | '\u{200B}'..='\u{200F}'
+        | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{206F}'
+        | '\u{FEFF}' | '\u{FFF9}'..='\u{FFFB}' | '\u{110BD}' | '\u{110CD}'
+        | '\u{13430}'..='\u{1343F}' | '\u{1BCA0}'..='\u{1BCA3}' | '\u{1D173}'..='\u{1D17A}'
+        | '\u{E0001}' | '\u{E0020}'..='\u{E007F}')
 }
 
 #[cfg(test)]
@@ -357,20 +425,62 @@ mod tests {
         assert!(check_claims(Sniffed::Text, None, Some("x.html")).is_err());
     }
 
+    const SMALL: ImageLimits = ImageLimits {
+        max_side: 64,
+        max_pixels: 64 * 64,
+        fit: 4096,
+    };
+
     #[test]
     fn images_are_rewritten_and_bombs_refused() {
-        let out = inspect(png(3, 2), Some("image/png"), Some("x.png"), true, 64).unwrap();
+        let out = inspect(png(3, 2), Some("image/png"), Some("x.png"), true, &SMALL).unwrap();
         assert_eq!(out.served, Served::Png);
         let back = image::load_from_memory(&out.bytes).unwrap();
         assert_eq!((back.width(), back.height()), (3, 2));
         // Over the side limit.
-        assert!(inspect(png(65, 2), None, None, true, 64).is_err());
+        assert!(inspect(png(65, 2), None, None, true, &SMALL).is_err());
         // A truncated image.
         let mut cut = png(8, 8);
         cut.truncate(cut.len() / 2);
-        assert!(inspect(cut, None, None, true, 64).is_err());
+        assert!(inspect(cut, None, None, true, &SMALL).is_err());
         // Not an image where one is needed.
-        assert!(inspect(b"%PDF-1.4".to_vec(), None, None, true, 64).is_err());
+        assert!(inspect(b"%PDF-1.4".to_vec(), None, None, true, &SMALL).is_err());
+    }
+
+    #[test]
+    fn the_pixel_count_is_capped_not_only_the_sides() {
+        // Each side within the limit, the product over it: refused from the header.
+        let limits = ImageLimits {
+            max_side: 1000,
+            max_pixels: 10_000,
+            fit: 4096,
+        };
+        assert!(inspect(png(100, 100), None, None, true, &limits).is_ok());
+        let err = inspect(png(101, 100), None, None, true, &limits).unwrap_err();
+        assert!(matches!(
+            err,
+            AppError::Unprocessable {
+                code: "image_rejected",
+                ..
+            }
+        ));
+        // The decoder's allocation cap follows the pixel cap (RGBA8 of the largest image).
+        assert_eq!(limits.max_alloc(), 40_000 + (1 << 20));
+    }
+
+    #[test]
+    fn large_images_are_downscaled_to_their_box_keeping_the_ratio() {
+        let limits = ImageLimits {
+            max_side: 4096,
+            max_pixels: 4096 * 4096,
+            fit: 32,
+        };
+        let out = inspect(png(128, 16), None, None, true, &limits).unwrap();
+        let back = image::load_from_memory(&out.bytes).unwrap();
+        assert_eq!((back.width(), back.height()), (32, 4));
+        let out = inspect(png(20, 10), None, None, true, &limits).unwrap();
+        let back = image::load_from_memory(&out.bytes).unwrap();
+        assert_eq!((back.width(), back.height()), (20, 10));
     }
 
     #[test]
@@ -389,5 +499,44 @@ mod tests {
         );
         assert_eq!(sanitise_name(Some("a\"b\r\n.pdf"), Served::Pdf), "ab.pdf");
         assert_eq!(sanitise_name(None, Served::Jpeg), "file.jpg");
+    }
+
+    #[test]
+    fn names_lose_direction_and_invisible_format_characters() {
+        // Right-to-left override: would display as "invoiceexe.pdf".
+        assert_eq!(
+            sanitise_name(Some("invoice\u{202E}exe.pdf"), Served::Pdf),
+            "invoiceexe.pdf"
+        );
+        for c in [
+            '\u{200B}',
+            '\u{200C}',
+            '\u{200D}',
+            '\u{200E}',
+            '\u{200F}',
+            '\u{202A}',
+            '\u{202B}',
+            '\u{202C}',
+            '\u{202D}',
+            '\u{2066}',
+            '\u{2067}',
+            '\u{2068}',
+            '\u{2069}',
+            '\u{FEFF}',
+            '\u{00AD}',
+            '\u{E0041}',
+        ] {
+            let name = format!("re{c}port.txt");
+            assert_eq!(
+                sanitise_name(Some(&name), Served::Text),
+                "report.txt",
+                "{c:?}"
+            );
+        }
+        // Ordinary letters of any script stay.
+        assert_eq!(
+            sanitise_name(Some("تقرير é.txt"), Served::Text),
+            "تقرير é.txt"
+        );
     }
 }

@@ -122,7 +122,8 @@ async fn read_form(state: &AppState, req: Request, max_bytes: usize) -> AppResul
         (status = 201, body = FileInfo),
         (status = 403, description = "purpose_not_allowed: article images are for practitioners"),
         (status = 413, description = "Larger than FILES_MAX_BYTES"),
-        (status = 503, description = "uploads_busy: too many uploads at once on this server; retry"),
+        (status = 429, description = "upload_in_progress: the caller already has an upload in flight (Retry-After)"),
+        (status = 503, description = "uploads_busy: too many images being inspected on this server; retry (Retry-After)"),
         (status = 415, description = "unsupported_media_type: not multipart, or content of a refused type (SVG, HTML, unknown)"),
         (status = 422, description = "type_mismatch (declared type or extension disagrees with the content), not_an_image, image_rejected (undecodable, or dimensions over the limit), validation_failed"),
     ))]
@@ -133,7 +134,11 @@ pub async fn upload(
     req: Request,
 ) -> AppResult<(StatusCode, Json<FileInfo>)> {
     actor.require_company()?;
-    let _permit = state.files.upload_permit()?;
+    // One upload at a time per person (429 `upload_in_progress`); no process-wide permit
+    // while the body arrives: permits bound only the inspection (`FileStore::inspect`).
+    let _slot = state
+        .files
+        .person_slot(actor.tenant, actor.user.as_uuid())?;
     let form = read_form(&state, req, state.config.files.max_bytes).await?;
     let info = service::upload(&state, &actor, form).await?;
     Ok((StatusCode::CREATED, Json(info)))

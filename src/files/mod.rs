@@ -11,7 +11,16 @@
 //!   PDF and plain text are accepted (SVG, HTML, unknown → 415); images are decoded within
 //!   limits and re-encoded to PNG or JPEG without metadata; avatars and article images must be
 //!   images. Size: `FILES_MAX_BYTES` (default 10 MiB), counted while reading (413), the
-//!   route's own body limit and timeout (`route_limits`).
+//!   route's own body limit and timeout (`route_limits`). File names lose `Cc` and `Cf`
+//!   characters (direction overrides, zero-width characters).
+//! - Memory (`content`, `store`): an image is capped at `FILES_MAX_IMAGE_PIXELS` (default
+//!   4096² ≈ 16.8 MP) and the decoder's allocations at 4 B a pixel (`max_alloc` = 64 MiB);
+//!   it is downscaled (avatars 1,024 px, others 4,096 px long side) before any rotation, so an
+//!   inspection holds the upload plus at most two bitmaps: ≤ 10 + 2 × 64 ≈ 138 MiB. Two
+//!   inspections per process (`store::UPLOADS_AT_ONCE`, permits owned by the blocking task,
+//!   so a dropped request cannot free one early) ≈ 276 MiB, under the chart's 512 MiB limit.
+//!   One upload at a time per person (429 `upload_in_progress`); the body is read before a
+//!   permit is taken, so slow clients hold up only themselves.
 //! - Serving: the sniffed `Content-Type`; `Content-Disposition: inline` only for the
 //!   re-encoded PNG/JPEG, `attachment` for PDF and text; `X-Content-Type-Options: nosniff`;
 //!   `Content-Security-Policy: default-src 'none'; sandbox`; `Cache-Control: private,
@@ -24,14 +33,27 @@
 //!   published article image. Anything else is 404 (never 403, which would confirm it exists).
 //! - At rest: every object is AES-256-GCM sealed before it reaches the store, AAD
 //!   `v1|{tenant}|files|content|{id}`, the SHA-256 of the plaintext checked after opening.
-//!   Attachments are sealed with the company's tenant-level key (like reviews; destroyed with
-//!   the company at offboarding); avatars and article images, which are read from other
-//!   companies, with the platform-level identity key (derived from the master key; a request
-//!   in one company can never obtain another company's keys). Keys: `tenants/{tenant}/files/{id}`.
+//!   An attachment is sealed under its own random data key, wrapped under a SUBJECT key
+//!   (`files.wrapped_key`, `files.sealed_for`; AAD `…|files|content_key|{id bound to the
+//!   subject}`): the uploader's at upload; once attached, the consultation EMPLOYEE's, like the
+//!   message body — the employee's own uploads already are, a practitioner's is re-wrapped in
+//!   the send transaction ([`service::seal_attachment_for`]; the row only, never the object),
+//!   and `message_send` refuses one sealed for anyone else. So the employee's erasure (subject
+//!   key destroyed) shreds the conversation's attachments and their own uploads: GET → 410
+//!   `file_unavailable`; nobody else's files are affected. Attachments stored before migration
+//!   `20261209000601` stay under the company's clinical key (readable; no longer attachable).
+//!   Avatars and article images, which are read from other companies, use the platform-level
+//!   identity key (derived from the master key; a request in one company can never obtain
+//!   another company's keys). Keys: `tenants/{tenant}/files/{id}`.
 //! - Deleting: the row is tombstoned and unlinked (the avatar cleared; a message keeps its text
 //!   and shows no attachment; an article image is withdrawn), the object removed after commit;
 //!   the job worker's sweep ([`service::sweep`]) removes what is left and uploads never linked
-//!   within 24 hours (attachments, avatars — and so attachments of pruned messages).
+//!   within 24 hours (attachments, avatars — and so attachments of pruned messages). The sweep
+//!   locks its candidates (`SKIP LOCKED`) and re-checks their links after locking; linking
+//!   doors lock the file row (migration `20261209000600`), so no link names a swept file.
+//! - An upload whose commit fails after its object was put leaves an object no row names
+//!   (ciphertext, an id nobody was told): removed with the company's prefix at offboarding,
+//!   not by the sweep, which walks rows (listing the store every round is not cheap).
 //! - Never logged: file content or names; logs carry ids, purposes and sizes.
 //!
 //! For the content feature: [`publish_article_images`] / [`unpublish_article_images`] in the

@@ -31,6 +31,8 @@ pub struct NewFile<'a> {
     pub size_bytes: i64,
     pub sha256: &'a [u8],
     pub file_name: &'a str,
+    /// An attachment's data key wrapped under the uploader's subject key; `None` otherwise.
+    pub wrapped_key: Option<&'a [u8]>,
 }
 
 /// `created`, `forbidden` (an article image by a non-practitioner) or `not_found`.
@@ -40,13 +42,14 @@ pub async fn create(
     now: OffsetDateTime,
 ) -> Result<String, AppError> {
     Ok(sqlx::query_scalar!(
-        r#"SELECT app_private.file_create($1, $2, $3, $4, $5, $6, $7) AS "outcome!""#,
+        r#"SELECT app_private.file_create($1, $2, $3, $4, $5, $6, $7, $8) AS "outcome!""#,
         f.id.as_uuid(),
         f.purpose.as_str(),
         f.content_type,
         f.size_bytes,
         f.sha256,
         f.file_name,
+        f.wrapped_key,
         now
     )
     .fetch_one(conn)
@@ -88,6 +91,51 @@ pub async fn delete(
         r#"SELECT app_private.file_delete($1, $2) AS "key""#,
         id,
         now
+    )
+    .fetch_one(conn)
+    .await?)
+}
+
+/// Whose subject key wraps a file's data key, and the wrapped key (`None, None`: sealed under
+/// another key — avatars, article images, older attachments).
+pub type SealedFor = (Option<UserId>, Option<Vec<u8>>);
+
+/// The wrapped data key of a file the proven person may read (`app_private.file_key`).
+pub async fn key_of(conn: &mut PgConnection, id: Uuid) -> Result<Option<SealedFor>, AppError> {
+    let row = sqlx::query!(
+        r#"SELECT sealed_for, wrapped_key FROM app_private.file_key($1)"#,
+        id
+    )
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.map(|r| (r.sealed_for.map(UserId), r.wrapped_key)))
+}
+
+/// The wrapped data key of a live file of the proven person's own here (the owner policy).
+pub async fn own_key(conn: &mut PgConnection, id: Uuid) -> Result<Option<SealedFor>, AppError> {
+    let row = sqlx::query!(
+        r#"SELECT sealed_for, wrapped_key FROM files
+           WHERE tenant_id = app.current_tenant() AND id = $1 AND purpose = 'attachment'"#,
+        id
+    )
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.map(|r| (r.sealed_for.map(UserId), r.wrapped_key)))
+}
+
+/// Re-wrap an unattached attachment of the proven person's under `subject`'s key
+/// (`app_private.file_key_set`); false: refused, nothing changed.
+pub async fn key_set(
+    conn: &mut PgConnection,
+    id: Uuid,
+    subject: UserId,
+    wrapped: &[u8],
+) -> Result<bool, AppError> {
+    Ok(sqlx::query_scalar!(
+        r#"SELECT app_private.file_key_set($1, $2, $3) AS "ok!""#,
+        id,
+        subject.as_uuid(),
+        wrapped
     )
     .fetch_one(conn)
     .await?)

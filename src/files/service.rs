@@ -12,12 +12,17 @@ use super::repo::{self, NewFile};
 use super::store::{FileStore, storage_key};
 use crate::app::AppState;
 use crate::auth::actor::Actor;
-use crate::crypto::keyring::{Aad, KeyScope, Keyring};
-use crate::db::{Db, TenantId, WorkerTx};
+use crate::crypto::keyring::{Aad, CryptoError, KeyScope, Keyring};
+use crate::crypto::sealed::{self, DataKey, KEY_LEN};
+use crate::db::{Db, TenantId, UserId, WorkerTx};
 use crate::error::{AppError, AppResult};
 
 const TABLE: &str = "files";
 const COLUMN: &str = "content";
+/// The AAD column of an attachment's wrapped data key.
+const KEY_COLUMN: &str = "content_key";
+/// The key version an attachment's blob names: its own data key has one version only.
+const DATA_KEY_VERSION: u32 = 1;
 
 /// `v1|{tenant}|files|content|{id}`: the tenant is the company the file was uploaded in.
 pub fn aad(tenant: TenantId, id: Uuid) -> Aad<'static> {
@@ -39,7 +44,15 @@ pub struct Upload {
 
 /// Inspect, seal and store an upload of the actor's.
 pub async fn upload(state: &AppState, actor: &Actor, form: Upload) -> AppResult<FileInfo> {
-    let max_side = state.config.files.max_image_side;
+    let limits = content::ImageLimits {
+        max_side: state.config.files.max_image_side,
+        max_pixels: state.config.files.max_image_pixels,
+        fit: if form.purpose == Purpose::Avatar {
+            content::AVATAR_FIT
+        } else {
+            content::IMAGE_FIT
+        },
+    };
     let Upload {
         bytes,
         declared,
@@ -47,28 +60,30 @@ pub async fn upload(state: &AppState, actor: &Actor, form: Upload) -> AppResult<
         purpose,
     } = form;
     let raw_name = name.clone();
-    // Decoding and encoding images is CPU work: off the async workers.
-    let inspected = tokio::task::spawn_blocking(move || {
-        content::inspect(
-            bytes,
-            declared.as_deref(),
-            name.as_deref(),
-            purpose.needs_image(),
-            max_side,
-        )
-    })
-    .await
-    .map_err(|_| AppError::Internal("file inspection task failed".into()))??;
+    // Decoding and encoding images is CPU and memory work: on the blocking pool, under an
+    // inspection permit the blocking task owns (`FileStore::inspect`).
+    let inspected = state
+        .files
+        .inspect(move || {
+            content::inspect(
+                bytes,
+                declared.as_deref(),
+                name.as_deref(),
+                purpose.needs_image(),
+                &limits,
+            )
+        })
+        .await??;
     let digest = Sha256::digest(&inspected.bytes).to_vec();
     let file_name = content::sanitise_name(raw_name.as_deref(), inspected.served);
     let size_bytes = i64::try_from(inspected.bytes.len()).unwrap_or(i64::MAX);
     let id = FileId::new();
     let now = state.clock.now();
     let mut tx = actor.begin(state).await?;
-    let sealed = seal(
+    let (sealed, wrapped_key) = seal(
         &state.keyring,
         &mut tx,
-        actor.tenant,
+        actor,
         purpose,
         id.as_uuid(),
         &inspected.bytes,
@@ -83,6 +98,7 @@ pub async fn upload(state: &AppState, actor: &Actor, form: Upload) -> AppResult<
             size_bytes,
             sha256: &digest,
             file_name: &file_name,
+            wrapped_key: wrapped_key.as_deref(),
         },
         now,
     )
@@ -97,8 +113,10 @@ pub async fn upload(state: &AppState, actor: &Actor, form: Upload) -> AppResult<
         }
         _ => return Err(AppError::NotFound),
     }
-    // Written before the commit: a row never names an object that was not stored. (A commit
-    // that fails after this leaves an object no row names; it holds ciphertext only.)
+    // Written before the commit: a row never names an object that was not stored. A commit
+    // that fails after this leaves an object no row names: ciphertext only, under a key whose
+    // id nobody was told; it stays until the company's prefix is removed at offboarding (the
+    // sweep walks rows, not the store — listing a bucket per round is not cheap).
     state
         .files
         .put(&storage_key(actor.tenant, id.as_uuid()), sealed)
@@ -117,22 +135,101 @@ pub async fn upload(state: &AppState, actor: &Actor, form: Upload) -> AppResult<
     })
 }
 
+/// The AAD of an attachment's data key: the file bound with the person whose subject key
+/// wraps it (a wrapped key moved to another file or claimed for another person does not open).
+fn key_aad(tenant: TenantId, id: Uuid, subject: UserId) -> Aad<'static> {
+    Aad {
+        tenant,
+        table: TABLE,
+        column: KEY_COLUMN,
+        row_id: Aad::bound_row(id, &[subject.as_uuid().as_bytes()]),
+    }
+}
+
+/// Seal an upload: avatars and article images under the identity key; an attachment under a
+/// fresh data key, wrapped under the uploader's own subject key (returned with the blob).
 async fn seal(
     keyring: &Keyring,
     conn: &mut sqlx::PgConnection,
-    tenant: TenantId,
+    actor: &Actor,
     purpose: Purpose,
     id: Uuid,
     plain: &[u8],
-) -> AppResult<Vec<u8>> {
-    let aad = aad(tenant, id);
-    Ok(if purpose.platform_sealed() {
-        keyring.seal_identity(&aad, plain)?
-    } else {
-        keyring
-            .seal(conn, tenant, KeyScope::Clinical, &aad, plain)
-            .await?
-    })
+) -> AppResult<(Vec<u8>, Option<Vec<u8>>)> {
+    let aad = aad(actor.tenant, id);
+    if purpose.platform_sealed() {
+        return Ok((keyring.seal_identity(&aad, plain)?, None));
+    }
+    let data_key = DataKey::generate()?;
+    let blob = sealed::seal_with(&data_key, DATA_KEY_VERSION, &aad.encode()?, plain)?;
+    let wrapped = keyring
+        .seal(
+            conn,
+            actor.tenant,
+            KeyScope::Subject(actor.user),
+            &key_aad(actor.tenant, id, actor.user),
+            data_key.expose(),
+        )
+        .await?;
+    Ok((blob, Some(wrapped)))
+}
+
+/// Unwrap an attachment's data key (under `subject`'s key, through the key door's rules).
+async fn data_key(
+    keyring: &Keyring,
+    conn: &mut sqlx::PgConnection,
+    tenant: TenantId,
+    id: Uuid,
+    subject: UserId,
+    wrapped: &[u8],
+) -> Result<DataKey, CryptoError> {
+    let raw = keyring
+        .open(
+            conn,
+            tenant,
+            KeyScope::Subject(subject),
+            &key_aad(tenant, id, subject),
+            wrapped,
+        )
+        .await?;
+    let bytes: &[u8; KEY_LEN] = raw
+        .as_slice()
+        .try_into()
+        .map_err(|_| CryptoError::Unreadable)?;
+    Ok(DataKey::from_bytes(bytes))
+}
+
+/// For sending a message: make the actor's attachment `file` sealed for `employee` (the
+/// conversation's subject key, like the message body) inside the caller's transaction — a
+/// practitioner's upload is re-wrapped from their key to the employee's (60 bytes in the row;
+/// the object is not touched). Nothing happens when `file` is not a live attachment of the
+/// actor's here, or is sealed for the employee already: `app_private.message_send` then decides
+/// (and refuses an attachment sealed for anyone else).
+pub async fn seal_attachment_for(
+    keyring: &Keyring,
+    conn: &mut sqlx::PgConnection,
+    tenant: TenantId,
+    file: Uuid,
+    employee: UserId,
+) -> AppResult<()> {
+    let Some((Some(subject), Some(wrapped))) = repo::own_key(conn, file).await? else {
+        return Ok(());
+    };
+    if subject == employee {
+        return Ok(());
+    }
+    let key = data_key(keyring, conn, tenant, file, subject, &wrapped).await?;
+    let rewrapped = keyring
+        .seal(
+            conn,
+            tenant,
+            KeyScope::Subject(employee),
+            &key_aad(tenant, file, employee),
+            key.expose(),
+        )
+        .await?;
+    repo::key_set(conn, file, employee, &rewrapped).await?;
+    Ok(())
 }
 
 /// A file opened for its reader.
@@ -167,10 +264,34 @@ pub async fn open(state: &AppState, actor: &Actor, id: Uuid) -> AppResult<Opened
     let bytes = if purpose.platform_sealed() {
         state.keyring.open_identity(&aad, &blob)
     } else if file.tenant == actor.tenant {
-        state
-            .keyring
-            .open(&mut tx, actor.tenant, KeyScope::Clinical, &aad, &blob)
-            .await
+        match repo::key_of(&mut tx, file.id).await? {
+            // An attachment: its data key under a person's subject key (destroyed at that
+            // person's erasure: then 410, like any record that no longer opens).
+            Some((Some(subject), Some(wrapped))) => {
+                match data_key(
+                    &state.keyring,
+                    &mut tx,
+                    actor.tenant,
+                    file.id,
+                    subject,
+                    &wrapped,
+                )
+                .await
+                {
+                    Ok(key) => aad
+                        .encode()
+                        .and_then(|ad| sealed::open_with(&key, &ad, &blob)),
+                    Err(e) => Err(e),
+                }
+            }
+            // Attachments stored before migration 20261209000601: the clinical key.
+            _ => {
+                state
+                    .keyring
+                    .open(&mut tx, actor.tenant, KeyScope::Clinical, &aad, &blob)
+                    .await
+            }
+        }
     } else {
         // Company-sealed files are never readable from another company (the definer agrees).
         return Err(AppError::NotFound);

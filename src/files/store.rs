@@ -7,6 +7,17 @@
 //! Invariants: a key is used only if it has the tenant-prefixed shape (a row whose key was
 //! tampered with cannot point outside its company's prefix); a missing object on delete is not
 //! an error (deletes are retried by the sweep); errors carry no object content.
+//!
+//! Admission of uploads (memory, fairness):
+//! - one upload at a time per person (tenant, user) in this process, held from before the body
+//!   is read to the end: a second concurrent one is 429 `upload_in_progress` with
+//!   `Retry-After: 1` ([`FileStore::person_slot`]) — so a slow client holds only its own slot;
+//! - the body is read WITHOUT a process permit; [`UPLOADS_AT_ONCE`] permits bound only the
+//!   inspection (decoding, re-encoding). The owned permit is MOVED INTO the blocking task
+//!   ([`FileStore::inspect`]): a client that disconnects, or the route's timeout, drops the
+//!   request future, but the permit is released only when the decoding itself ends, so the
+//!   number of bitmaps in memory never exceeds the permits. A request waits up to
+//!   [`PERMIT_WAIT`] for a permit, then 503 `uploads_busy` with `Retry-After: 1`.
 
 use std::sync::Arc;
 
@@ -18,9 +29,35 @@ use super::config::StoreConfig;
 use crate::db::TenantId;
 use crate::error::AppError;
 
-/// Uploads inspected at once per process: each holds its file (up to `FILES_MAX_BYTES`) and,
-/// for an image, a decoded bitmap (up to `FILES_MAX_IMAGE_SIDE`² × 4 bytes). Beyond: 503.
-pub const UPLOADS_AT_ONCE: usize = 4;
+/// Uploads inspected at once per process. One inspection peaks at `FILES_MAX_BYTES` + 2 ×
+/// `max_alloc` (see `content`): with the defaults 10 MiB + 2 × 64 MiB ≈ 138 MiB, so two at once
+/// ≈ 276 MiB, leaving ≈ 236 MiB of the chart's 512 MiB container limit to the rest of the
+/// process (idle ≈ 30–60 MiB) and to bodies being read (≤ `FILES_MAX_BYTES` each, one per
+/// person). Raising `FILES_MAX_IMAGE_PIXELS` raises this figure by 8 bytes a pixel.
+pub const UPLOADS_AT_ONCE: usize = 2;
+
+/// How long an upload waits for an inspection permit before 503 `uploads_busy`.
+pub const PERMIT_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// People with an upload in flight in this process.
+type Uploaders = std::sync::Mutex<std::collections::HashSet<(TenantId, uuid::Uuid)>>;
+
+/// A person's upload slot; released on drop.
+pub struct PersonSlot {
+    uploaders: Arc<Uploaders>,
+    key: (TenantId, uuid::Uuid),
+}
+
+impl Drop for PersonSlot {
+    fn drop(&mut self) {
+        // A poisoned lock still holds a valid set: a panic elsewhere must not pin the slot.
+        let mut set = self
+            .uploaders
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        set.remove(&self.key);
+    }
+}
 
 /// The configured store, and the upload permits of this process. Cheap to clone.
 #[derive(Clone)]
@@ -28,6 +65,7 @@ pub struct FileStore {
     inner: Arc<dyn ObjectStore>,
     kind: &'static str,
     uploads: Arc<tokio::sync::Semaphore>,
+    uploaders: Arc<Uploaders>,
 }
 
 impl std::fmt::Debug for FileStore {
@@ -89,18 +127,57 @@ impl FileStore {
             inner,
             kind,
             uploads: Arc::new(tokio::sync::Semaphore::new(UPLOADS_AT_ONCE)),
+            uploaders: Arc::default(),
         }
     }
 
-    /// A permit to read and inspect one upload now, or 503 `uploads_busy`.
-    pub fn upload_permit(&self) -> Result<tokio::sync::OwnedSemaphorePermit, AppError> {
-        self.uploads
-            .clone()
-            .try_acquire_owned()
-            .map_err(|_| AppError::Unavailable {
-                code: "uploads_busy",
+    /// The person's one upload slot in this process, or 429 `upload_in_progress`.
+    pub fn person_slot(&self, tenant: TenantId, user: uuid::Uuid) -> Result<PersonSlot, AppError> {
+        let key = (tenant, user);
+        let mut set = self
+            .uploaders
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !set.insert(key) {
+            return Err(AppError::TooManyRequests {
+                code: "upload_in_progress",
                 retry_after_secs: 1,
-            })
+            });
+        }
+        Ok(PersonSlot {
+            uploaders: self.uploaders.clone(),
+            key,
+        })
+    }
+
+    /// Run `work` (decoding, re-encoding) on the blocking pool under an inspection permit that
+    /// the blocking task itself owns: dropping the returned future (client gone, timeout) does
+    /// not free the permit while `work` still runs. No permit within [`PERMIT_WAIT`]: 503
+    /// `uploads_busy`.
+    pub async fn inspect<T, F>(&self, work: F) -> Result<T, AppError>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let busy = || AppError::Unavailable {
+            code: "uploads_busy",
+            retry_after_secs: 1,
+        };
+        let permit = tokio::time::timeout(PERMIT_WAIT, self.uploads.clone().acquire_owned())
+            .await
+            .map_err(|_| busy())?
+            .map_err(|_| busy())?;
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            work()
+        })
+        .await
+        .map_err(|_| AppError::Internal("file inspection task failed".into()))
+    }
+
+    /// Inspection permits free now (tests and metrics).
+    pub fn free_permits(&self) -> usize {
+        self.uploads.available_permits()
     }
 
     /// `fs` or `s3`.
@@ -173,5 +250,70 @@ impl FileStore {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(store_error("delete", &e)),
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    fn store() -> FileStore {
+        FileStore::new(Arc::new(object_store::memory::InMemory::new()), "memory")
+    }
+
+    #[tokio::test]
+    async fn a_dropped_upload_keeps_its_permit_until_the_decoding_ends() {
+        let files = store();
+        let (release, wait) = std::sync::mpsc::channel::<()>();
+        let (started_tx, started) = tokio::sync::oneshot::channel::<()>();
+        let running = files.clone();
+        let request = tokio::spawn(async move {
+            running
+                .inspect(move || {
+                    let _ = started_tx.send(());
+                    // The "decoding": runs until the test lets it finish.
+                    let _ = wait.recv();
+                })
+                .await
+        });
+        started.await.unwrap();
+        // The client goes away (or the route times out): the request future is dropped.
+        request.abort();
+        assert!(request.await.unwrap_err().is_cancelled());
+        // The decoding still runs, so its permit is still taken.
+        assert_eq!(files.free_permits(), UPLOADS_AT_ONCE - 1);
+        release.send(()).unwrap();
+        // Once it ends, every permit comes back.
+        let all = u32::try_from(UPLOADS_AT_ONCE).unwrap();
+        let back = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            files.uploads.acquire_many(all),
+        )
+        .await;
+        assert!(back.is_ok());
+    }
+
+    #[tokio::test]
+    async fn one_upload_at_a_time_per_person() {
+        let files = store();
+        let tenant = TenantId(uuid::Uuid::now_v7());
+        let (me, you) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
+        let slot = files.person_slot(tenant, me).unwrap();
+        let err = files.person_slot(tenant, me).err().unwrap();
+        assert!(matches!(
+            err,
+            AppError::TooManyRequests {
+                code: "upload_in_progress",
+                retry_after_secs: 1
+            }
+        ));
+        // Somebody else, or the same person in another company, is not held up.
+        let _other = files.person_slot(tenant, you).unwrap();
+        let _elsewhere = files
+            .person_slot(TenantId(uuid::Uuid::now_v7()), me)
+            .unwrap();
+        drop(slot);
+        assert!(files.person_slot(tenant, me).is_ok());
     }
 }

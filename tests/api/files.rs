@@ -824,7 +824,7 @@ async fn the_database_alone_refuses_crafted_contexts() {
         .unwrap();
     assert!(key.is_none());
     let outcome: String = sqlx::query_scalar(
-        "SELECT app_private.file_create(gen_random_uuid(), 'attachment', 'text/plain', 1, sha256('x'::bytea), 'x.txt', now())",
+        "SELECT app_private.file_create(gen_random_uuid(), 'attachment', 'text/plain', 1, sha256('x'::bytea), 'x.txt', NULL, now())",
     )
     .fetch_one(&mut conn)
     .await
@@ -936,7 +936,7 @@ async fn the_database_alone_refuses_crafted_contexts() {
     assert!(!as_member_with_session_roles(&mut conn, app.tenant_a, emp, "practitioner").await);
     assert!(as_member_with_session(&mut conn, app.tenant_a, emp).await);
     let outcome: String = sqlx::query_scalar(
-        "SELECT app_private.file_create(gen_random_uuid(), 'article_image', 'image/png', 1, sha256('x'::bytea), 'x.png', now())",
+        "SELECT app_private.file_create(gen_random_uuid(), 'article_image', 'image/png', 1, sha256('x'::bytea), 'x.png', NULL, now())",
     )
     .fetch_one(&mut conn)
     .await
@@ -1201,4 +1201,424 @@ async fn an_attachment_goes_with_its_pruned_message_and_not_before() {
         .unwrap();
     assert_eq!(left, 0);
     assert!(!object_path(&app, app.tenant_a, &id).exists());
+}
+
+/// Wait (bounded, no sleep) until backend `pid` waits on a lock, or `task` has finished.
+async fn blocked_or_done<T>(
+    watcher: &mut PgConnection,
+    pid: i32,
+    task: &tokio::task::JoinHandle<T>,
+) -> bool {
+    for _ in 0..20_000 {
+        if task.is_finished() {
+            return false;
+        }
+        let waiting: bool = sqlx::query_scalar(
+            "SELECT coalesce(bool_or(wait_event_type = 'Lock'), false) FROM pg_stat_activity WHERE pid = $1",
+        )
+        .bind(pid)
+        .fetch_one(&mut *watcher)
+        .await
+        .unwrap();
+        if waiting {
+            return true;
+        }
+        tokio::task::yield_now().await;
+    }
+    panic!("neither blocked nor done");
+}
+
+async fn backend_pid(conn: &mut PgConnection) -> i32 {
+    sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(conn)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_sweep_never_tombstones_a_file_a_message_is_attaching() {
+    let app = TestApp::spawn().await;
+    let (_, emp, _, e, c) = care(&app).await;
+    let (s, f) = upload(&app, "alpha", &e, ("a.txt", None, b"for the record"), None).await;
+    assert_eq!(s, 201);
+    let id = Uuid::parse_str(f["id"].as_str().unwrap()).unwrap();
+    let mut owner = app.owner().await;
+    // Old enough to look orphaned.
+    sqlx::query("UPDATE files SET created_at = now() - interval '25 hours' WHERE id = $1")
+        .bind(id)
+        .execute(&mut owner)
+        .await
+        .unwrap();
+
+    // Connection 1: the employee sends a message with the file attached; not committed yet
+    // (the file row is locked, the message inserted).
+    let mut linker = app.owner().await;
+    assert!(as_member_with_session(&mut linker, app.tenant_a, emp).await);
+    let outcome: String = sqlx::query_scalar(
+        "SELECT outcome FROM app_private.message_send(gen_random_uuid(), $1::uuid, '\\x00'::bytea, $2, NULL, $3)",
+    )
+    .bind(&c)
+    .bind(id)
+    .bind(app.clock.now())
+    .fetch_one(&mut linker)
+    .await
+    .unwrap();
+    assert_eq!(outcome, "sent");
+
+    // Connection 2: the worker's sweep runs meanwhile, in its own transaction.
+    let mut sweeper = app.owner().await;
+    let pid = backend_pid(&mut sweeper).await;
+    let sweep = tokio::spawn(async move {
+        sweeper.execute("BEGIN").await.unwrap();
+        sweeper
+            .execute("SELECT set_config('role', 'serein_worker', true)")
+            .await
+            .unwrap();
+        let swept: Vec<Uuid> =
+            sqlx::query_scalar("SELECT id FROM app_private.files_sweep(now(), 100)")
+                .fetch_all(&mut sweeper)
+                .await
+                .unwrap();
+        sweeper.execute("COMMIT").await.unwrap();
+        swept
+    });
+    // Whether the sweep skipped the locked row (done) or waits for it (blocked), the message
+    // commits now.
+    blocked_or_done(&mut owner, pid, &sweep).await;
+    linker.execute("COMMIT").await.unwrap();
+    let swept = sweep.await.unwrap();
+    assert!(!swept.contains(&id), "the sweep took an attached file");
+    let tombstoned: bool =
+        sqlx::query_scalar("SELECT deleted_at IS NOT NULL FROM files WHERE id = $1")
+            .bind(id)
+            .fetch_one(&mut owner)
+            .await
+            .unwrap();
+    assert!(!tombstoned, "a message points at a tombstoned file");
+    let linked: i64 = sqlx::query_scalar("SELECT count(*) FROM messages WHERE attachment_id = $1")
+        .bind(id)
+        .fetch_one(&mut owner)
+        .await
+        .unwrap();
+    assert_eq!(linked, 1);
+    // A later sweep leaves it too (linked).
+    serein::jobs::JobWorker::from_state(&app.state)
+        .prune()
+        .await
+        .unwrap();
+    let left: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM files WHERE id = $1 AND deleted_at IS NULL")
+            .bind(id)
+            .fetch_one(&mut owner)
+            .await
+            .unwrap();
+    assert_eq!(left, 1);
+}
+
+#[tokio::test]
+async fn an_avatar_is_never_set_to_a_file_the_sweep_is_tombstoning() {
+    let app = TestApp::spawn().await;
+    let (me, e) = employee(&app, app.tenant_a, "alpha").await;
+    let (s, f) = upload(
+        &app,
+        "alpha",
+        &e,
+        ("me.png", None, &png(4, 4)),
+        Some("avatar"),
+    )
+    .await;
+    assert_eq!(s, 201, "{f}");
+    let id = Uuid::parse_str(f["id"].as_str().unwrap()).unwrap();
+    let mut owner = app.owner().await;
+    sqlx::query("UPDATE files SET created_at = now() - interval '25 hours' WHERE id = $1")
+        .bind(id)
+        .execute(&mut owner)
+        .await
+        .unwrap();
+
+    // Connection 1: the sweep tombstones the never-used avatar upload; not committed yet.
+    let mut sweeper = app.owner().await;
+    sweeper.execute("BEGIN").await.unwrap();
+    sweeper
+        .execute("SELECT set_config('role', 'serein_worker', true)")
+        .await
+        .unwrap();
+    let swept: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM app_private.files_sweep(now(), 100)")
+        .fetch_all(&mut sweeper)
+        .await
+        .unwrap();
+    assert!(swept.contains(&id));
+
+    // Connection 2: its owner makes it their avatar meanwhile.
+    let mut setter = app.owner().await;
+    let pid = backend_pid(&mut setter).await;
+    let tenant = app.tenant_a;
+    let set = tokio::spawn(async move {
+        assert!(as_member_with_session(&mut setter, tenant, me).await);
+        let ok: bool = sqlx::query_scalar("SELECT app_private.avatar_set($1, now())")
+            .bind(id)
+            .fetch_one(&mut setter)
+            .await
+            .unwrap();
+        setter.execute("COMMIT").await.unwrap();
+        ok
+    });
+    // It must wait for the sweep's lock (without the lock it would succeed at once).
+    assert!(
+        blocked_or_done(&mut owner, pid, &set).await,
+        "avatar_set did not wait for the file row"
+    );
+    sweeper.execute("COMMIT").await.unwrap();
+    assert!(!set.await.unwrap(), "a tombstoned file became an avatar");
+    let avatar: Option<Uuid> = sqlx::query_scalar("SELECT avatar_file_id FROM users WHERE id = $1")
+        .bind(me.as_uuid())
+        .fetch_one(&mut owner)
+        .await
+        .unwrap();
+    assert_eq!(avatar, None);
+}
+
+/// An upload whose body arrives slowly: the head of the form is sent, the rest waits on the
+/// returned sender (dropping it ends the body, unfinished). Returns the request's task.
+fn slow_upload(
+    app: &TestApp,
+    token: &str,
+) -> (
+    tokio::sync::mpsc::Sender<Result<Vec<u8>, std::io::Error>>,
+    tokio::task::JoinHandle<u16>,
+) {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
+    let head = format!(
+        "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"slow.txt\"\r\n\r\nthe first words"
+    )
+    .into_bytes();
+    let stream = futures_util::stream::unfold((Some(head), rx), |(head, mut rx)| async move {
+        if let Some(h) = head {
+            return Some((Ok(h), (None, rx)));
+        }
+        rx.recv().await.map(|chunk| (chunk, (None, rx)))
+    });
+    let req = app
+        .req(Method::POST, &host("alpha"), "/api/v1/files")
+        .bearer_auth(token)
+        .header(
+            "content-type",
+            format!("multipart/form-data; boundary={BOUNDARY}"),
+        )
+        .body(reqwest::Body::wrap_stream(stream));
+    let task = tokio::spawn(async move {
+        match req.send().await {
+            Ok(res) => res.status().as_u16(),
+            Err(_) => 0,
+        }
+    });
+    (tx, task)
+}
+
+#[tokio::test]
+async fn slow_uploads_hold_up_only_their_senders() {
+    let app = TestApp::spawn().await;
+    // More slow senders than the server has inspection permits.
+    let mut slow = Vec::new();
+    let mut tokens = Vec::new();
+    for _ in 0..serein::files::store::UPLOADS_AT_ONCE + 1 {
+        let (_, t) = employee(&app, app.tenant_a, "alpha").await;
+        slow.push(slow_upload(&app, &t));
+        tokens.push(t);
+    }
+    // Each slow body has reached the handler: a second upload of the same person now is 429
+    // with Retry-After, whoever else is uploading.
+    for t in &tokens {
+        let mut refused = None;
+        for _ in 0..10_000 {
+            let (s, body) = upload(&app, "alpha", t, ("b.txt", None, b"words"), None).await;
+            if s == 429 {
+                refused = Some(body);
+                break;
+            }
+            assert_eq!(s, 201, "{body}");
+            tokio::task::yield_now().await;
+        }
+        let refused = refused.expect("a second upload of a person with one in flight is refused");
+        assert_eq!(refused["code"], "upload_in_progress");
+    }
+    // Somebody else is served at once, although every permit's worth of slow uploads is open.
+    let (_, other) = employee(&app, app.tenant_a, "alpha").await;
+    let (s, body) = upload(&app, "alpha", &other, ("c.txt", None, b"words"), None).await;
+    assert_eq!(s, 201, "{body}");
+    // The slow ones finish normally.
+    for (tx, task) in slow {
+        tx.send(Ok(format!("\r\n--{BOUNDARY}--\r\n").into_bytes()))
+            .await
+            .unwrap();
+        drop(tx);
+        assert_eq!(task.await.unwrap(), 201);
+    }
+    // And the person may upload again.
+    let (s, _) = upload(&app, "alpha", &tokens[0], ("d.txt", None, b"words"), None).await;
+    assert_eq!(s, 201);
+}
+
+#[tokio::test]
+async fn an_erased_employees_attachments_no_longer_open_and_nobody_elses_suffer() {
+    let app = TestApp::spawn().await;
+    let (doc, emp, d, e, c) = care(&app).await;
+    let (colleague, k) = employee(&app, app.tenant_a, "alpha").await;
+    // The employee's attachment, and the practitioner's (re-wrapped to the employee's key when
+    // it is sent).
+    let (s, mine) = upload(
+        &app,
+        "alpha",
+        &e,
+        ("diary.pdf", None, b"%PDF-1.4\ndiary"),
+        None,
+    )
+    .await;
+    assert_eq!(s, 201, "{mine}");
+    let mine = mine["id"].as_str().unwrap().to_owned();
+    let (s, theirs) = upload(
+        &app,
+        "alpha",
+        &d,
+        ("sheet.txt", None, b"breathing exercise"),
+        None,
+    )
+    .await;
+    assert_eq!(s, 201, "{theirs}");
+    let theirs = theirs["id"].as_str().unwrap().to_owned();
+    let (s, kept) = upload(
+        &app,
+        "alpha",
+        &d,
+        ("own.txt", None, b"the practitioner's own"),
+        None,
+    )
+    .await;
+    assert_eq!(s, 201);
+    let kept = kept["id"].as_str().unwrap().to_owned();
+    let (s, other) = upload(
+        &app,
+        "alpha",
+        &k,
+        ("x.txt", None, b"a colleague's file"),
+        None,
+    )
+    .await;
+    assert_eq!(s, 201);
+    let other = other["id"].as_str().unwrap().to_owned();
+    let (s, m) = send_message(&app, &e, &c, json!({"body": "mine", "attachment_id": mine})).await;
+    assert_eq!(s, 201, "{m}");
+    let (s, m) = send_message(
+        &app,
+        &d,
+        &c,
+        json!({"body": "for you", "attachment_id": theirs}),
+    )
+    .await;
+    assert_eq!(s, 201, "{m}");
+    // Sealed under the employee's subject key, both of them; the unattached upload under its
+    // owner's.
+    let mut owner = app.owner().await;
+    for (id, who) in [
+        (&mine, emp),
+        (&theirs, emp),
+        (&kept, doc),
+        (&other, colleague),
+    ] {
+        let sealed_for: Option<Uuid> =
+            sqlx::query_scalar("SELECT sealed_for FROM files WHERE id = $1::uuid")
+                .bind(id)
+                .fetch_one(&mut owner)
+                .await
+                .unwrap();
+        assert_eq!(sealed_for, Some(who.as_uuid()), "{id}");
+    }
+    // Both participants read both attachments.
+    for t in [&e, &d] {
+        for id in [&mine, &theirs] {
+            assert_eq!(fetch(&app, "alpha", t, id).await.status(), 200, "{id}");
+        }
+    }
+    let res = fetch(&app, "alpha", &e, &theirs).await;
+    assert_eq!(res.bytes().await.unwrap().as_ref(), b"breathing exercise");
+
+    // The employee's erasure: their subject key destroyed.
+    let mut tx = sqlx::Connection::begin(&mut owner).await.unwrap();
+    app.state
+        .keyring
+        .destroy_subject(&mut tx, app.tenant_a, emp)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    // The conversation's attachments no longer open, for anyone: a clean 410, never a 500.
+    for t in [&e, &d] {
+        for id in [&mine, &theirs] {
+            let res = fetch(&app, "alpha", t, id).await;
+            assert_eq!(res.status(), 410, "{id}");
+            let p: Value = res.json().await.unwrap();
+            assert_eq!(p["code"], "file_unavailable");
+        }
+    }
+    // Other people's files still open.
+    assert_eq!(fetch(&app, "alpha", &d, &kept).await.status(), 200);
+    assert_eq!(fetch(&app, "alpha", &k, &other).await.status(), 200);
+}
+
+#[tokio::test]
+async fn the_database_alone_guards_the_file_key_doors() {
+    let app = TestApp::spawn().await;
+    let (_, emp, _, e, _) = care(&app).await;
+    let (colleague, _) = employee(&app, app.tenant_a, "alpha").await;
+    let (s, f) = upload(&app, "alpha", &e, ("a.txt", None, b"secret text"), None).await;
+    assert_eq!(s, 201);
+    let id = Uuid::parse_str(f["id"].as_str().unwrap()).unwrap();
+    let mut conn = app.owner().await;
+    // A colleague, proven: no key of the file, and cannot re-wrap it (not theirs; nor may they
+    // name the employee's key).
+    assert!(as_member_with_session(&mut conn, app.tenant_a, colleague).await);
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM app_private.file_key($1)")
+        .bind(id)
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(n, 0);
+    for subject in [colleague, emp] {
+        let ok: bool =
+            sqlx::query_scalar("SELECT app_private.file_key_set($1, $2, '\\x00'::bytea)")
+                .bind(id)
+                .bind(subject.as_uuid())
+                .fetch_one(&mut conn)
+                .await
+                .unwrap();
+        assert!(!ok);
+    }
+    conn.execute("ROLLBACK").await.unwrap();
+    // The owner claimed without proof: nothing.
+    as_app_with_roles(&mut conn, Some(app.tenant_a), Some(emp), "employee").await;
+    let ok: bool = sqlx::query_scalar("SELECT app_private.file_key_set($1, $2, '\\x00'::bytea)")
+        .bind(id)
+        .bind(emp.as_uuid())
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert!(!ok);
+    conn.execute("ROLLBACK").await.unwrap();
+    // The proven owner: an attachment without a wrapped key is refused; re-wrapping for a
+    // stranger (not a patient of theirs) is refused.
+    assert!(as_member_with_session(&mut conn, app.tenant_a, emp).await);
+    let outcome: String = sqlx::query_scalar(
+        "SELECT app_private.file_create(gen_random_uuid(), 'attachment', 'text/plain', 1, sha256('x'::bytea), 'x.txt', NULL, now())",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(outcome, "invalid_key");
+    let ok: bool = sqlx::query_scalar("SELECT app_private.file_key_set($1, $2, '\\x00'::bytea)")
+        .bind(id)
+        .bind(colleague.as_uuid())
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert!(!ok);
+    conn.execute("ROLLBACK").await.unwrap();
 }
