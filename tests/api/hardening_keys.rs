@@ -135,7 +135,8 @@ async fn hr_cannot_destroy_the_clinical_key_or_another_persons_subject_key() {
     }
     // No definer lets a request destroy anything either: the only key definers granted to the
     // request role read or create version 1, or read the master key check and record the
-    // database's first one (keycheck.rs attacks those).
+    // database's first one (keycheck.rs attacks those), or read and set one file's wrapped data
+    // key for the proven person (files.rs attacks those; they touch no tenant or subject key).
     let granted: Vec<String> = sqlx::query_scalar(
         "SELECT p.proname::text FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
          WHERE n.nspname = 'app_private' AND p.proname LIKE '%key%'
@@ -147,6 +148,8 @@ async fn hr_cannot_destroy_the_clinical_key_or_another_persons_subject_key() {
     assert_eq!(
         granted,
         [
+            "file_key",
+            "file_key_set",
             "master_key_check_record",
             "master_key_check_state",
             "subject_key",
