@@ -30,6 +30,7 @@ pub const MAX_QUERY_CHARS: usize = 200;
 /// The language of an item: it picks the full-text configuration (stemming, stop words).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
+#[schema(as = ContentLanguage)]
 pub enum Language {
     En,
     Fr,
@@ -55,6 +56,8 @@ impl Language {
 /// Draft (its writers only) or published (every reader).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
+// Named apart from the consultations' `Status` in the OpenAPI document (one namespace there).
+#[schema(as = ContentStatus)]
 pub enum Status {
     Draft,
     Published,

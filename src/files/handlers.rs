@@ -151,7 +151,8 @@ pub async fn upload(
     security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "File id")),
     responses(
-        (status = 200, description = "The bytes, with their sniffed Content-Type; images inline, everything else as an attachment", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 200, description = "The bytes, with their sniffed Content-Type; images (re-encoded PNG or JPEG) inline, everything else as an attachment",
+            content((Vec<u8> = "image/png"), (Vec<u8> = "image/jpeg"), (Vec<u8> = "application/pdf"), (Vec<u8> = "text/plain"))),
         (status = 304, description = "Not modified (If-None-Match matched the ETag)"),
         (status = 404, description = "No such file the caller may read"),
         (status = 410, description = "file_unavailable: the stored object is missing or does not open"),
