@@ -38,7 +38,8 @@ CREATE FUNCTION app.valid_content_tags(p text[]) RETURNS boolean
 GRANT EXECUTE ON FUNCTION app.valid_content_tags(text[]) TO serein_app;
 
 -- ---------------------------------------------------------------------------------------------
--- Articles.
+-- Articles. Global on purpose (no tenant_id): a published article is read in every company, its
+-- author is one person across companies (see the header); forced RLS and explicit attacks below.
 CREATE TABLE articles (
     id              uuid PRIMARY KEY,
     author_id       uuid NOT NULL REFERENCES users (id) ON DELETE CASCADE,
